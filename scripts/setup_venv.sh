@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv/ and install the project with its test tools into it.
+# Re-running is fast: pip runs again only when pyproject.toml has changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "creating .venv/ with $($python --version)"
+    "$python" -m venv .venv
+fi
+
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "installing the project into .venv/ (first run takes a few minutes)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e '.[test]'
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi

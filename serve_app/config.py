@@ -1,0 +1,162 @@
+"""Every setting of the service, typed, in one place.
+
+`AppSettings.from_dict(args)` turns the `args` block of `config/serve.yaml`
+(or a CLI's options) into frozen dataclasses once, at start; nothing changes
+them afterwards. Unknown keys are an error, so a typo in the YAML fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Device = Literal["auto", "cpu", "cuda"]
+PointSource = Literal["pointmap", "depth"]
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    database_url: str = "sqlite:///./vggt_app.db"  # existing deployments keep this file
+    storage_root: str = "."  # GLBs go to <storage_root>/out/YYYY-MM-DD/<hash>.glb
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    max_failures: int = 5  # failed logins per username or address before slowing down
+    failure_window_s: float = 300.0  # failures older than this are forgotten
+    lockout_s: float = 30.0  # how long a throttled username/address is refused
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    checkpoint: str = "model.pt"  # facebook/VGGT-1B state dict, relative to the working dir
+    preset: str = "vggt-1b"  # "tiny" is an untrained demo/test model
+    device: Device = "auto"  # auto: cuda when available, else cpu
+    weights_bf16: bool = False  # hold weights in bf16 on GPU (halves weight memory)
+    head_chunk_frames: int = 8  # frames per DPT head chunk (memory vs speed)
+    preprocess_mode: Literal["crop", "pad"] = "crop"  # as upstream's default
+    seed: int = 0  # only used to initialise untrained presets
+
+    def __post_init__(self):
+        _check_choice("model.device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("model.preprocess_mode", self.preprocess_mode, ("crop", "pad"))
+        _check_positive("model.head_chunk_frames", self.head_chunk_frames)
+
+
+@dataclass(frozen=True)
+class FrameSettings:
+    fps: float = 0.4  # frames sampled per second of video (existing service default)
+    max_frames: int = 64  # frames per video after even-spacing cap
+    sharpest: bool = False  # pick the sharpest frame in each sampling window
+    max_images: int = 20  # images per IMAGE request (the app sends at most 20)
+    max_image_pixels: int = 50_000_000  # decoded pixels per image; bigger is refused
+
+    def __post_init__(self):
+        for name in ("fps", "max_frames", "max_images", "max_image_pixels"):
+            _check_positive(f"frames.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    conf_percentile: float = 3.0  # drop the least confident 3% of points
+    source: PointSource = "pointmap"  # world_points (pointmap) or depth unprojection
+    mask_black_bg: bool = False
+    mask_white_bg: bool = False
+    show_cameras: bool = False
+    max_points: int | None = None  # cap the point count for phones; None keeps all
+
+    def __post_init__(self):
+        _check_choice("export.source", self.source, ("pointmap", "depth"))
+        if not 0.0 <= self.conf_percentile < 100.0:
+            raise ValueError(f"setting export.conf_percentile must be in [0, 100), got {self.conf_percentile!r}")
+        if self.max_points is not None:
+            _check_positive("export.max_points", self.max_points)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    host: str = "0.0.0.0"
+    port: int = 4567  # fixed by deployed clients
+    max_payload_bytes: int = 512 * 1024 * 1024  # larger frames are refused from the header
+    read_timeout_s: float = 60.0  # longest silence between bytes of one request
+    max_connections: int = 256
+    max_pending_reconstructions: int = 8  # queued + running; more answer ERROR_BUSY
+    session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
+    bind_sessions_to_ip: bool = True  # the Android app reconnects per request
+    require_vip_for_video: bool = True  # server-side check of what the app enforces
+    spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    model: ModelSettings = field(default_factory=ModelSettings)
+    frames: FrameSettings = field(default_factory=FrameSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "AppSettings":
+        """Build settings from nested dicts ({"model": {"preset": "tiny"}, ...})."""
+        data = dict(data or {})
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown settings section(s): {sorted(unknown)}")
+        built = {}
+        for name, f in sections.items():
+            section_cls = f.default_factory().__class__  # type: ignore[misc]
+            built[name] = _build_section(section_cls, name, data.get(name) or {})
+        return cls(**built)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build_section(section_cls: type, name: str, values: dict[str, Any]):
+    if not isinstance(values, dict):
+        raise ValueError(f"settings section {name!r} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(section_cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown setting(s) in {name!r}: {sorted(unknown)}")
+    converted = {}
+    for key, value in values.items():
+        default = getattr(section_cls(), key)
+        converted[key] = _coerce(f"{name}.{key}", value, default)
+    return section_cls(**converted)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Check a YAML value against the type of its default."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"setting {key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"setting {key} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"setting {key} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"setting {key} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"setting {key} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_positive(key: str, value: Any) -> None:
+    if not value > 0:
+        raise ValueError(f"setting {key} must be positive, got {value!r}")

@@ -1,0 +1,95 @@
+"""Errors a client can be told about, each with its wire code.
+
+Every stage raises a `ServiceError` subclass for bad input or an unavailable
+resource; the TCP proxy turns `.code` into the `ERROR_*` reply of
+PROTOCOL.md and the CLIs print `.message`. One class, one meaning.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class: `code` goes on the wire, `message` goes to logs and CLIs."""
+
+    code = "ERROR_INTERNAL"
+
+    def __init__(self, message: str = ""):
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+    def __reduce__(self):  # keep the class across Ray's pickling
+        return (self.__class__, (self.message,))
+
+
+class NotLoggedInError(ServiceError):
+    code = "ERROR_NOT_LOGGED_IN"
+
+
+class VipRequiredError(ServiceError):
+    code = "ERROR_VIP_REQUIRED"
+
+
+class ImageRequestError(ServiceError):
+    """The IMAGE payload is malformed (counts and sizes do not add up)."""
+
+    code = "ERROR_IMAGE_REQUEST"
+
+
+class VideoRequestError(ServiceError):
+    """The VIDEO request could not be processed for a reason not listed below."""
+
+    code = "ERROR_VIDEO_REQUEST"
+
+
+class BadImageError(ServiceError):
+    """An image could not be decoded, or is too large once decoded."""
+
+    code = "ERROR_BAD_IMAGE"
+
+
+class TooManyImagesError(ServiceError):
+    code = "ERROR_TOO_MANY_IMAGES"
+
+
+class NoFramesError(ServiceError):
+    """A video (or empty upload) gave no readable frame."""
+
+    code = "ERROR_NO_FRAMES"
+
+
+class PayloadTooLargeError(ServiceError):
+    code = "ERROR_PAYLOAD_TOO_LARGE"
+
+
+class TooManyFramesError(ServiceError):
+    """More frames than the device's memory can take in one forward pass."""
+
+    code = "ERROR_TOO_MANY_FRAMES"
+
+
+class ModelUnavailableError(ServiceError):
+    """The checkpoint is missing or corrupt: reconstructions cannot run."""
+
+    code = "ERROR_MODEL_NOT_LOADED"
+
+
+class BusyError(ServiceError):
+    code = "ERROR_BUSY"
+
+
+class InvalidHashError(ServiceError):
+    code = "ERROR_INVALID_HASH"
+
+
+class HashNotFoundError(ServiceError):
+    code = "ERROR_HASH_NOT_FOUND"
+
+
+class FileMissingError(ServiceError):
+    """The row exists but its GLB file is gone."""
+
+    code = "ERROR_FILE_MISSING"
+
+
+class SkySegmentationUnavailableError(ServiceError):
+    code = "ERROR_SKY_MASK_UNAVAILABLE"
