@@ -1,0 +1,165 @@
+"""The user administration command line behind `scripts/users.py` and `scripts/create_user.py`.
+
+Both upgrade the database first, print one clear line per outcome, and exit
+non-zero on bad input (taken username, unknown user, empty password).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from serve_app.config import AuthSettings, StorageSettings
+from serve_app.storage.database import Database
+from serve_app.storage.users import UserStore, UserStoreError
+
+TRUE_WORDS = {"true", "1", "yes", "y", "t"}
+FALSE_WORDS = {"false", "0", "no", "n", "f"}
+EXIT_BAD_INPUT = 1
+
+
+def parse_flag(text: str) -> bool:
+    """true/1/yes/y/t (any case) are True, false/0/no/n/f are False; anything else is an error."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false (or 1/0, yes/no, y/n, t/f), got {text!r}")
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO date or date-time (`2027-01-31`, `2027-01-31T18:00`); naive means UTC."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        message = f"expected a date like 2027-01-31 or 2027-01-31T18:00, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def create_user_main(argv: Sequence[str] | None = None) -> int:
+    """`create_user.py USERNAME PASSWORD [is_vip]`, as the earlier deployments' script."""
+    parser = argparse.ArgumentParser(description="Create a user (the VIP flag is optional, default false).")
+    parser.add_argument("username")
+    parser.add_argument("password")
+    parser.add_argument("is_vip", nargs="?", type=parse_flag, default=False, help="true/1/yes/y/t for VIP")
+    _add_database_option(parser)
+    args = parser.parse_args(argv)
+    return _run(args, lambda users: _add(users, args.username, args.password, args.is_vip, None))
+
+
+def users_main(argv: Sequence[str] | None = None) -> int:
+    """`users.py {add,passwd,vip,disable,enable,list}`."""
+    parser = argparse.ArgumentParser(description="Manage users of the reconstruction service.")
+    _add_database_option(parser)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    add = commands.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("password", nargs="?", help="asked for when left out")
+    add.add_argument("--vip", action="store_true", help="make the user VIP")
+    add.add_argument("--vip-until", type=parse_time, help="VIP expiry (UTC); implies --vip")
+
+    passwd = commands.add_parser("passwd", help="set a user's password")
+    passwd.add_argument("username")
+    passwd.add_argument("password", nargs="?", help="asked for when left out")
+
+    vip = commands.add_parser("vip", help="grant or remove VIP")
+    vip.add_argument("username")
+    vip.add_argument("state", choices=["on", "off"])
+    vip.add_argument("--until", type=parse_time, help="VIP expiry (UTC); without it VIP does not expire")
+
+    for name, text in (("disable", "refuse the user's logins"), ("enable", "allow the user's logins again")):
+        commands.add_parser(name, help=text).add_argument("username")
+    commands.add_parser("list", help="show every user")
+
+    args = parser.parse_args(argv)
+    return _run(args, lambda users: _USER_COMMANDS[args.command](users, args))
+
+
+def _add_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=StorageSettings().database_url,
+        help="SQLAlchemy URL (default: %(default)s, relative to the working directory)",
+    )
+
+
+def _run(args: argparse.Namespace, action) -> int:
+    db = Database(args.database_url)
+    try:
+        db.upgrade()
+        action(UserStore(db, AuthSettings()))
+    except UserStoreError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        db.dispose()
+    return 0
+
+
+def _add(users: UserStore, username: str, password: str, is_vip: bool, until: datetime | None) -> None:
+    info = users.create(username, password, is_vip=is_vip or until is not None, vip_expire_time=until)
+    vip_text = "VIP" if info.is_vip else "not VIP"
+    print(f"created user {info.username!r} (id {info.id}, {vip_text})")
+
+
+def _cmd_add(users: UserStore, args: argparse.Namespace) -> None:
+    password = args.password if args.password is not None else _ask_password()
+    _add(users, args.username, password, args.vip, args.vip_until)
+
+
+def _cmd_passwd(users: UserStore, args: argparse.Namespace) -> None:
+    password = args.password if args.password is not None else _ask_password()
+    users.set_password(args.username, password)
+    print(f"password of {args.username!r} changed")
+
+
+def _cmd_vip(users: UserStore, args: argparse.Namespace) -> None:
+    users.set_vip(args.username, args.state == "on", args.until)
+    if args.state == "off":
+        print(f"{args.username!r} is no longer VIP")
+    else:
+        until = f"until {args.until.isoformat(sep=' ')}" if args.until else "without expiry"
+        print(f"{args.username!r} is VIP {until}")
+
+
+def _cmd_status(users: UserStore, args: argparse.Namespace) -> None:
+    users.set_status(args.username, active=args.command == "enable")
+    print(f"{args.username!r} {args.command}d")
+
+
+def _cmd_list(users: UserStore, _args: argparse.Namespace) -> None:
+    print(f"{'id':>5}  {'username':<24} {'status':<9} vip")
+    for row in users.list():
+        status = "active" if row["active"] else "disabled"
+        print(f"{row['id']:>5}  {row['username']:<24} {status:<9} {_vip_text(row)}")
+
+
+def _vip_text(row: dict) -> str:
+    if not row["is_vip"]:
+        return "no"
+    expiry = row["vip_expire_time"]
+    if expiry is None:
+        return "yes"
+    state = "yes" if row["vip_active"] else "expired"
+    return f"{state} (until {expiry:%Y-%m-%d %H:%M} UTC)"
+
+
+def _ask_password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+_USER_COMMANDS = {
+    "add": _cmd_add,
+    "passwd": _cmd_passwd,
+    "vip": _cmd_vip,
+    "disable": _cmd_status,
+    "enable": _cmd_status,
+    "list": _cmd_list,
+}

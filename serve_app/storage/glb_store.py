@@ -1,0 +1,121 @@
+"""GLB files on disk, each paired with its `glb_files` row.
+
+`save` writes `<storage_root>/out/YYYY-MM-DD/<hash>.glb` (UTC date) through a
+temp file in the same folder (fsync, then `os.replace`) and commits the row;
+if either step fails, the file and the row are both gone. The row's
+`file_path` is stored relative to the storage root. Lookups validate the hash
+first and never open a path outside the storage root.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from serve_app.errors import FileMissingError, HashNotFoundError
+from serve_app.storage.database import Database
+from serve_app.storage.hashes import new_hashed_name, normalize_hash
+from serve_app.storage.models import GlbFile, utcnow
+from serve_app.storage.paths import relative_glb_path, resolve_inside
+
+log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".tmp"  # unfinished writes: `.<hash>.glb.<random>.tmp`, found by the consistency check
+
+
+@dataclass(frozen=True)
+class StoredGlb:
+    """A saved GLB: its share hash, absolute file path and size in bytes."""
+
+    hashed_name: str
+    file_path: Path
+    file_size: int
+
+
+class GlbStore:
+    """Saves and finds GLB files under one storage root."""
+
+    def __init__(self, db: Database, storage_root: str | os.PathLike[str]):
+        self._db = db
+        self.root = Path(storage_root).resolve()
+
+    def save(self, glb: bytes, user_id: int, original_name: str, is_public: bool = False) -> StoredGlb:
+        """Write the file and its row together; on any failure neither remains."""
+        hashed_name = new_hashed_name()
+        relative_path = relative_glb_path(utcnow().date(), hashed_name)
+        final_path = self.root / relative_path
+        try:
+            _write_atomically(final_path, glb)
+            with self._db.session() as session:
+                session.add(
+                    GlbFile(
+                        hashed_name=hashed_name,
+                        original_name=original_name,
+                        file_path=relative_path,
+                        user_id=user_id,
+                        file_size=len(glb),
+                        is_public=is_public,
+                    )
+                )
+        except BaseException:
+            final_path.unlink(missing_ok=True)
+            raise
+        return StoredGlb(hashed_name=hashed_name, file_path=final_path, file_size=len(glb))
+
+    def path_for(self, hash_text: str) -> Path:
+        """The file of a typed hash; raises InvalidHashError, HashNotFoundError or FileMissingError."""
+        hashed_name = normalize_hash(hash_text)
+        with self._db.session() as session:
+            stored_path = session.scalar(select(GlbFile.file_path).where(GlbFile.hashed_name == hashed_name))
+        if stored_path is None:
+            raise HashNotFoundError(f"no GLB with hash {hashed_name}")
+        path = resolve_inside(self.root, stored_path)
+        if path is None:
+            log.warning("row of %s points outside the storage root: %r", hashed_name, stored_path)
+            raise FileMissingError(f"the file of {hashed_name} is not in the storage root")
+        if not path.is_file():
+            raise FileMissingError(f"the file of {hashed_name} is missing")
+        return path
+
+    def read(self, hash_text: str) -> bytes:
+        """The GLB bytes of a typed hash (same checks and errors as `path_for`)."""
+        path = self.path_for(hash_text)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise FileMissingError(f"the file of {path.stem} is missing") from None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write via a synced temp file in the same folder, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        with os.fdopen(handle, "wb") as temp_file:
+            temp_file.write(data)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable (best effort; not every platform allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,236 @@
+"""User accounts: login checks and the administration the scripts need.
+
+`authenticate` gives one answer, None, for an unknown user, a wrong password,
+a disabled account and a throttled username or address, and takes about the
+same time for the first three. Passwords are never logged. A successful login
+against a legacy plaintext password (or an outdated hash) rewrites it as a
+scrypt hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from serve_app.config import AuthSettings
+from serve_app.storage.database import Database
+from serve_app.storage.models import STATUS_ACTIVE, STATUS_DISABLED, User, utcnow
+from serve_app.storage.passwords import (
+    OWASP_PARAMS,
+    ScryptParams,
+    hash_password,
+    is_scrypt_hash,
+    needs_rehash,
+    verify_password,
+)
+from serve_app.storage.throttle import LoginThrottle
+
+log = logging.getLogger(__name__)
+
+MAX_PASSWORD_CHARS = 1024  # longer input is refused before any hashing
+MAX_USERNAME_CHARS = 80
+
+
+class UserStoreError(ValueError):
+    """Bad input to an administration call; the message says what is wrong."""
+
+
+class UserExistsError(UserStoreError):
+    pass
+
+
+class UnknownUserError(UserStoreError):
+    pass
+
+
+class EmptyPasswordError(UserStoreError):
+    pass
+
+
+class InvalidUsernameError(UserStoreError):
+    pass
+
+
+class PasswordTooLongError(UserStoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """What a login yields: `is_vip` is true only while the VIP status is in force."""
+
+    id: int
+    username: str
+    is_vip: bool
+
+
+class UserStore:
+    """Users in the `users` table, with login throttling."""
+
+    def __init__(
+        self,
+        db: Database,
+        auth_settings: AuthSettings,
+        *,
+        password_params: ScryptParams = OWASP_PARAMS,
+        throttle: LoginThrottle | None = None,
+    ):
+        self._db = db
+        self._params = password_params
+        self.throttle = throttle or LoginThrottle(auth_settings)
+        self._decoy_hash: str | None = None  # verified for unknown users, to even out timing
+
+    def authenticate(self, username: Any, password: Any, address: str | None = None) -> UserInfo | None:
+        """The user if the password is right and the account active, else None."""
+        if not isinstance(username, str) or not isinstance(password, str):
+            return None
+        if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_USERNAME_CHARS:
+            log.info("login refused from %s: input too long", address)
+            return None
+        if self.throttle.is_blocked(username, address):
+            log.info("login refused for %r from %s: throttled", username, address)
+            return None
+        with self._db.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            verify_password(password, self._decoy())
+            return self._refuse(username, address, "unknown user")
+        if not is_scrypt_hash(user.password_hash):  # legacy plaintext: spend the same time
+            verify_password(password, self._decoy())
+        if not verify_password(password, user.password_hash):
+            return self._refuse(username, address, "wrong password")
+        if user.status != STATUS_ACTIVE:
+            return self._refuse(username, address, "account disabled")
+        if needs_rehash(user.password_hash, self._params):
+            self._rewrite_hash(user.id, password)
+        self.throttle.record_success(username)
+        return _info(user)
+
+    def get(self, username: str) -> UserInfo | None:
+        """The user's current id and VIP status, or None if there is no such user."""
+        with self._db.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+        return None if user is None else _info(user)
+
+    def create(
+        self,
+        username: str,
+        password: str,
+        is_vip: bool = False,
+        vip_expire_time: datetime | None = None,
+    ) -> UserInfo:
+        """Add an active user; raises UserExistsError if the name is taken."""
+        _check_username(username)
+        password_hash = self._hash(password)
+        user = User(
+            username=username,
+            password_hash=password_hash,
+            is_vip=is_vip,
+            vip_expire_time=_naive_utc(vip_expire_time),
+            status=STATUS_ACTIVE,
+        )
+        try:
+            with self._db.session() as session:
+                session.add(user)
+        except IntegrityError:
+            raise UserExistsError(f"user {username!r} already exists") from None
+        return _info(user)
+
+    def set_password(self, username: str, password: str) -> None:
+        password_hash = self._hash(password)
+        with self._db.session() as session:
+            user = _existing(session, username)
+            user.password_hash = password_hash
+
+    def set_vip(self, username: str, is_vip: bool, expire_time: datetime | None = None) -> None:
+        """Grant VIP (until `expire_time`, or for good when None) or take it away."""
+        with self._db.session() as session:
+            user = _existing(session, username)
+            user.is_vip = is_vip
+            user.vip_expire_time = _naive_utc(expire_time) if is_vip else None
+
+    def set_status(self, username: str, active: bool) -> None:
+        """Enable or disable the account."""
+        with self._db.session() as session:
+            user = _existing(session, username)
+            user.status = STATUS_ACTIVE if active else STATUS_DISABLED
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every user as a dict (no password hashes), ordered by id."""
+        with self._db.session() as session:
+            users = session.scalars(select(User).order_by(User.id)).all()
+        return [
+            {
+                "id": user.id,
+                "username": user.username,
+                "is_vip": bool(user.is_vip),
+                "vip_expire_time": user.vip_expire_time,
+                "vip_active": _vip_in_force(user),
+                "active": user.status == STATUS_ACTIVE,
+                "created_at": user.created_at,
+            }
+            for user in users
+        ]
+
+    def _hash(self, password: str) -> str:
+        if not isinstance(password, str) or password == "":
+            raise EmptyPasswordError("password must not be empty")
+        if len(password) > MAX_PASSWORD_CHARS:
+            raise PasswordTooLongError(f"password must be at most {MAX_PASSWORD_CHARS} characters")
+        return hash_password(password, self._params)
+
+    def _decoy(self) -> str:
+        if self._decoy_hash is None:
+            self._decoy_hash = hash_password("decoy password", self._params)
+        return self._decoy_hash
+
+    def _refuse(self, username: str, address: str | None, reason: str) -> None:
+        log.info("login refused for %r from %s: %s", username, address, reason)
+        self.throttle.record_failure(username, address)
+        return None
+
+    def _rewrite_hash(self, user_id: int, password: str) -> None:
+        """Store a current scrypt hash; a failure here does not fail the login."""
+        try:
+            with self._db.session() as session:
+                user = session.get(User, user_id)
+                if user is not None:
+                    user.password_hash = hash_password(password, self._params)
+        except SQLAlchemyError:
+            log.warning("could not rewrite the password hash of user id %s", user_id, exc_info=True)
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(id=user.id, username=user.username, is_vip=_vip_in_force(user))
+
+
+def _vip_in_force(user: User) -> bool:
+    return bool(user.is_vip) and (user.vip_expire_time is None or user.vip_expire_time > utcnow())
+
+
+def _existing(session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UnknownUserError(f"no user named {username!r}")
+    return user
+
+
+def _check_username(username: str) -> None:
+    if not isinstance(username, str) or not username.strip():
+        raise InvalidUsernameError("username must not be empty")
+    if username != username.strip():
+        raise InvalidUsernameError("username must not start or end with white space")
+    if len(username) > MAX_USERNAME_CHARS:
+        raise InvalidUsernameError(f"username must be at most {MAX_USERNAME_CHARS} characters")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """Aware times are converted to UTC; naive ones are taken as UTC already."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,145 @@
+"""The admin scripts, run as a user would: subprocesses in a fresh working directory."""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from serve_app.config import AuthSettings
+from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
+from serve_app.storage.admin import parse_flag
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+FAST = ScryptParams(n=2**10, r=8, p=1)  # for checks made here; the scripts use OWASP cost
+
+
+def run(cwd, script, *args, stdin=""):
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def open_default_db(cwd):
+    db = Database(f"sqlite:///{cwd / 'vggt_app.db'}")
+    return db, UserStore(db, AuthSettings(), password_params=FAST)
+
+
+@pytest.mark.parametrize("word", ["true", "1", "yes", "y", "t", "TRUE", "Yes", "T"])
+def test_true_words_of_the_old_script(word):
+    assert parse_flag(word) is True
+
+
+@pytest.mark.parametrize("word", ["false", "0", "no", "n", "f", "False"])
+def test_false_words(word):
+    assert parse_flag(word) is False
+
+
+def test_other_flag_words_are_refused():
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_flag("maybe")
+
+
+def test_create_user_like_the_old_script_on_the_default_database(tmp_path):
+    result = run(tmp_path, "create_user.py", "demo", "123456", "true")
+    assert result.returncode == 0, result.stderr
+    assert "demo" in result.stdout
+    result = run(tmp_path, "create_user.py", "plain", "abcdef")
+    assert result.returncode == 0, result.stderr
+
+    db, users = open_default_db(tmp_path)  # ./vggt_app.db of the working directory
+    with db.engine.connect() as connection:
+        hashes = connection.execute(text("SELECT password_hash FROM users")).scalars().all()
+    assert len(hashes) == 2 and all(h.startswith("scrypt$131072$8$1$") for h in hashes)  # OWASP cost
+    assert users.authenticate("demo", "123456").is_vip
+    assert not users.authenticate("plain", "abcdef").is_vip
+    db.dispose()
+
+
+def test_create_user_refuses_bad_input(tmp_path):
+    assert run(tmp_path, "create_user.py", "demo", "123456").returncode == 0
+    taken = run(tmp_path, "create_user.py", "demo", "other")
+    assert taken.returncode != 0 and "already exists" in taken.stderr
+    empty = run(tmp_path, "create_user.py", "bob", "")
+    assert empty.returncode != 0 and "empty" in empty.stderr
+    bad_flag = run(tmp_path, "create_user.py", "bob", "pw", "maybe")
+    assert bad_flag.returncode != 0 and "true/false" in bad_flag.stderr
+
+
+def test_users_tool_manages_an_account(tmp_path):
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    added = run(tmp_path, "users.py", "--database-url", url, "add", "alice", stdin="first-pw\n")
+    assert added.returncode == 0, added.stderr
+    changed = run(tmp_path, "users.py", "--database-url", url, "passwd", "alice", "second-pw")
+    assert changed.returncode == 0, changed.stderr
+    vip = run(tmp_path, "users.py", "--database-url", url, "vip", "alice", "on", "--until", "2999-01-01")
+    assert vip.returncode == 0 and "2999-01-01" in vip.stdout
+    disabled = run(tmp_path, "users.py", "--database-url", url, "disable", "alice")
+    assert disabled.returncode == 0, disabled.stderr
+
+    listed = run(tmp_path, "users.py", "--database-url", url, "list")
+    assert listed.returncode == 0
+    line = next(row for row in listed.stdout.splitlines() if "alice" in row)
+    assert "disabled" in line and "2999-01-01" in line
+
+    db = Database(url)
+    users = UserStore(db, AuthSettings(), password_params=FAST)
+    assert users.authenticate("alice", "second-pw") is None  # disabled
+    assert users.list()[0]["vip_active"]
+    db.dispose()
+
+    for command in (["enable", "alice"], ["vip", "alice", "off"]):
+        assert run(tmp_path, "users.py", "--database-url", url, *command).returncode == 0
+    db = Database(url)
+    info = UserStore(db, AuthSettings(), password_params=FAST).authenticate("alice", "second-pw")
+    assert info is not None and not info.is_vip
+    db.dispose()
+
+
+def test_users_tool_refuses_unknown_users_and_empty_passwords(tmp_path):
+    url = f"sqlite:///{tmp_path / 'admin.db'}"
+    unknown = run(tmp_path, "users.py", "--database-url", url, "disable", "nobody")
+    assert unknown.returncode != 0 and "nobody" in unknown.stderr
+    empty = run(tmp_path, "users.py", "--database-url", url, "add", "bob", stdin="\n")
+    assert empty.returncode != 0 and "empty" in empty.stderr
+    bad_date = run(tmp_path, "users.py", "--database-url", url, "vip", "bob", "on", "--until", "soon")
+    assert bad_date.returncode != 0 and "2027-01-31" in bad_date.stderr
+
+
+def test_check_storage_reports_and_repairs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    root = tmp_path / "storage"
+    db = Database(url)
+    db.upgrade()
+    user = UserStore(db, AuthSettings(), password_params=FAST).create("owner", "pw")
+    store = GlbStore(db, root)
+    kept = store.save(b"glTF kept", user.id, "a.jpg")
+    lost = store.save(b"glTF lost", user.id, "b.jpg")
+    lost.file_path.unlink()
+    orphan = kept.file_path.with_name("c" * 64 + ".glb")
+    orphan.write_bytes(b"glTF orphan")
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+    db.dispose()
+    options = ["--database-url", url, "--storage-root", str(root)]
+
+    checked = run(tmp_path, "check_storage.py", *options)
+    assert checked.returncode == 1
+    assert f"row without file: {lost.hashed_name}" in checked.stdout
+    assert f"file without row: {orphan}" in checked.stdout
+    assert orphan.exists()
+
+    repaired = run(tmp_path, "check_storage.py", *options, "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert not orphan.exists() and kept.file_path.exists()
+    clean = run(tmp_path, "check_storage.py", *options)
+    assert clean.returncode == 0 and "consistent" in clean.stdout

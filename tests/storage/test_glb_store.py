@@ -1,0 +1,165 @@
+import os
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from serve_app.errors import FileMissingError, HashNotFoundError, InvalidHashError
+from serve_app.storage import GlbStore, StoredGlb
+from serve_app.storage.models import GlbFile
+
+GLB = b"glTF\x02\x00\x00\x00" + bytes(range(256)) * 4
+
+
+def all_files(root):
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def row_count(db):
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(GlbFile))
+
+
+def test_save_writes_the_file_and_its_row(store, db, storage_root, user_id):
+    saved = store.save(GLB, user_id, "photos.jpg", is_public=True)
+    day = datetime.now(timezone.utc).date().isoformat()
+    assert isinstance(saved, StoredGlb) and saved.file_size == len(GLB)
+    assert saved.file_path == storage_root.resolve() / "out" / day / f"{saved.hashed_name}.glb"
+    assert saved.file_path.read_bytes() == GLB
+    assert all_files(storage_root) == [f"out/{day}/{saved.hashed_name}.glb"]  # no temp file left
+    with db.session() as session:
+        row = session.scalar(select(GlbFile))
+    assert (row.hashed_name, row.original_name, row.user_id, row.file_size, row.is_public) == (
+        saved.hashed_name,
+        "photos.jpg",
+        user_id,
+        len(GLB),
+        True,
+    )
+    assert row.file_path == f"out/{day}/{saved.hashed_name}.glb"  # relative to the storage root
+
+
+def test_read_accepts_what_a_user_types(store, user_id):
+    saved = store.save(GLB, user_id, "clip.mp4")
+    assert store.read(saved.hashed_name) == GLB
+    assert store.read(f"  {saved.hashed_name}.glb\n") == GLB
+    assert store.path_for(saved.hashed_name) == saved.file_path
+
+
+def test_each_save_gets_a_new_random_hash(store, user_id):
+    names = {store.save(GLB, user_id, "a.jpg").hashed_name for _ in range(5)}
+    assert len(names) == 5
+
+
+def test_store_keeps_working_when_the_working_directory_changes(db, storage_root, user_id, monkeypatch, tmp_path):
+    monkeypatch.chdir(storage_root)
+    store = GlbStore(db, ".")
+    saved = store.save(GLB, user_id, "a.jpg")
+    monkeypatch.chdir(tmp_path)
+    assert store.read(saved.hashed_name) == GLB
+
+
+def test_failing_commit_leaves_no_file_and_no_row(store, db, storage_root, user_id, monkeypatch):
+    def failing_commit(self):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Session, "commit", failing_commit)
+    with pytest.raises(RuntimeError, match="disk full"):
+        store.save(GLB, user_id, "a.jpg")
+    monkeypatch.undo()
+    assert row_count(db) == 0
+    assert all_files(storage_root) == []
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_failing_write_leaves_no_file_and_no_row(store, db, storage_root, user_id, monkeypatch, failing):
+    def fail(*_args, **_kwargs):
+        raise OSError("I/O error")
+
+    monkeypatch.setattr(os, failing, fail)
+    with pytest.raises(OSError, match="I/O error"):
+        store.save(GLB, user_id, "a.jpg")
+    monkeypatch.undo()
+    assert row_count(db) == 0
+    assert all_files(storage_root) == []
+
+
+def test_unknown_user_id_is_refused_and_leaves_nothing(store, db, storage_root):
+    with pytest.raises(IntegrityError):  # foreign keys are enforced on SQLite too
+        store.save(GLB, 999, "a.jpg")
+    assert row_count(db) == 0
+    assert all_files(storage_root) == []
+
+
+def test_unknown_hash_is_not_found(store):
+    with pytest.raises(HashNotFoundError) as raised:
+        store.read("a" * 64)
+    assert raised.value.code == "ERROR_HASH_NOT_FOUND"
+
+
+def test_row_without_file_is_file_missing(store, user_id):
+    saved = store.save(GLB, user_id, "a.jpg")
+    saved.file_path.unlink()
+    with pytest.raises(FileMissingError) as raised:
+        store.read(saved.hashed_name)
+    assert raised.value.code == "ERROR_FILE_MISSING"
+
+
+@pytest.mark.parametrize("typed", ["../../etc/passwd", "A" * 64, "a" * 63, "a" * 65, "a" * 64 + "/..", ""])
+def test_invalid_hash_is_refused_before_any_lookup(store, typed):
+    with pytest.raises(InvalidHashError):
+        store.read(typed)
+    with pytest.raises(InvalidHashError):
+        store.path_for(typed)
+
+
+def insert_row(db, hashed_name, file_path, user_id):
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO glb_files (hashed_name, file_path, user_id) VALUES (:h, :p, :u)"),
+            {"h": hashed_name, "p": file_path, "u": user_id},
+        )
+
+
+def test_row_pointing_outside_the_root_is_never_read(store, db, storage_root, user_id, tmp_path):
+    secret = tmp_path / "secret.glb"
+    secret.write_bytes(b"not yours")
+    insert_row(db, "1" * 64, "../secret.glb", user_id)
+    insert_row(db, "2" * 64, str(secret), user_id)
+    insert_row(db, "3" * 64, "out/../../secret.glb", user_id)
+    insert_row(db, "4" * 64, ".", user_id)
+    for hashed_name in ("1" * 64, "2" * 64, "3" * 64, "4" * 64):
+        with pytest.raises(FileMissingError):
+            store.read(hashed_name)
+
+
+def test_symlink_leading_outside_the_root_is_never_followed(store, db, storage_root, user_id, tmp_path):
+    secret = tmp_path / "secret.glb"
+    secret.write_bytes(b"not yours")
+    link = storage_root / "out" / "2024-01-01" / ("5" * 64 + ".glb")
+    link.parent.mkdir(parents=True)
+    link.symlink_to(secret)
+    insert_row(db, "5" * 64, "out/2024-01-01/" + "5" * 64 + ".glb", user_id)
+    with pytest.raises(FileMissingError):
+        store.read("5" * 64)
+
+
+def test_legacy_absolute_path_inside_the_root_is_read(store, db, storage_root, user_id):
+    path = storage_root / "out" / "2024-01-01" / ("6" * 64 + ".glb")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(GLB)
+    insert_row(db, "6" * 64, str(path), user_id)
+    assert store.read("6" * 64) == GLB
+
+
+@pytest.mark.parametrize("stored_path", ["out/\x00/x.glb", "out/loop.glb"])
+def test_unresolvable_stored_path_is_file_missing(store, db, storage_root, user_id, stored_path):
+    loop = storage_root / "out" / "loop.glb"
+    loop.parent.mkdir(parents=True, exist_ok=True)
+    if not loop.is_symlink():
+        loop.symlink_to(loop)
+    insert_row(db, "7" * 64, stored_path, user_id)
+    with pytest.raises(FileMissingError):
+        store.read("7" * 64)

@@ -1,0 +1,147 @@
+"""Schema upgrades on an empty database and on databases of earlier deployments."""
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from serve_app.config import AuthSettings
+from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
+from serve_app.storage.models import Base
+
+HEAD = "0002"
+FAST = ScryptParams(n=2**10, r=8, p=1)
+
+# The schema earlier deployments created (SQLAlchemy create_all, no Alembic).
+LEGACY_SCHEMA = [
+    """CREATE TABLE users (
+        id INTEGER NOT NULL PRIMARY KEY,
+        username VARCHAR(50) NOT NULL UNIQUE,
+        password_hash VARCHAR(255) NOT NULL,
+        is_vip BOOLEAN,
+        vip_expire_time DATETIME,
+        status INTEGER,
+        created_at DATETIME,
+        updated_at DATETIME)""",
+    """CREATE TABLE glb_files (
+        id INTEGER NOT NULL PRIMARY KEY,
+        hashed_name VARCHAR(64) NOT NULL UNIQUE,
+        original_name VARCHAR(255),
+        file_path VARCHAR(500) NOT NULL,
+        user_id INTEGER REFERENCES users (id),
+        file_size INTEGER,
+        created_at DATETIME,
+        is_public BOOLEAN)""",
+]
+
+# An older shape still: no VIP expiry, no timestamps on users, no is_public.
+OLDER_SCHEMA = [
+    """CREATE TABLE users (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        is_vip INTEGER DEFAULT 0,
+        status INTEGER DEFAULT 1)""",
+    """CREATE TABLE glb_files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hashed_name TEXT NOT NULL UNIQUE,
+        original_name TEXT,
+        file_path TEXT NOT NULL,
+        user_id INTEGER,
+        file_size INTEGER,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)""",
+]
+
+HASH = "ab" * 32
+
+
+def make_database(path, statements):
+    db = Database(f"sqlite:///{path}")
+    with db.engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    return db
+
+
+def add_legacy_data(db, storage_root):
+    (storage_root / "out" / "2024-05-01").mkdir(parents=True)
+    (storage_root / "out" / "2024-05-01" / f"{HASH}.glb").write_bytes(b"glTF legacy")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (id, username, password_hash, is_vip, status) VALUES (1, 'demo', '123456', 1, 1)")
+        )
+        connection.execute(
+            text("INSERT INTO users (id, username, password_hash, is_vip, status) VALUES (2, 'old', 'pw', 0, 0)")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO glb_files (hashed_name, original_name, file_path, user_id, file_size) "
+                f"VALUES ('{HASH}', 'scan.mp4', 'out/2024-05-01/{HASH}.glb', 1, 11)"
+            )
+        )
+
+
+def columns(db, table):
+    return {column["name"] for column in inspect(db.engine).get_columns(table)}
+
+
+def test_empty_database_is_upgraded_to_the_models(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    assert db.current_revision() is None
+    db.upgrade()
+    assert db.current_revision() == HEAD
+    with db.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    db.upgrade()  # a second start changes nothing
+    assert db.current_revision() == HEAD
+
+
+def test_in_memory_database_can_be_upgraded_and_used():
+    db = Database("sqlite://")
+    db.upgrade()
+    users = UserStore(db, AuthSettings(), password_params=FAST)
+    users.create("alice", "pw")
+    assert users.authenticate("alice", "pw") is not None
+
+
+def test_legacy_database_keeps_its_data_and_logins(tmp_path):
+    storage_root = tmp_path / "storage"
+    db = make_database(tmp_path / "vggt_app.db", LEGACY_SCHEMA)
+    add_legacy_data(db, storage_root)
+
+    db.upgrade()
+
+    assert db.current_revision() == HEAD
+    assert "ix_glb_files_user_id" in {index["name"] for index in inspect(db.engine).get_indexes("glb_files")}
+    users = UserStore(db, AuthSettings(), password_params=FAST)
+    info = users.authenticate("demo", "123456")
+    assert info is not None and info.id == 1 and info.is_vip
+    assert users.authenticate("old", "pw") is None  # disabled stays disabled
+    with db.engine.connect() as connection:
+        stored = connection.execute(text("SELECT password_hash FROM users WHERE id = 1")).scalar_one()
+    assert stored.startswith("scrypt$")
+    store = GlbStore(db, storage_root)
+    assert store.read(f"{HASH}.glb") == b"glTF legacy"
+    assert store.save(b"glTF new", info.id, "new.jpg").file_path.is_file()
+
+
+def test_older_shaped_database_gets_its_missing_columns(tmp_path):
+    storage_root = tmp_path / "storage"
+    db = make_database(tmp_path / "vggt_app.db", OLDER_SCHEMA)
+    add_legacy_data(db, storage_root)
+
+    db.upgrade()
+
+    assert {"vip_expire_time", "created_at", "updated_at"} <= columns(db, "users")
+    assert "is_public" in columns(db, "glb_files")
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT is_public FROM glb_files")).scalar_one() == 0
+    users = UserStore(db, AuthSettings(), password_params=FAST)
+    info = users.authenticate("demo", "123456")
+    assert info is not None and info.is_vip
+    users.set_vip("demo", True)
+    users.create("newcomer", "pw")
+    store = GlbStore(db, storage_root)
+    assert store.read(HASH) == b"glTF legacy"
+    saved = store.save(b"glTF new", info.id, "new.jpg", is_public=True)
+    assert store.read(saved.hashed_name) == b"glTF new"

@@ -1,0 +1,173 @@
+import logging
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from serve_app.storage import (
+    EmptyPasswordError,
+    InvalidUsernameError,
+    PasswordTooLongError,
+    UnknownUserError,
+    UserExistsError,
+    UserInfo,
+)
+from serve_app.storage.passwords import verify_password
+
+
+def stored_hash(db, username):
+    with db.engine.connect() as connection:
+        return connection.execute(
+            text("SELECT password_hash FROM users WHERE username = :u"), {"u": username}
+        ).scalar_one()
+
+
+def test_create_then_authenticate(users, db):
+    created = users.create("alice", "pa55word", is_vip=True)
+    assert created == UserInfo(id=created.id, username="alice", is_vip=True)
+    assert users.authenticate("alice", "pa55word", "10.0.0.1") == created
+    stored = stored_hash(db, "alice")
+    assert stored.startswith("scrypt$") and "pa55word" not in stored
+
+
+def test_unknown_wrong_and_disabled_all_answer_none(users):
+    users.create("alice", "pa55word")
+    users.create("dora", "pa55word")
+    users.set_status("dora", active=False)
+    assert users.authenticate("nobody", "pa55word") is None
+    assert users.authenticate("alice", "Pa55word") is None
+    assert users.authenticate("dora", "pa55word") is None
+    users.set_status("dora", active=True)
+    assert users.authenticate("dora", "pa55word") is not None
+
+
+@pytest.mark.parametrize("username, password", [(None, "x"), ("alice", None), (1, 2), ("alice", "x" * 5000)])
+def test_malformed_login_input_answers_none(users, username, password):
+    users.create("alice", "pa55word")
+    assert users.authenticate(username, password) is None
+
+
+def test_vip_counts_only_until_it_expires(users):
+    now = datetime.now(timezone.utc)
+    users.create("forever", "pw", is_vip=True)
+    users.create("later", "pw", is_vip=True, vip_expire_time=now + timedelta(days=1))
+    users.create("expired", "pw", is_vip=True, vip_expire_time=now - timedelta(minutes=1))
+    users.create("plain", "pw")
+    assert users.authenticate("forever", "pw").is_vip
+    assert users.authenticate("later", "pw").is_vip
+    assert not users.authenticate("expired", "pw").is_vip
+    assert not users.authenticate("plain", "pw").is_vip
+
+
+def test_set_vip_grants_with_expiry_and_removes(users):
+    users.create("alice", "pw")
+    users.set_vip("alice", True, datetime.now(timezone.utc) + timedelta(hours=1))
+    assert users.get("alice").is_vip
+    users.set_vip("alice", True, datetime.now(timezone.utc) - timedelta(hours=1))
+    assert not users.get("alice").is_vip
+    users.set_vip("alice", True)
+    assert users.get("alice").is_vip
+    users.set_vip("alice", False)
+    assert not users.get("alice").is_vip
+    assert users.list()[0]["vip_expire_time"] is None
+
+
+def test_aware_expiry_is_stored_as_utc(users):
+    tokyo = timezone(timedelta(hours=9))
+    users.create("alice", "pw", is_vip=True, vip_expire_time=datetime(2030, 1, 1, 9, 0, tzinfo=tokyo))
+    assert users.list()[0]["vip_expire_time"] == datetime(2030, 1, 1, 0, 0)
+
+
+def test_set_password_replaces_the_old_one(users):
+    users.create("alice", "old")
+    users.set_password("alice", "new")
+    assert users.authenticate("alice", "old") is None
+    assert users.authenticate("alice", "new") is not None
+
+
+def test_bad_input_raises_clear_value_errors(users):
+    users.create("alice", "pw")
+    with pytest.raises(UserExistsError, match="already exists"):
+        users.create("alice", "other")
+    with pytest.raises(EmptyPasswordError):
+        users.create("bob", "")
+    with pytest.raises(PasswordTooLongError):
+        users.create("bob", "x" * 1025)
+    for bad_name in ("", "   ", " padded"):
+        with pytest.raises(InvalidUsernameError):
+            users.create(bad_name, "pw")
+    with pytest.raises(UnknownUserError, match="nobody"):
+        users.set_password("nobody", "pw")
+    with pytest.raises(UnknownUserError):
+        users.set_vip("nobody", True)
+    with pytest.raises(UnknownUserError):
+        users.set_status("nobody", False)
+    with pytest.raises(EmptyPasswordError):
+        users.set_password("alice", "")
+    assert issubclass(UserExistsError, ValueError)
+    assert [row["username"] for row in users.list()] == ["alice"]
+
+
+def test_list_shows_state_but_no_password_hash(users):
+    users.create("alice", "pw", is_vip=True)
+    users.create("bob", "pw")
+    users.set_status("bob", active=False)
+    rows = users.list()
+    assert [(r["username"], r["is_vip"], r["vip_active"], r["active"]) for r in rows] == [
+        ("alice", True, True, True),
+        ("bob", False, False, False),
+    ]
+    assert all("password_hash" not in row for row in rows)
+
+
+def insert_legacy_user(db, username, plaintext):
+    with db.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (username, password_hash, is_vip, status) VALUES (:u, :p, 1, 1)"),
+            {"u": username, "p": plaintext},
+        )
+
+
+def test_legacy_plaintext_is_rewritten_as_a_hash_on_login(users, db):
+    insert_legacy_user(db, "demo", "123456")
+    assert users.authenticate("demo", "wrong") is None
+    assert stored_hash(db, "demo") == "123456"  # a failed login rewrites nothing
+    info = users.authenticate("demo", "123456")
+    assert info is not None and info.is_vip
+    rewritten = stored_hash(db, "demo")
+    assert rewritten.startswith("scrypt$") and verify_password("123456", rewritten)
+    assert users.authenticate("demo", "123456") == info
+    assert stored_hash(db, "demo") == rewritten  # already current: left alone
+
+
+def test_passwords_never_reach_the_log(users, db, caplog):
+    caplog.set_level(logging.DEBUG)
+    insert_legacy_user(db, "demo", "legacy-pw-123")
+    users.create("alice", "alice-pw-456")
+    users.authenticate("alice", "alice-pw-456", "10.0.0.1")
+    users.authenticate("alice", "guess-pw-789", "10.0.0.1")
+    users.authenticate("nobody", "guess-pw-000", "10.0.0.1")
+    users.authenticate("demo", "legacy-pw-123", "10.0.0.1")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "login refused" in logged
+    for secret in ("legacy-pw-123", "alice-pw-456", "guess-pw-789", "guess-pw-000"):
+        assert secret not in logged
+
+
+def test_login_succeeds_even_if_rewriting_the_hash_fails(users, db, monkeypatch):
+    insert_legacy_user(db, "demo", "123456")
+    real_commit = Session.commit
+
+    def commit_failing_on_writes(self):
+        if self.dirty:
+            raise OperationalError("UPDATE users", {}, Exception("database is locked"))
+        real_commit(self)
+
+    monkeypatch.setattr(Session, "commit", commit_failing_on_writes)
+    assert users.authenticate("demo", "123456") is not None
+    monkeypatch.undo()
+    assert stored_hash(db, "demo") == "123456"  # rewritten at a later login
+    users.authenticate("demo", "123456")
+    assert stored_hash(db, "demo").startswith("scrypt$")
