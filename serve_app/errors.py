@@ -93,3 +93,15 @@ class FileMissingError(ServiceError):
 
 class SkySegmentationUnavailableError(ServiceError):
     code = "ERROR_SKY_MASK_UNAVAILABLE"
+
+
+class IncompleteRequestError(ServiceError):
+    """The connection ended inside a request frame."""
+
+    code = "ERROR_INCOMPLETE_REQUEST"
+
+
+class ReadTimeoutError(ServiceError):
+    """The client went silent inside a request frame."""
+
+    code = "ERROR_READ_TIMEOUT"

@@ -11,7 +11,7 @@ client should see as an `ERROR_*` code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 
@@ -26,6 +26,7 @@ class User:
 class Reconstruction:
     name: str  # "<hashed_name>.glb"
     glb: bytes
+    timings: dict[str, float] = field(default_factory=dict, compare=False)  # stage -> seconds, for logs
 
 
 class Backend(Protocol):

@@ -1,0 +1,251 @@
+#!/usr/bin/env python
+"""Client of the reconstruction service's TCP protocol: a small library and a CLI.
+
+    python scripts/client.py --host 127.0.0.1 --port 4567 --user demo --password 123456 \\
+        images a.jpg b.jpg --out model.glb
+    python scripts/client.py --user vip --password ... video clip.mp4
+    python scripts/client.py get <hash> --out model.glb
+
+By default the login and the request share one connection; `--reconnect`
+opens one connection per request instead, as the Android app does (the
+server then relies on its address binding). Uploads show a progress bar on
+stderr (`--quiet` hides it). Library use:
+
+    with Client("127.0.0.1", 4567) as c:
+        c.login("demo", "123456")
+        name, glb = c.images(["a.jpg", "b.jpg"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import BinaryIO, Iterable, Sequence, Union
+
+LOGIN, IMAGE, VIDEO, GET_GLB = 1, 2, 3, 4
+MAX_NAME_BYTES = 1024
+CHUNK = 1024 * 1024
+ImageSource = Union[str, os.PathLike, bytes]
+
+
+class ServerError(Exception):
+    """The server answered with an error code (ERROR_..., UNKNOWN_COMMAND)."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+class ProtocolViolation(Exception):
+    """The server's reply does not have the documented shape."""
+
+
+def _progress(total: int, enabled: bool, label: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, disable=not enabled, leave=False)
+
+
+class Client:
+    """One connection to the service; requests are answered in order."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4567, *, timeout: float | None = None):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock: socket.socket | None = None
+
+    def __enter__(self) -> "Client":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def connect(self) -> None:
+        if self.sock is None:
+            self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            self.sock.settimeout(self.timeout)  # None: wait as long as a reconstruction takes
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    # -- requests --------------------------------------------------------
+    def login(self, username: str, password: str) -> tuple[bool, bool]:
+        """(ok, is_vip); the session then covers this connection (and this address)."""
+        payload = json.dumps({"u": username, "p": password}).encode("utf-8")
+        self._send_frame(LOGIN, payload)
+        reply = json.loads(self._read_block().decode("utf-8"))
+        if not (isinstance(reply, list) and len(reply) >= 2 and all(isinstance(v, bool) for v in reply[:2])):
+            raise ProtocolViolation(f"unexpected LOGIN reply {reply!r}")
+        return reply[0], reply[1]
+
+    def images(self, sources: Sequence[ImageSource], *, progress: bool = False) -> tuple[str, bytes]:
+        """Upload image files (paths or bytes); (name, glb) of the reconstruction."""
+        blobs = [s if isinstance(s, bytes) else Path(s).read_bytes() for s in sources]
+        length = 4 + sum(4 + len(b) for b in blobs)
+        parts: list[bytes] = [struct.pack(">I", len(blobs))]
+        for blob in blobs:
+            parts += [struct.pack(">I", len(blob)), blob]
+        self._send_stream(IMAGE, length, iter(parts), progress, "images")
+        return self._read_reconstruction()
+
+    def video(self, path: str | os.PathLike, *, progress: bool = False) -> tuple[str, bytes]:
+        """Upload a video file, streamed from disk; (name, glb) of the reconstruction."""
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            self._send_stream(VIDEO, size, _read_chunks(f), progress, "video")
+        return self._read_reconstruction()
+
+    def get(self, hash_text: str) -> bytes:
+        """The GLB shared under `hash_text` (no login needed)."""
+        self._send_frame(GET_GLB, hash_text.encode("utf-8"))
+        data = self._read_block()
+        if len(data) < 1024 and data.startswith(b"ERROR_"):
+            raise ServerError(data.decode("ascii", errors="replace"))
+        return data
+
+    # -- wire ------------------------------------------------------------
+    def _socket(self) -> socket.socket:
+        self.connect()
+        assert self.sock is not None
+        return self.sock
+
+    def _send_frame(self, command: int, payload: bytes) -> None:
+        self._socket().sendall(struct.pack(">BI", command, len(payload)) + payload)
+
+    def _send_stream(self, command: int, length: int, parts: Iterable[bytes], progress: bool, label: str) -> None:
+        sock = self._socket()
+        sock.sendall(struct.pack(">BI", command, length))
+        with _progress(length, progress, label) as bar:
+            for part in parts:
+                view = memoryview(part)
+                for start in range(0, len(view), CHUNK):
+                    piece = view[start : start + CHUNK]
+                    try:
+                        sock.sendall(piece)
+                    except (BrokenPipeError, ConnectionResetError):
+                        self._raise_early_reply()
+                        raise
+                    bar.update(len(piece))
+
+    def _raise_early_reply(self) -> None:
+        """The server stopped reading (e.g. payload too large): surface its error reply if any."""
+        try:
+            self._read_reconstruction()
+        except ServerError:
+            raise
+        except Exception:
+            return
+
+    def _recv_exact(self, n: int) -> bytes:
+        sock = self._socket()
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = sock.recv(min(n - len(buf), CHUNK))
+            if not chunk:
+                raise ConnectionError(f"connection closed after {len(buf)} of {n} reply bytes")
+            buf += chunk
+        return bytes(buf)
+
+    def _read_block(self) -> bytes:
+        (n,) = struct.unpack(">I", self._recv_exact(4))
+        return self._recv_exact(n)
+
+    def _read_reconstruction(self) -> tuple[str, bytes]:
+        (name_length,) = struct.unpack(">I", self._recv_exact(4))
+        if name_length > MAX_NAME_BYTES:
+            raise ProtocolViolation(f"name length {name_length} over {MAX_NAME_BYTES}")
+        name = self._recv_exact(name_length).decode("utf-8")
+        data = self._read_block()
+        if name_length == 0:
+            raise ServerError(data.decode("ascii", errors="replace"))
+        return name, data
+
+
+def _read_chunks(f: BinaryIO) -> Iterable[bytes]:
+    while chunk := f.read(CHUNK):
+        yield chunk
+
+
+# -- CLI ------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Reconstruction service client (TCP protocol).")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4567)
+    p.add_argument("--user", help="log in as this user first")
+    p.add_argument("--password", help="password (asked for when --user is given without it)")
+    p.add_argument("--reconnect", action="store_true", help="one connection per request, like the Android app")
+    p.add_argument("--timeout", type=float, default=None, help="socket timeout in seconds (default: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("login", help="only log in and print [ok, is_vip]")
+    s = sub.add_parser("images", help="reconstruct from photos")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--out", help="where to save the GLB (default: <hash>.glb)")
+    s = sub.add_parser("video", help="reconstruct from a video (VIP users)")
+    s.add_argument("file")
+    s.add_argument("--out", help="where to save the GLB (default: <hash>.glb)")
+    s = sub.add_parser("get", help="download a GLB by its hash")
+    s.add_argument("hash")
+    s.add_argument("--out", help="where to save the GLB (default: <hash>.glb)")
+    return p
+
+
+def _save(data: bytes, out: str | None, name: str) -> str:
+    path = out or name
+    Path(path).write_bytes(data)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    client = Client(args.host, args.port, timeout=args.timeout)
+    progress = not args.quiet
+    try:
+        if args.user:
+            password = args.password if args.password is not None else getpass.getpass()
+            ok, vip = client.login(args.user, password)
+            if args.command == "login":
+                print(json.dumps([ok, vip]))
+                return 0 if ok else 1
+            if not ok:
+                print("login failed", file=sys.stderr)
+                return 1
+            if args.reconnect:
+                client.close()
+        elif args.command == "login":
+            print("login needs --user", file=sys.stderr)
+            return 2
+        if args.command == "images":
+            name, glb = client.images(args.files, progress=progress)
+        elif args.command == "video":
+            name, glb = client.video(args.file, progress=progress)
+        else:
+            text = args.hash.strip()
+            glb = client.get(text)
+            name = text if text.endswith(".glb") else f"{text}.glb"
+        path = _save(glb, args.out, name)
+        print(f"{name} -> {path} ({len(glb)} bytes)")
+        return 0
+    except ServerError as exc:
+        print(f"server error: {exc.code}", file=sys.stderr)
+        return 1
+    except (OSError, ProtocolViolation) as exc:
+        print(f"connection problem: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Run the TCP proxy on its own, in front of a running Ray Serve application.
+
+    python -m tcp_proxy --address auto --app vggt [--port 4567] [--config config/serve.yaml]
+
+It joins the Ray cluster (`ray.init(address=...)`), reaches the application's
+deployments through `ServeBackend.from_app(app)` and serves the protocol
+until SIGINT/SIGTERM. Settings come from the `args` of the application in a
+Serve config file (or a plain settings mapping) when `--config` is given,
+else from the defaults; `--host`/`--port` override the proxy's address
+(pick another port if the application's ingress already listens on 4567).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+from typing import Any
+
+from serve_app.config import AppSettings
+
+from .server import start_server
+
+log = logging.getLogger("tcp_proxy")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tcp_proxy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--address", default="auto", help="Ray cluster address for ray.init (default: auto)")
+    p.add_argument("--app", default="vggt", help="name of the running Serve application (default: vggt)")
+    p.add_argument("--config", help="Serve config YAML (the app's args are used) or a settings YAML")
+    p.add_argument("--host", help="listen address (default: proxy.host of the settings)")
+    p.add_argument("--port", type=int, help="listen port (default: proxy.port of the settings)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def load_settings(path: str | None, app_name: str) -> AppSettings:
+    """AppSettings from a Serve config (the named application's args) or a plain mapping."""
+    if not path:
+        return AppSettings()
+    import yaml
+
+    with open(path, encoding="utf-8") as f:
+        doc: Any = yaml.safe_load(f) or {}
+    if isinstance(doc, dict) and isinstance(doc.get("applications"), list):
+        apps = [a for a in doc["applications"] if isinstance(a, dict)]
+        named = [a for a in apps if a.get("name") == app_name]
+        if not named and len(apps) != 1:
+            raise SystemExit(f"no application named {app_name!r} in {path}")
+        doc = (named or apps)[0].get("args") or {}
+    return AppSettings.from_dict(doc)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    import ray
+
+    from serve_app.serve_backend import ServeBackend
+
+    settings = load_settings(args.config, args.app)
+    ray.init(address=args.address, logging_level=logging.WARNING)
+    backend = ServeBackend.from_app(args.app)
+    server = await start_server(
+        settings.proxy, backend, max_images=settings.frames.max_images, host=args.host, port=args.port
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down (%s)", server.stats())
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,564 @@
+"""The asyncio TCP server: a thin loop over `codec.RequestReader`.
+
+Each connection is one task that reads bytes, feeds the codec and answers
+every request before it reads on, so replies leave in request order and no
+timeout runs while a request is computed. Decisions:
+
+* Timeouts: `read_timeout_s` is the longest silence inside a frame (the
+  client gets `ERROR_READ_TIMEOUT` in the command's error shape, then the
+  connection closes); `idle_timeout_s` is the longest silence between frames
+  (closed without a reply). Neither runs while the backend computes.
+* An unknown command is answered `UNKNOWN_COMMAND`; its declared payload is
+  skipped and the connection stays open (closed if the length is over the
+  limit). Refused IMAGE/VIDEO requests (not logged in, not VIP, busy, bad
+  framing) are answered as soon as that is known and their payload skipped.
+* Over `max_connections`, a connection is still accepted: its command byte
+  is read and answered `ERROR_BUSY` in that command's error shape (LOGIN:
+  `[false,false]`), then it is closed. Beyond as many again (at least 16),
+  new connections are closed at once.
+* `max_pending_reconstructions` counts IMAGE/VIDEO requests queued or running
+  in the backend. When full, a request is refused `ERROR_BUSY` at its header
+  (before its upload) or, if it filled up meanwhile, when its upload is done.
+* A VIDEO upload is streamed to a spool file (never held in memory) and the
+  file is deleted when the request ends, whatever happens.
+* A client that disconnects during a reconstruction does not cancel it: the
+  GLB is stored with its row and stays reachable by its hash, so nothing is
+  orphaned; the reply is simply not delivered.
+* Before closing after an error reply, the server shuts its side and briefly
+  drains the client's unread bytes, so the reply is not lost to a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from serve_app.config import ProxySettings
+from serve_app.errors import NotLoggedInError, ServiceError, VipRequiredError
+
+from . import codec
+from .backend import Backend, User
+from .codec import IMAGE, VIDEO
+from .limits import Limit
+from .sessions import SessionTable, normalize_address
+
+log = logging.getLogger("tcp_proxy")
+
+READ_SIZE = 256 * 1024
+SEND_CHUNK = 256 * 1024
+SPOOL_FLUSH_BYTES = 1024 * 1024
+LINGER_S = 2.0  # at most this long draining a client before closing after an error
+MIN_OVERFLOW = 16  # over-limit connections answered ERROR_BUSY at a time, at least
+OVERFLOW_HEADER_WAIT_S = 5.0  # wait this long for the command byte of an over-limit connection
+
+ERROR_NOT_LOGGED_IN = NotLoggedInError.code
+ERROR_VIP_REQUIRED = VipRequiredError.code
+OUTCOME_OK = "OK"
+OUTCOME_LOGIN_FAILED = "LOGIN_FAILED"
+OUTCOME_DISCONNECTED = "DISCONNECTED"  # computed, but the reply could not be delivered
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One answered request, handed to `on_request` and logged."""
+
+    command: str  # LOGIN, IMAGE, VIDEO, GET_GLB or UNKNOWN
+    user: str | None
+    outcome: str  # OK, LOGIN_FAILED, DISCONNECTED or the ERROR_* code sent
+    bytes_in: int
+    bytes_out: int
+    seconds: float
+    timings: Mapping[str, float] = field(default_factory=dict)
+    peer: str = ""
+
+
+class _ClientGone(Exception):
+    """The client cannot be written to any more."""
+
+
+def _wire_code(exc: ServiceError) -> str:
+    code = getattr(exc, "code", "")
+    ok = isinstance(code, str) and code.startswith("ERROR_") and code.isascii() and len(code) <= 64
+    return code if ok else codec.ERROR_INTERNAL
+
+
+def _timings(value: Any) -> dict[str, float]:
+    """Backend stage timings as {name: seconds}; anything unusable is dropped."""
+    out: dict[str, float] = {}
+    if isinstance(value, Mapping):
+        for key, seconds in value.items():
+            with suppress(TypeError, ValueError):
+                out[str(key)] = float(seconds)
+    return out
+
+
+class ProxyServer:
+    """The listening server, its sessions, limits and counters."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        backend: Backend,
+        *,
+        max_images: int,
+        on_request: Callable[[RequestRecord], Any] | None = None,
+    ):
+        self.settings = settings
+        self.backend = backend
+        self.max_images = max_images
+        self.on_request = on_request
+        self.sessions = SessionTable(ttl_s=settings.session_ttl_s, bind_to_address=settings.bind_sessions_to_ip)
+        self.connections = Limit(settings.max_connections)
+        self.overflow = Limit(max(settings.max_connections, MIN_OVERFLOW))  # answered ERROR_BUSY
+        self.reconstructions = Limit(settings.max_pending_reconstructions)
+        self.requests_total = 0
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+    @property
+    def active_connections(self) -> int:
+        return self.connections.in_use
+
+    @property
+    def pending_reconstructions(self) -> int:
+        return self.reconstructions.in_use
+
+    def stats(self) -> dict[str, int]:
+        """Gauges for metrics."""
+        return {
+            "active_connections": self.active_connections,
+            "pending_reconstructions": self.pending_reconstructions,
+            "bound_addresses": self.sessions.bound_addresses,
+            "requests_total": self.requests_total,
+        }
+
+    async def _listen(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and end every connection (running requests are cancelled)."""
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._tasks)
+        for task, writer in list(self._tasks.items()):
+            task.cancel()
+            writer.transport.abort()  # also ends a handler whose cancellation got lost
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def record(self, record: RequestRecord) -> None:
+        self.requests_total += 1
+        timings = " ".join(f"{k}={v:.3f}" for k, v in record.timings.items())
+        log.info(
+            "request peer=%s user=%s command=%s outcome=%s bytes_in=%d bytes_out=%d seconds=%.3f %s",
+            *(record.peer, record.user or "-", record.command, record.outcome),
+            *(record.bytes_in, record.bytes_out, record.seconds, timings),
+        )
+        if self.on_request is not None:
+            try:
+                self.on_request(record)
+            except Exception:
+                log.exception("on_request hook failed")
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks[task] = writer
+        try:
+            if self.connections.try_acquire():
+                try:
+                    await _Connection(self, reader, writer).run()
+                finally:
+                    self.connections.release()
+            elif self.overflow.try_acquire():
+                try:
+                    await self._refuse(reader, writer)
+                finally:
+                    self.overflow.release()
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            await _close(writer)
+            if task is not None:
+                self._tasks.pop(task, None)
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer ERROR_BUSY to a connection over the limit."""
+        started = time.monotonic()
+        try:
+            first = await asyncio.wait_for(
+                reader.read(1), min(self.settings.read_timeout_s, OVERFLOW_HEADER_WAIT_S)
+            )
+        except (asyncio.TimeoutError, OSError):
+            return
+        if not first:
+            return
+        reply = codec.encode_error(first[0], codec.ERROR_BUSY)
+        writer.write(reply)
+        await _linger(reader, writer, min(LINGER_S, self.settings.read_timeout_s))
+        seconds = time.monotonic() - started
+        name = codec.command_name(first[0])
+        self.record(RequestRecord(name, None, codec.ERROR_BUSY, 1, len(reply), seconds, peer=_peer(writer)))
+
+
+async def start_server(
+    settings: ProxySettings,
+    backend: Backend,
+    *,
+    max_images: int,
+    host: str | None = None,
+    port: int | None = None,
+    on_request: Callable[[RequestRecord], Any] | None = None,
+) -> ProxyServer:
+    """Listen on `host:port` (default: the settings'; port 0 picks a free one) on the running loop."""
+    server = ProxyServer(settings, backend, max_images=max_images, on_request=on_request)
+    await server._listen(settings.host if host is None else host, settings.port if port is None else port)
+    log.info("TCP proxy listening on %s:%d", settings.host if host is None else host, server.port)
+    return server
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return normalize_address(str(peer[0])) if peer else ""
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), LINGER_S)
+    except Exception:
+        writer.transport.abort()
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float) -> None:
+    """Flush, shut our side, and drop what the client still sends for a moment."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    with suppress(Exception):
+        await asyncio.wait_for(writer.drain(), seconds)
+        if writer.can_write_eof():
+            writer.write_eof()
+        while (left := deadline - loop.time()) > 0:
+            if not await asyncio.wait_for(reader.read(READ_SIZE), left):
+                break
+
+
+class _Spool:
+    """A VIDEO upload streamed into a temporary file."""
+
+    def __init__(self, directory: str):
+        fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".video", dir=directory or None)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+
+    async def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= SPOOL_FLUSH_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        parts, self._pending, self._pending_bytes = self._pending, [], 0
+        if parts:
+            await asyncio.to_thread(self._write_all, parts)
+
+    def _write_all(self, parts: list[bytes]) -> None:
+        for part in parts:
+            view = memoryview(part)
+            while view:
+                view = view[self._file.write(view) :]
+
+    async def finish(self) -> str:
+        await self._flush()
+        self._file.close()
+        return self.path
+
+    def discard(self) -> None:
+        with suppress(Exception):
+            self._file.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("cannot delete spool file %s", self.path)
+
+
+@dataclass
+class _Request:
+    command: int
+    length: int
+    started: float
+    user: User | None = None  # who an IMAGE/VIDEO request runs as
+    username: str | None = None  # for the log line
+    stages: dict[str, float] = field(default_factory=dict)  # measured here, in order
+    backend_timings: dict[str, float] = field(default_factory=dict)  # reported by the backend
+
+    def mark(self, stage: str) -> None:
+        """Record the time since the previous mark (or the start) as `stage`."""
+        self.stages[stage] = time.monotonic() - self.started - sum(self.stages.values())
+
+
+class _Connection:
+    """One client connection: read, decode, answer, in order."""
+
+    def __init__(self, server: ProxyServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.server = server
+        self.settings = server.settings
+        self.reader = reader
+        self.writer = writer
+        self.peer = _peer(writer)
+        self.codec = codec.RequestReader(
+            max_payload_bytes=self.settings.max_payload_bytes, max_images=server.max_images
+        )
+        self.request: _Request | None = None
+        self.spool: _Spool | None = None
+
+    async def run(self) -> None:
+        try:
+            await self._serve()
+        except _ClientGone:
+            pass
+        finally:
+            if self.spool is not None:
+                self.spool.discard()
+                self.spool = None
+            self.server.sessions.drop_connection(self)
+
+    async def _serve(self) -> None:
+        while True:
+            try:
+                event = self.codec.next_event()
+            except codec.ProtocolError as exc:
+                await self._protocol_error(exc)
+                return
+            if event is codec.NEED_DATA:
+                if not await self._read():
+                    return
+            elif isinstance(event, codec.ConnectionClosed):
+                return
+            else:
+                await self._dispatch(event)
+
+    async def _read(self) -> bool:
+        """Feed the codec; False when the connection should end now."""
+        mid_frame = self.codec.in_frame
+        timeout = self.settings.read_timeout_s if mid_frame else self.settings.idle_timeout_s
+        try:
+            data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+        except asyncio.TimeoutError:
+            command = self.codec.pending_command
+            if command is not None:
+                self._ensure_request(command)
+                await self._answer_error(codec.ERROR_READ_TIMEOUT)
+                await _linger(self.reader, self.writer, min(LINGER_S, self.settings.read_timeout_s))
+            return False
+        except OSError:
+            data = b""
+        self.codec.receive_data(data)
+        return True
+
+    async def _protocol_error(self, exc: codec.ProtocolError) -> None:
+        log.info("protocol error from %s: %s", self.peer, exc)
+        if exc.command is None:
+            return
+        self._ensure_request(exc.command)
+        await self._answer_error(exc.code)
+        if exc.code != codec.ERROR_INCOMPLETE_REQUEST:
+            await _linger(self.reader, self.writer, min(LINGER_S, self.settings.read_timeout_s))
+
+    def _ensure_request(self, command: int) -> None:
+        if self.request is None:
+            self.request = _Request(command=command, length=0, started=time.monotonic())
+
+    async def _dispatch(self, event: codec.Event) -> None:
+        if isinstance(event, codec.FrameStart):
+            self.request = _Request(event.command, event.length, time.monotonic())
+            if event.command in (IMAGE, VIDEO):
+                await self._admit(event.command)
+        elif isinstance(event, codec.VideoChunk):
+            assert self.spool is not None
+            try:
+                await self.spool.write(event.data)
+            except OSError:
+                await self._spool_failed(skip=True)
+        elif isinstance(event, codec.VideoEnd):
+            await self._video()
+        elif isinstance(event, codec.Images):
+            self._mark("receive")
+            await self._reconstruct(self.server.backend.reconstruct_images, event.images)
+        elif isinstance(event, codec.Login):
+            await self._login(event)
+        elif isinstance(event, codec.GetGlb):
+            await self._get_glb(event.hash_text)
+        elif isinstance(event, codec.Rejected):
+            if self.request is None:  # unknown command: no FrameStart
+                self.request = _Request(event.command, 0, time.monotonic())
+            await self._answer_error(event.code)
+
+    def _mark(self, stage: str) -> None:
+        assert self.request is not None
+        self.request.mark(stage)
+
+    async def _admit(self, command: int) -> None:
+        """Check an IMAGE/VIDEO header; refuse it before its upload if it cannot run."""
+        req = self.request
+        assert req is not None
+        user = self.server.sessions.user_for(self, self.peer)
+        req.user = user
+        req.username = user.username if user else None
+        code = None
+        if user is None:
+            code = ERROR_NOT_LOGGED_IN
+        elif command == VIDEO and self.settings.require_vip_for_video and not user.is_vip:
+            code = ERROR_VIP_REQUIRED
+        elif self.server.reconstructions.full:
+            code = codec.ERROR_BUSY
+        elif command == VIDEO:
+            try:
+                self.spool = _Spool(self.settings.spool_dir)
+            except OSError:
+                log.exception("cannot create a spool file in %r", self.settings.spool_dir or tempfile.gettempdir())
+                code = codec.ERROR_INTERNAL
+        if code is not None:
+            self.codec.skip_payload()
+            await self._answer_error(code)
+
+    async def _video(self) -> None:
+        spool, self.spool = self.spool, None
+        assert spool is not None
+        try:
+            try:
+                path = await spool.finish()
+            except OSError:
+                self.spool = spool
+                await self._spool_failed(skip=False)
+                return
+            self._mark("receive")
+            await self._reconstruct(self.server.backend.reconstruct_video, path)
+        finally:
+            spool.discard()
+
+    async def _spool_failed(self, *, skip: bool) -> None:
+        """A spool write failed (disk full...): drop the upload, answer ERROR_INTERNAL."""
+        log.exception("cannot write the upload to %s", self.spool.path if self.spool else "?")
+        if self.spool is not None:
+            self.spool.discard()
+            self.spool = None
+        if skip:
+            self.codec.skip_payload()
+        await self._answer_error(codec.ERROR_INTERNAL)
+
+    async def _reconstruct(self, method: Callable[[User, Any], Awaitable[Any]], upload: Any) -> None:
+        req = self.request
+        assert req is not None and req.user is not None
+        if not self.server.reconstructions.try_acquire():
+            await self._answer_error(codec.ERROR_BUSY)
+            return
+        try:
+            result, code = await self._call(method, req.user, upload)
+        finally:
+            self.server.reconstructions.release()
+        self._mark("backend")
+        if code is not None:
+            await self._answer_error(code)
+            return
+        req.backend_timings = _timings(getattr(result, "timings", None))
+        try:
+            header = codec.reconstruction_header(result.name, len(result.glb))
+        except (ValueError, AttributeError, TypeError):
+            log.exception("backend returned an unusable reconstruction")
+            await self._answer_error(codec.ERROR_INTERNAL)
+            return
+        await self._answer([header, result.glb], OUTCOME_OK)
+
+    async def _login(self, event: codec.Login) -> None:
+        req = self.request
+        assert req is not None
+        req.username = event.username
+        user = None
+        if event.valid:
+            user, _ = await self._call(self.server.backend.login, event.username, event.password, self.peer)
+        self._mark("backend")
+        if not isinstance(user, User):
+            await self._answer([codec.encode_login(False)], OUTCOME_LOGIN_FAILED)
+            return
+        self.server.sessions.login(self, self.peer, user)
+        await self._answer([codec.encode_login(True, user.is_vip)], OUTCOME_OK)
+
+    async def _get_glb(self, hash_text: str) -> None:
+        glb, code = await self._call(self.server.backend.get_glb, hash_text)
+        self._mark("backend")
+        if code is not None:
+            await self._answer_error(code)
+        else:
+            await self._answer([codec.glb_header(len(glb)), glb], OUTCOME_OK)
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Any, str | None]:
+        """(result, None), or (None, code) for a failure the client may hear about."""
+        try:
+            return await method(*args), None
+        except ServiceError as exc:
+            return None, _wire_code(exc)
+        except Exception:
+            log.exception("backend call failed (peer %s)", self.peer)
+            return None, codec.ERROR_INTERNAL
+
+    async def _answer_error(self, code: str) -> None:
+        req = self.request
+        assert req is not None
+        await self._answer([codec.encode_error(req.command, code)], code)
+
+    async def _answer(self, parts: list[bytes], outcome: str) -> None:
+        """Send the reply of the current request and record it."""
+        req, self.request = self.request, None
+        assert req is not None
+        sent = 0
+        try:
+            sent = await self._send(parts)
+        except _ClientGone:
+            outcome = OUTCOME_DISCONNECTED
+            raise
+        finally:
+            req.mark("send")
+            self.server.record(
+                RequestRecord(
+                    command=codec.command_name(req.command),
+                    user=req.username,
+                    outcome=outcome,
+                    bytes_in=codec.HEADER.size + req.length,
+                    bytes_out=sent,
+                    seconds=time.monotonic() - req.started,
+                    timings={**req.backend_timings, **req.stages},
+                    peer=self.peer,
+                )
+            )
+
+    async def _send(self, parts: list[bytes]) -> int:
+        """Write in chunks, each allowed `read_timeout_s` to drain; raise _ClientGone on failure."""
+        sent = 0
+        try:
+            for part in parts:
+                view = memoryview(part)
+                for start in range(0, len(view), SEND_CHUNK):
+                    chunk = view[start : start + SEND_CHUNK]
+                    self.writer.write(chunk)
+                    await asyncio.wait_for(self.writer.drain(), self.settings.read_timeout_s)
+                    sent += len(chunk)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise _ClientGone() from exc
+        if self.writer.transport.is_closing():
+            raise _ClientGone()
+        return sent

@@ -1,0 +1,136 @@
+"""scripts/client.py against the real TCP server with an in-memory backend."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from serve_app.config import ProxySettings
+from tcp_proxy.server import start_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+client_mod = _load("service_client_script", ROOT / "scripts" / "client.py")
+fakes = _load("tcp_proxy_test_fakes", ROOT / "tests" / "tcp_proxy" / "fakes.py")
+Client, ServerError = client_mod.Client, client_mod.ServerError
+
+
+class ServerThread:
+    """The proxy on its own event loop in a thread, so blocking clients can call it."""
+
+    def __init__(self, **overrides):
+        self.backend = fakes.FakeBackend()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        settings = ProxySettings(host="127.0.0.1", port=0, **overrides)
+        self.server = self._call(start_server(settings, self.backend, max_images=5, port=0))
+        self.port = self.server.port
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def stop(self):
+        self._call(self.server.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = ServerThread(spool_dir=str(tmp_path), max_payload_bytes=2_000_000)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def files(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.jpg").write_bytes(b"\xff\xd8first")
+    (d / "b.png").write_bytes(b"\x89PNGsecond")
+    (d / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" * 50_000)
+    return d
+
+
+def test_login_images_get_on_one_connection(server, files):
+    with Client("127.0.0.1", server.port) as c:
+        assert c.login("demo", "123456") == (True, False)
+        name, glb = c.images([files / "a.jpg", files / "b.png"])
+        assert name.endswith(".glb") and len(name) == 68
+        assert c.get(name) == glb
+        with pytest.raises(ServerError) as info:
+            c.get("f" * 64)
+        assert info.value.code == "ERROR_HASH_NOT_FOUND"
+
+
+def test_failed_login_and_not_logged_in(server, files):
+    with Client("127.0.0.1", server.port) as c:
+        assert c.login("demo", "nope") == (False, False)
+    with Client("127.0.0.1", server.port) as c:
+        with pytest.raises(ServerError) as info:
+            c.images([b"x"])
+        assert info.value.code == "ERROR_NOT_LOGGED_IN"
+
+
+def test_video_needs_vip(server, files):
+    with Client("127.0.0.1", server.port) as c:
+        c.login("demo", "123456")
+        with pytest.raises(ServerError) as info:
+            c.video(files / "clip.mp4")
+        assert info.value.code == "ERROR_VIP_REQUIRED"
+        assert c.login("vip", "gold") == (True, True)
+        name, _ = c.video(files / "clip.mp4")
+        assert name.endswith(".glb")
+
+
+def test_payload_too_large(server, tmp_path):
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 3_000_000)
+    with Client("127.0.0.1", server.port) as c:
+        c.login("vip", "gold")
+        with pytest.raises((ServerError, ConnectionError)) as info:
+            c.video(big)
+        if isinstance(info.value, ServerError):
+            assert info.value.code == "ERROR_PAYLOAD_TOO_LARGE"
+
+
+def test_cli_images_then_get(server, files, tmp_path, capsys):
+    out = tmp_path / "model.glb"
+    base = ["--host", "127.0.0.1", "--port", str(server.port), "--quiet"]
+    argv = base + ["--user", "demo", "--password", "123456", "images", str(files / "a.jpg"), "--out", str(out)]
+    assert client_mod.main(argv) == 0
+    name = capsys.readouterr().out.split()[0]
+    assert out.read_bytes().startswith(b"glTF")
+    again = tmp_path / "again.glb"
+    assert client_mod.main(base + ["get", name[:-4], "--out", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_cli_reconnect_relies_on_address_binding(server, files, tmp_path, capsys):
+    base = ["--host", "127.0.0.1", "--port", str(server.port)]
+    out = tmp_path / "v.glb"
+    login = ["--user", "vip", "--password", "gold", "--reconnect"]
+    argv = base + login + ["video", str(files / "clip.mp4"), "--out", str(out)]
+    assert client_mod.main(argv) == 0
+    assert out.exists()
+    assert client_mod.main(base + ["--user", "demo", "--password", "bad", "login"]) == 1
+    assert capsys.readouterr().out.strip().endswith("[false, false]")
+    assert client_mod.main(base + ["get", "not-a-hash"]) == 1
+    assert "ERROR_INVALID_HASH" in capsys.readouterr().err

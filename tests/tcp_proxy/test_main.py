@@ -1,0 +1,38 @@
+"""Settings loading of the standalone proxy (`python -m tcp_proxy`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tcp_proxy.__main__ import load_settings, parse_args
+
+
+def test_defaults_without_config():
+    settings = load_settings(None, "vggt")
+    assert settings.proxy.port == 4567 and settings.frames.max_images == 20
+
+
+def test_args_of_the_named_app_in_a_serve_config(tmp_path):
+    path = tmp_path / "serve.yaml"
+    path.write_text(
+        "applications:\n"
+        "  - name: other\n    args: {proxy: {port: 1}}\n"
+        "  - name: vggt\n    args:\n      proxy: {port: 5000, bind_sessions_to_ip: false}\n"
+        "      frames: {max_images: 8}\n"
+    )
+    settings = load_settings(str(path), "vggt")
+    assert settings.proxy.port == 5000 and not settings.proxy.bind_sessions_to_ip
+    assert settings.frames.max_images == 8
+    with pytest.raises(SystemExit):
+        load_settings(str(path), "missing")
+
+
+def test_plain_settings_file(tmp_path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("proxy: {read_timeout_s: 5}\n")
+    assert load_settings(str(path), "vggt").proxy.read_timeout_s == 5.0
+
+
+def test_cli_options():
+    args = parse_args(["--address", "ray://head:10001", "--app", "demo", "--port", "0"])
+    assert (args.address, args.app, args.port, args.host) == ("ray://head:10001", "demo", 0, None)

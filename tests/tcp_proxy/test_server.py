@@ -1,0 +1,435 @@
+"""The asyncio server over real loopback sockets, with an in-memory backend."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import logging
+import os
+import struct
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from serve_app.config import ProxySettings
+from serve_app.errors import BadImageError
+from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN, VIDEO
+from tcp_proxy.server import start_server
+
+
+def _load_fakes():
+    name = "tcp_proxy_test_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fakes.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fakes = _load_fakes()
+FakeBackend, frame, image_payload = fakes.FakeBackend, fakes.frame, fakes.image_payload
+login_payload, read_u32_block, read_reconstruction = fakes.login_payload, fakes.read_u32_block, fakes.read_reconstruction
+
+OK_DEMO = b"\x00\x00\x00\x0c[true,false]"
+OK_VIP = b"\x00\x00\x00\x0b[true,true]"
+FAILED = b"\x00\x00\x00\x0d[false,false]"
+LOGIN_DEMO = frame(LOGIN, login_payload("demo", "123456"))
+LOGIN_VIP = frame(LOGIN, login_payload("vip", "gold"))
+IMAGE_FRAME = frame(IMAGE, image_payload([b"one", b"two"]))
+
+
+def async_test(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 20))
+
+    return wrapper
+
+
+@asynccontextmanager
+async def serving(backend=None, **overrides):
+    settings = ProxySettings(host="127.0.0.1", port=0, **overrides)
+    records = []
+    server = await start_server(settings, backend or FakeBackend(), max_images=5, port=0, on_request=records.append)
+    server.records = records
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+async def connect(server):
+    return await asyncio.open_connection("127.0.0.1", server.port)
+
+
+async def login(reader, writer, frame_bytes=LOGIN_DEMO) -> bytes:
+    writer.write(frame_bytes)
+    return await _peek_len(reader)
+
+
+async def _peek_len(reader):
+    """A whole `u32 length` + body reply, length included (LOGIN replies)."""
+    head = await reader.readexactly(4)
+    (n,) = struct.unpack(">I", head)
+    return head + await reader.readexactly(n)
+
+
+async def request_login(server, frame_bytes=LOGIN_DEMO) -> bytes:
+    reader, writer = await connect(server)
+    writer.write(frame_bytes)
+    reply = await _peek_len(reader)
+    writer.close()
+    return reply
+
+
+async def one_shot(server, data: bytes, reconstruction=True):
+    """One connection per request, as the Android app does."""
+    reader, writer = await connect(server)
+    writer.write(data)
+    reply = await read_reconstruction(reader) if reconstruction else await read_u32_block(reader)
+    writer.close()
+    return reply
+
+
+async def wait_for(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+# -- sessions and commands -------------------------------------------------
+@async_test
+async def test_many_requests_on_one_connection_answered_in_order():
+    async with serving() as server:
+        reader, writer = await connect(server)
+        writer.write(LOGIN_DEMO + IMAGE_FRAME + frame(GET_GLB, b"0" * 64) + frame(IMAGE, image_payload([b"x"])))
+        assert await _peek_len(reader) == OK_DEMO
+        name1, glb1 = await read_reconstruction(reader)
+        assert len(name1) == 68 and name1.endswith(".glb") and glb1.startswith(b"glTF")
+        assert await read_u32_block(reader) == b"ERROR_HASH_NOT_FOUND"
+        name2, _ = await read_reconstruction(reader)
+        assert name2 != name1
+        writer.write(frame(GET_GLB, b" " + name1.encode() + b"\n"))
+        assert await read_u32_block(reader) == glb1
+        writer.close()
+        await wait_for(lambda: len(server.records) == 5)
+        assert [r.command for r in server.records] == ["LOGIN", "IMAGE", "GET_GLB", "IMAGE", "GET_GLB"]
+        assert server.records[1].user == "demo" and server.records[1].outcome == "OK"
+        assert server.records[1].bytes_in == len(IMAGE_FRAME)
+        assert server.records[1].bytes_out == 8 + 68 + len(glb1)
+        assert "model" in server.records[1].timings and "backend" in server.records[1].timings
+
+
+@async_test
+async def test_one_connection_per_request_uses_the_address_binding():
+    async with serving() as server:
+        assert await request_login(server) == OK_DEMO
+        name, glb = await one_shot(server, IMAGE_FRAME)
+        assert name.endswith(".glb")
+        assert server.records[-1].user == "demo"
+        # anyone with the hash can fetch it, no login needed (binding aside)
+        assert await one_shot(server, frame(GET_GLB, name.encode()), reconstruction=False) == glb
+
+
+@async_test
+async def test_without_address_binding_each_connection_must_log_in():
+    async with serving(bind_sessions_to_ip=False) as server:
+        assert await request_login(server) == OK_DEMO
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_NOT_LOGGED_IN")
+
+
+@async_test
+async def test_not_logged_in():
+    async with serving() as server:
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_NOT_LOGGED_IN")
+        assert await one_shot(server, frame(VIDEO, b"movie")) == ("", b"ERROR_NOT_LOGGED_IN")
+
+
+@async_test
+async def test_expired_binding_is_not_logged_in():
+    async with serving(session_ttl_s=0.05) as server:
+        assert await request_login(server) == OK_DEMO
+        await asyncio.sleep(0.1)
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_NOT_LOGGED_IN")
+
+
+@async_test
+async def test_failed_login_keeps_the_earlier_binding(caplog):
+    caplog.set_level(logging.INFO, logger="tcp_proxy")
+    async with serving() as server:
+        assert await request_login(server) == OK_DEMO
+        assert await request_login(server, frame(LOGIN, login_payload("demo", "wrong"))) == FAILED
+        assert await request_login(server, frame(LOGIN, b"{not json")) == FAILED
+        assert (await one_shot(server, IMAGE_FRAME))[0].endswith(".glb")
+        await wait_for(lambda: len(server.records) == 4)
+        assert [r.outcome for r in server.records] == ["OK", "LOGIN_FAILED", "LOGIN_FAILED", "OK"]
+    assert "123456" not in caplog.text and "wrong" not in caplog.text
+
+
+@async_test
+async def test_video_requires_vip(tmp_path):
+    backend = FakeBackend()
+    async with serving(backend, spool_dir=str(tmp_path)) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(frame(VIDEO, b"movie" * 100))
+        assert await read_reconstruction(reader) == ("", b"ERROR_VIP_REQUIRED")
+        assert await login(reader, writer, LOGIN_VIP) == OK_VIP
+        writer.write(frame(VIDEO, b"movie" * 100_000))
+        name, glb = await read_reconstruction(reader)
+        assert name.endswith(".glb") and glb == b"glTF" + (b"movie" * 13)[:64]
+        writer.close()
+    assert backend.video_existed == [True]
+    assert os.path.dirname(backend.video_paths[0]) == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@async_test
+async def test_video_for_everyone_when_not_required(tmp_path):
+    async with serving(require_vip_for_video=False, spool_dir=str(tmp_path)) as server:
+        assert await request_login(server) == OK_DEMO
+        assert (await one_shot(server, frame(VIDEO, b"clip")))[0].endswith(".glb")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- limits ----------------------------------------------------------------
+@async_test
+async def test_payload_over_limit_is_answered_from_the_header():
+    async with serving(max_payload_bytes=1000) as server:
+        assert await request_login(server, LOGIN_VIP) == OK_VIP
+        reader, writer = await connect(server)
+        writer.write(struct.pack(">BI", VIDEO, 10**6))  # header only, no body
+        assert await read_reconstruction(reader) == ("", b"ERROR_PAYLOAD_TOO_LARGE")
+        assert await reader.read() == b""  # then closed
+        writer.close()
+        reader, writer = await connect(server)
+        writer.write(struct.pack(">BI", LOGIN, 10**6))
+        assert await _peek_len(reader) == FAILED
+
+
+@async_test
+async def test_too_many_images_and_bad_framing():
+    async with serving() as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(frame(IMAGE, image_payload([b"i"] * 6)))
+        assert await read_reconstruction(reader) == ("", b"ERROR_TOO_MANY_IMAGES")
+        writer.write(frame(IMAGE, image_payload([b"abc"]) + b"extra"))
+        assert await read_reconstruction(reader) == ("", b"ERROR_IMAGE_REQUEST")
+        writer.write(IMAGE_FRAME)  # the connection is still in step
+        assert (await read_reconstruction(reader))[0].endswith(".glb")
+        writer.close()
+
+
+@async_test
+async def test_client_closing_mid_upload_leaves_no_spool_file(tmp_path):
+    async with serving(spool_dir=str(tmp_path)) as server:
+        assert await request_login(server, LOGIN_VIP) == OK_VIP
+        reader, writer = await connect(server)
+        writer.write(struct.pack(">BI", VIDEO, 5_000_000) + b"v" * 2_000_000)
+        await writer.drain()
+        await wait_for(lambda: any(tmp_path.iterdir()))
+        writer.close()
+        await wait_for(lambda: server.active_connections == 0)
+        assert list(tmp_path.iterdir()) == []
+        # half-closed: the client can still read the error
+        reader, writer = await connect(server)
+        writer.write(struct.pack(">BI", VIDEO, 1000) + b"v" * 10)
+        writer.write_eof()
+        assert await read_reconstruction(reader) == ("", b"ERROR_INCOMPLETE_REQUEST")
+        writer.close()
+        await wait_for(lambda: server.active_connections == 0)
+        assert list(tmp_path.iterdir()) == []
+        assert (await one_shot(server, frame(VIDEO, b"fine")))[0].endswith(".glb")
+
+
+@async_test
+async def test_slow_sender_is_answered_and_closed(tmp_path):
+    async with serving(read_timeout_s=0.2, spool_dir=str(tmp_path)) as server:
+        assert await request_login(server, LOGIN_VIP) == OK_VIP
+        reader, writer = await connect(server)
+        writer.write(struct.pack(">BI", VIDEO, 100) + b"v" * 10)
+        assert await read_reconstruction(reader) == ("", b"ERROR_READ_TIMEOUT")
+        assert await reader.read() == b""
+        writer.close()
+        reader, writer = await connect(server)
+        writer.write(b"\x04\x00")  # inside a header
+        assert await read_u32_block(reader) == b"ERROR_READ_TIMEOUT"
+        writer.close()
+        await wait_for(lambda: server.active_connections == 0)
+        assert list(tmp_path.iterdir()) == []
+
+
+@async_test
+async def test_idle_connection_is_closed_without_reply():
+    async with serving(idle_timeout_s=0.2, read_timeout_s=0.05) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        assert await reader.read() == b""
+        writer.close()
+
+
+@async_test
+async def test_computing_is_never_timed_out():
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend, read_timeout_s=0.05, idle_timeout_s=0.05) as server:
+        reader, writer = await connect(server)
+        writer.write(LOGIN_DEMO + IMAGE_FRAME)
+        assert await _peek_len(reader) == OK_DEMO
+        await asyncio.sleep(0.3)
+        backend.gate.set()
+        assert (await read_reconstruction(reader))[0].endswith(".glb")
+        writer.close()
+
+
+@async_test
+async def test_garbage_bytes():
+    async with serving() as server:
+        reader, writer = await connect(server)
+        writer.write(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+        assert await read_u32_block(reader) == b"UNKNOWN_COMMAND"
+        assert await reader.read() == b""  # "ET /" is far over the length limit
+        writer.close()
+        assert await request_login(server) == OK_DEMO
+
+
+@async_test
+async def test_unknown_command_keeps_the_connection():
+    async with serving() as server:
+        reader, writer = await connect(server)
+        writer.write(frame(9, b"whatever") + LOGIN_DEMO)
+        assert await read_u32_block(reader) == b"UNKNOWN_COMMAND"
+        assert await _peek_len(reader) == OK_DEMO
+        writer.close()
+        await wait_for(lambda: len(server.records) == 2)
+        assert server.records[0].command == "UNKNOWN" and server.records[0].outcome == "UNKNOWN_COMMAND"
+
+
+@async_test
+async def test_busy_when_reconstruction_queue_is_full(tmp_path):
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend, max_pending_reconstructions=2, spool_dir=str(tmp_path)) as server:
+        assert await request_login(server, LOGIN_VIP) == OK_VIP
+        waiting = [asyncio.create_task(one_shot(server, frame(IMAGE, image_payload([bytes([i])])))) for i in range(2)]
+        await wait_for(lambda: backend.started == 2)
+        assert server.pending_reconstructions == 2
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_BUSY")
+        assert await one_shot(server, frame(VIDEO, b"clip")) == ("", b"ERROR_BUSY")
+        assert await one_shot(server, frame(GET_GLB, b"f" * 64), reconstruction=False) == b"ERROR_HASH_NOT_FOUND"
+        backend.gate.set()
+        for result in await asyncio.gather(*waiting):
+            assert result[0].endswith(".glb")
+        assert server.pending_reconstructions == 0
+        assert server.stats()["pending_reconstructions"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@async_test
+async def test_busy_when_connection_limit_is_reached():
+    async with serving(max_connections=1) as server:
+        reader1, writer1 = await connect(server)
+        assert await login(reader1, writer1) == OK_DEMO
+        assert server.active_connections == 1
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_BUSY")
+        assert await request_login(server) == FAILED
+        writer1.write(IMAGE_FRAME)  # the admitted connection is unaffected
+        assert (await read_reconstruction(reader1))[0].endswith(".glb")
+        writer1.close()
+
+
+@async_test
+async def test_twenty_concurrent_clients():
+    async with serving() as server:
+
+        async def client(i):
+            reader, writer = await connect(server)
+            assert await login(reader, writer) == OK_DEMO
+            writer.write(frame(IMAGE, image_payload([b"img%d" % i, b"x" * 1000])))
+            name, glb = await read_reconstruction(reader)
+            writer.write(frame(GET_GLB, name.encode()))
+            assert await read_u32_block(reader) == glb
+            writer.close()
+            return name
+
+        names = await asyncio.gather(*(client(i) for i in range(20)))
+        assert len(set(names)) == 20
+
+
+@async_test
+async def test_backend_errors(caplog):
+    backend = FakeBackend()
+    async with serving(backend) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        backend.fail = BadImageError("cannot decode image 2")
+        writer.write(IMAGE_FRAME)
+        assert await read_reconstruction(reader) == ("", b"ERROR_BAD_IMAGE")
+        backend.fail = RuntimeError("boom")
+        writer.write(IMAGE_FRAME)
+        assert await read_reconstruction(reader) == ("", b"ERROR_INTERNAL")
+        backend.fail = None
+        writer.write(IMAGE_FRAME)  # still usable
+        assert (await read_reconstruction(reader))[0].endswith(".glb")
+        writer.close()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "boom" in str(tracebacks[0].exc_info[1])
+
+
+@async_test
+async def test_client_gone_during_reconstruction():
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend) as server:
+        reader, writer = await connect(server)
+        writer.write(LOGIN_DEMO + IMAGE_FRAME)
+        assert await _peek_len(reader) == OK_DEMO
+        await wait_for(lambda: backend.started == 1)
+        writer.close()
+        await asyncio.sleep(0.05)
+        backend.gate.set()
+        await wait_for(lambda: server.active_connections == 0)
+        assert len(backend.stored) == 1  # stored and reachable by its hash
+        (digest,) = backend.stored
+        assert await one_shot(server, frame(GET_GLB, digest.encode()), reconstruction=False) == backend.stored[digest]
+        assert server.pending_reconstructions == 0
+
+
+@async_test
+async def test_spool_write_failure_is_internal_and_leaves_no_file(tmp_path, monkeypatch):
+    from tcp_proxy import server as server_module
+
+    def disk_full(self, parts):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(server_module._Spool, "_write_all", disk_full)
+    async with serving(spool_dir=str(tmp_path)) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer, LOGIN_VIP) == OK_VIP
+        writer.write(frame(VIDEO, b"v" * 3_000_000) + frame(VIDEO, b"small") + LOGIN_VIP)
+        assert await read_reconstruction(reader) == ("", b"ERROR_INTERNAL")  # failed mid-upload
+        assert await read_reconstruction(reader) == ("", b"ERROR_INTERNAL")  # failed at the end
+        assert await _peek_len(reader) == OK_VIP  # still in step
+        writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@async_test
+async def test_random_garbage_never_hurts_the_server():
+    import random
+
+    rng = random.Random(7)
+    async with serving(read_timeout_s=0.2, max_payload_bytes=4096) as server:
+        for _ in range(25):
+            reader, writer = await connect(server)
+            writer.write(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 2)  # whatever it answers, it then closes
+            writer.close()
+        assert await request_login(server) == OK_DEMO
+        await wait_for(lambda: server.active_connections == 0)
