@@ -1,0 +1,228 @@
+#!/usr/bin/env python
+"""Photos or a video to a GLB point cloud, without Ray or a network.
+
+    export_glb.py --video clip.mp4 --out scene.glb
+    export_glb.py --images photos/ --out out_dir/ --preset tiny
+    export_glb.py --images a.jpg b.jpg --save-to-db --user-id 1 --original-name scene
+
+Runs the service's stages in-process (decode, inference, export, and with
+--save-to-db the same storage layer as the service), one progress bar per
+stage, then prints a one-line summary. Bad input exits with status 2 and a
+one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+EXIT_BAD_INPUT = 2
+
+
+class InputError(Exception):
+    """Bad command-line input, reported in one line."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage too; keep it to one line
+        raise InputError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(description="Photos or a video to a VGGT point cloud (GLB).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", metavar="PATH", help="a video file")
+    source.add_argument("--images", metavar="PATH", nargs="+", help="a folder of photos, or photo files")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="FILE_OR_DIR", help="write the GLB here (a folder gets <input name>.glb)")
+    target.add_argument("--save-to-db", action="store_true", help="store it like the service (file + glb_files row)")
+    parser.add_argument("--user-id", type=int, help="owner of the stored GLB (with --save-to-db)")
+    parser.add_argument("--original-name", help="name recorded with the stored GLB (default: the input's name)")
+    parser.add_argument("--database-url", help="database for --save-to-db (default: the service's)")
+    parser.add_argument("--storage-root", help="folder holding out/ for --save-to-db (default: the service's)")
+
+    parser.add_argument("--fps", type=float, help="frames sampled per second of video")
+    parser.add_argument("--max-frames", type=int, help="at most this many frames (video), or photos")
+
+    parser.add_argument("--conf-percentile", type=float, help="drop this percent of the least confident points")
+    parser.add_argument("--source", choices=("pointmap", "depth"), help="point map, or depth unprojected with cameras")
+    parser.add_argument("--mask-black-bg", action="store_true", help="drop near-black pixels")
+    parser.add_argument("--mask-white-bg", action="store_true", help="drop near-white pixels")
+    parser.add_argument("--show-cameras", action="store_true", help="add a marker per camera")
+    parser.add_argument("--frame", type=int, help="export only this frame (0-based)")
+    parser.add_argument("--max-points", type=int, help="cap the point count (smaller files for phones)")
+    parser.add_argument("--downsample", choices=("uniform", "voxel"), default="uniform", help="how --max-points thins")
+    parser.add_argument("--mask-sky", action="store_true", help="drop sky pixels (needs --skyseg-model)")
+    parser.add_argument("--skyseg-model", metavar="PATH", default="skyseg.onnx", help="local sky segmentation model")
+
+    parser.add_argument("--checkpoint", default="model.pt", help="VGGT-1B weights (default: model.pt)")
+    parser.add_argument("--preset", default="vggt-1b", help='model preset; "tiny" is an UNTRAINED demo model')
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def settings_from(args: argparse.Namespace):
+    """AppSettings from the options given; the rest keep the service defaults."""
+    from serve_app.config import AppSettings
+
+    frames = {"fps": args.fps, "max_frames": args.max_frames, "max_images": args.max_frames}
+    export = {
+        "conf_percentile": args.conf_percentile,
+        "source": args.source,
+        "mask_black_bg": args.mask_black_bg or None,
+        "mask_white_bg": args.mask_white_bg or None,
+        "show_cameras": args.show_cameras or None,
+        "max_points": args.max_points,
+    }
+    storage = {"database_url": args.database_url, "storage_root": args.storage_root}
+    model = {"checkpoint": args.checkpoint, "preset": args.preset, "device": args.device}
+    sections = {"frames": frames, "export": export, "storage": storage, "model": model}
+    return AppSettings.from_dict({name: _given(values) for name, values in sections.items()})
+
+
+def _given(values: dict) -> dict:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.save_to_db and args.user_id is None:
+        raise InputError("--save-to-db needs --user-id")
+    if not args.save_to_db and (args.user_id is not None or args.original_name):
+        raise InputError("--user-id and --original-name go with --save-to-db")
+    for name in ("fps", "max_frames", "max_points"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if args.conf_percentile is not None and not 0 <= args.conf_percentile <= 100:
+        raise InputError(f"--conf-percentile must be within 0..100, got {args.conf_percentile}")
+    if args.mask_sky and not Path(args.skyseg_model).is_file():
+        raise InputError(f"--mask-sky needs a local sky segmentation model; {args.skyseg_model} not found")
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """Photo files from a folder (sorted by name) or as given."""
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        folder = Path(paths[0])
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InputError(f"no photos in {folder}")
+        return files
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise InputError(f"no such file: {path}")
+    return files
+
+
+def input_name(args: argparse.Namespace) -> str:
+    """The video's file name, or the photos' folder (or single photo) name."""
+    if args.video:
+        return Path(args.video).name
+    first = Path(args.images[0])
+    return (first if len(args.images) == 1 else first.parent.resolve()).name or "scene"
+
+
+def output_path(out: str, name: str) -> Path:
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        return path / f"{Path(name).stem}.glb"
+    return path
+
+
+def stage_bars(quiet: bool):
+    """A progress bar per stage, on stderr."""
+    from tqdm import tqdm
+
+    @contextlib.contextmanager
+    def bar(stage: str):
+        bar_format = "{desc} |{bar:24}| {elapsed}"
+        with tqdm(total=1, desc=f"{stage:<9}", bar_format=bar_format, disable=quiet, file=sys.stderr) as progress:
+            yield
+            progress.update(1)
+
+    return bar
+
+
+def open_store(settings, user_id: int):
+    """The service's GLB store, after checking that the owner exists."""
+    from serve_app.storage import Database, GlbStore
+    from serve_app.storage.models import User
+
+    db = Database(settings.storage.database_url)
+    db.upgrade()
+    with db.session() as session:
+        if session.get(User, user_id) is None:
+            raise InputError(f"no user with id {user_id} in {settings.storage.database_url}")
+    return GlbStore(db, settings.storage.storage_root)
+
+
+def run(args: argparse.Namespace) -> str:
+    """Do the work; return the summary line."""
+    from serve_app.pipeline import Pipeline
+
+    check_args(args)
+    if args.video and not Path(args.video).is_file():
+        raise InputError(f"no such video: {args.video}")
+    images = image_files(args.images) if args.images else None
+    settings = settings_from(args)
+    overrides = {"frame": args.frame, "downsample": args.downsample}
+    if args.mask_sky:
+        overrides.update(mask_sky=True, skyseg_model=args.skyseg_model)
+    store = open_store(settings, args.user_id) if args.save_to_db else None
+    bars = stage_bars(args.quiet)
+    pipeline = Pipeline(settings, store=store, export_overrides=overrides, progress=bars)
+
+    if args.preset == "tiny":
+        print(
+            "WARNING: --preset tiny is an UNTRAINED demo model (random weights): its point cloud is noise",
+            file=sys.stderr,
+        )
+
+    name = args.original_name or input_name(args)
+    if args.save_to_db:
+        if images is not None:
+            blobs = [p.read_bytes() for p in images]
+            result = pipeline.reconstruct_images(blobs, user_id=args.user_id, original_name=name)
+        else:
+            result = pipeline.reconstruct_video(args.video, user_id=args.user_id, original_name=name)
+        where = f"stored {result.stored.hashed_name} ({result.stored.file_path})"
+    else:
+        if images is not None:
+            result = pipeline.glb_from_images([p.read_bytes() for p in images])
+        else:
+            result = pipeline.glb_from_video(args.video)
+        target = output_path(args.out, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(result.glb)
+        where = f"wrote {target}"
+    stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
+    return (
+        f"{where}: {result.frame_count} frames, {result.point_count:,} points, "
+        f"{result.glb_size / 1e6:.2f} MB GLB in {result.total_seconds:.2f}s ({stages})"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from serve_app.errors import ServiceError
+
+    try:
+        args = build_parser().parse_args(argv)
+        print(run(args))
+        return 0
+    except (InputError, ServiceError, ValueError, OSError, SQLAlchemyError) as exc:
+        message = exc.message if isinstance(exc, ServiceError) else (str(exc).splitlines() or [type(exc).__name__])[0]
+        print(f"export_glb: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("export_glb: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""A minimal binary glTF 2.0 writer: coloured point clouds and coloured triangle meshes.
+
+Written directly (one pass over the arrays, no per-point Python work) because
+clouds reach tens of millions of points. Every geometry becomes one node with
+one primitive: float32 POSITION with min/max, RGBA uint8 COLOR_0, and uint32
+indices for meshes. Materials are unlit (KHR_materials_unlit, optional), so
+points show their photo colour; viewers without the extension fall back to a
+rough, non-metallic material.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+GLB_MAGIC, GLB_VERSION = b"glTF", 2
+CHUNK_JSON, CHUNK_BIN = b"JSON", b"BIN\x00"
+ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
+FLOAT, UNSIGNED_BYTE, UNSIGNED_INT = 5126, 5121, 5125
+MODE_POINTS, MODE_TRIANGLES = 0, 4
+UNLIT = "KHR_materials_unlit"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """One named geometry: vertices [N,3], RGB(A) uint8 colours [N,3|4], faces [M,3] or None for points."""
+
+    name: str
+    vertices: np.ndarray
+    colors: np.ndarray
+    faces: np.ndarray | None = None
+
+
+class _Buffer:
+    """The BIN chunk under construction, and the JSON entries that describe it."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | memoryview] = []
+        self.length = 0
+        self.views: list[dict] = []
+        self.accessors: list[dict] = []
+
+    def add(self, data: np.ndarray, *, target: int, component: int, kind: str, **extra) -> int:
+        """Append `data` as a 4-byte aligned buffer view with one accessor; return the accessor index."""
+        data = np.ascontiguousarray(data)
+        self.views.append({"buffer": 0, "byteOffset": self.length, "byteLength": data.nbytes, "target": target})
+        self.parts.append(memoryview(data).cast("B"))
+        self.length += data.nbytes
+        padding = -self.length % 4
+        if padding:
+            self.parts.append(b"\x00" * padding)
+            self.length += padding
+        self.accessors.append(
+            {"bufferView": len(self.views) - 1, "componentType": component, "count": len(data), "type": kind, **extra}
+        )
+        return len(self.accessors) - 1
+
+
+def _rgba(colors: np.ndarray) -> np.ndarray:
+    colors = np.asarray(colors, np.uint8)
+    if colors.shape[1] == 4:
+        return colors
+    rgba = np.full((len(colors), 4), 255, np.uint8)
+    rgba[:, :3] = colors
+    return rgba
+
+
+def write_glb(geometries: list[Geometry]) -> bytes:
+    """GLB bytes holding each geometry as its own node, in order."""
+    buffer = _Buffer()
+    meshes = []
+    for geometry in geometries:
+        vertices = np.asarray(geometry.vertices, np.float32)
+        position = buffer.add(
+            vertices,
+            target=ARRAY_BUFFER,
+            component=FLOAT,
+            kind="VEC3",
+            min=vertices.min(axis=0).tolist(),
+            max=vertices.max(axis=0).tolist(),
+        )
+        color = buffer.add(
+            _rgba(geometry.colors), target=ARRAY_BUFFER, component=UNSIGNED_BYTE, kind="VEC4", normalized=True
+        )
+        primitive = {"attributes": {"POSITION": position, "COLOR_0": color}, "material": 0}
+        if geometry.faces is None:
+            primitive["mode"] = MODE_POINTS
+        else:
+            faces = np.asarray(geometry.faces, np.uint32).reshape(-1)
+            primitive["indices"] = buffer.add(
+                faces, target=ELEMENT_ARRAY_BUFFER, component=UNSIGNED_INT, kind="SCALAR"
+            )
+            primitive["mode"] = MODE_TRIANGLES
+        meshes.append({"name": geometry.name, "primitives": [primitive]})
+
+    tree = {
+        "asset": {"version": "2.0", "generator": "vggt-service"},
+        "extensionsUsed": [UNLIT],
+        "scene": 0,
+        "scenes": [{"nodes": list(range(len(meshes)))}],
+        "nodes": [{"name": mesh["name"], "mesh": index} for index, mesh in enumerate(meshes)],
+        "meshes": meshes,
+        "materials": [
+            {
+                "name": "vertex_colors",
+                "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1], "metallicFactor": 0, "roughnessFactor": 1},
+                "extensions": {UNLIT: {}},
+            }
+        ],
+        "accessors": buffer.accessors,
+        "bufferViews": buffer.views,
+        "buffers": [{"byteLength": buffer.length}],
+    }
+    json_chunk = json.dumps(tree, separators=(",", ":")).encode()
+    json_chunk += b" " * (-len(json_chunk) % 4)
+    total = 12 + 8 + len(json_chunk) + 8 + buffer.length
+    header = struct.pack("<4sII", GLB_MAGIC, GLB_VERSION, total)
+    return b"".join(
+        [
+            header,
+            struct.pack("<I4s", len(json_chunk), CHUNK_JSON),
+            json_chunk,
+            struct.pack("<I4s", buffer.length, CHUNK_BIN),
+            *buffer.parts,
+        ]
+    )

@@ -1,0 +1,195 @@
+"""Which predicted points go into the cloud, and with which colours.
+
+The selection follows the reference VGGT viewer: pick the point source, keep
+one frame if asked, drop the least confident points by percentile (and any
+with confidence <= 1e-5), optionally drop near-black and near-white pixels.
+`cap_points` then thins the cloud for phones.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+POINT_SOURCES = ("pointmap", "depth")
+DOWNSAMPLE_METHODS = ("uniform", "voxel")
+MIN_CONFIDENCE = 1e-5  # points at or below this are never kept
+BLACK_SUM_LIMIT = 16  # rgb sums below this count as black background
+WHITE_CHANNEL_LIMIT = 240  # all three channels above this count as white background
+SEARCH_SAMPLE = 1_000_000  # points used to choose the voxel size
+GRID_LIMIT = 2_000_000  # cells per axis at most (cell indices fit in 21 bits)
+
+Downsample = Literal["uniform", "voxel"]
+
+
+def points_and_confidence(predictions: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """World points [S,H,W,3] and their confidence [S,H,W] for `source`.
+
+    "pointmap" falls back to the depth unprojection when the point map is
+    absent; a missing confidence counts as 1 everywhere.
+    """
+    if source not in POINT_SOURCES:
+        raise ValueError(f"source must be one of {POINT_SOURCES}, got {source!r}")
+    if source == "pointmap" and "world_points" in predictions:
+        points_key, conf_key = "world_points", "world_points_conf"
+    else:
+        points_key, conf_key = "world_points_from_depth", "depth_conf"
+    points = np.asarray(predictions[points_key])
+    conf = predictions.get(conf_key)
+    conf = np.ones(points.shape[:-1], np.float32) if conf is None else np.asarray(conf)
+    return points, conf
+
+
+def pixel_colors(images: np.ndarray) -> np.ndarray:
+    """[S,3,H,W] (or [S,H,W,3]) floats in [0, 1] to [S*H*W, 3] uint8, truncating."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[1] == 3:
+        images = images.transpose(0, 2, 3, 1)
+    return (images.reshape(-1, 3) * 255).astype(np.uint8)
+
+
+def frame_index(frame: int | None, frame_count: int) -> int | None:
+    """Check a frame number against the frame count (negatives count from the end)."""
+    if frame is None:
+        return None
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise ValueError(f"frame must be an integer, got {frame!r}")
+    if not -frame_count <= frame < frame_count:
+        raise ValueError(f"frame {frame} is out of range: there are {frame_count} frames")
+    return int(frame) % frame_count
+
+
+def confidence_threshold(conf: np.ndarray, percentile: float) -> float:
+    """The confidence below which the lowest `percentile` percent of points lie."""
+    if not 0.0 <= percentile <= 100.0:
+        raise ValueError(f"confidence percentile must be within [0, 100], got {percentile}")
+    if percentile == 0.0 or conf.size == 0:
+        return 0.0
+    return float(np.percentile(conf, percentile))
+
+
+def keep_mask(
+    conf: np.ndarray,
+    colors: np.ndarray,
+    *,
+    percentile: float,
+    mask_black_bg: bool,
+    mask_white_bg: bool,
+) -> np.ndarray:
+    """Boolean mask over flat points: confident enough and not masked background."""
+    keep = (conf >= confidence_threshold(conf, percentile)) & (conf > MIN_CONFIDENCE)
+    if mask_black_bg:
+        keep &= colors.sum(axis=1, dtype=np.int32) >= BLACK_SUM_LIMIT
+    if mask_white_bg:
+        keep &= ~np.all(colors > WHITE_CHANNEL_LIMIT, axis=1)
+    return keep
+
+
+def select_points(
+    predictions: dict,
+    *,
+    conf_percentile: float = 3.0,
+    source: str = "pointmap",
+    mask_black_bg: bool = False,
+    mask_white_bg: bool = False,
+    frame: int | None = None,
+    conf_scale: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kept points [N,3] float32 and their colours [N,3] uint8.
+
+    `conf_scale` [S,H,W] multiplies the confidence first (the sky mask).
+    """
+    points, conf = points_and_confidence(predictions, source)
+    images = np.asarray(predictions["images"])
+    if conf_scale is not None:
+        conf = conf * conf_scale
+    index = frame_index(frame, len(points))
+    if index is not None:
+        points, conf, images = points[index : index + 1], conf[index : index + 1], images[index : index + 1]
+    vertices = points.reshape(-1, 3)
+    colors = pixel_colors(images)
+    keep = keep_mask(
+        conf.reshape(-1),
+        colors,
+        percentile=conf_percentile,
+        mask_black_bg=mask_black_bg,
+        mask_white_bg=mask_white_bg,
+    )
+    return vertices[keep].astype(np.float32, copy=False), colors[keep]
+
+
+def cap_points(
+    vertices: np.ndarray,
+    colors: np.ndarray,
+    max_points: int | None,
+    *,
+    method: str = "uniform",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """At most `max_points` points, chosen the same way on every call.
+
+    "uniform" keeps a seeded random subset in the original order; "voxel"
+    merges points per grid cell (mean position and colour), choosing the
+    coarsest cell that still leaves about `max_points`, then thins the rest.
+    """
+    if method not in DOWNSAMPLE_METHODS:
+        raise ValueError(f"downsample method must be one of {DOWNSAMPLE_METHODS}, got {method!r}")
+    if max_points is None or len(vertices) <= max_points:
+        return vertices, colors
+    if max_points < 1:
+        raise ValueError(f"max_points must be at least 1, got {max_points}")
+    if method == "voxel":
+        vertices, colors = voxel_downsample(vertices, colors, max_points)
+        if len(vertices) <= max_points:
+            return vertices, colors
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(vertices), size=max_points, replace=False))
+    return vertices[chosen], colors[chosen]
+
+
+def voxel_downsample(
+    vertices: np.ndarray, colors: np.ndarray, max_points: int, *, rounds: int = 12, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean point and colour per occupied cell of a grid sized for `max_points`.
+
+    The cell size is found by bisection (on at most SEARCH_SAMPLE points, so
+    the full cloud may give a few more cells than `max_points`, which
+    `cap_points` then thins).
+    """
+    lower = vertices.min(axis=0).astype(np.float64)
+    largest = max(float((vertices.max(axis=0) - lower).max()), 1e-12)
+    sample = vertices
+    if len(vertices) > SEARCH_SAMPLE:
+        sample = vertices[np.random.default_rng(seed).choice(len(vertices), SEARCH_SAMPLE, replace=False)]
+    small, large = largest / GRID_LIMIT, largest  # too many cells at `small`, one cell at `large`
+    cell = large
+    for _ in range(rounds):
+        middle = float(np.sqrt(small * large))
+        count = _cell_ids(sample, lower, middle)[1]
+        if count > max_points:
+            small = middle
+        else:
+            large = cell = middle
+            if count >= 0.95 * max_points:
+                break
+    inverse, cell_count = _cell_ids(vertices, lower, cell)
+    counts = np.bincount(inverse, minlength=cell_count).astype(np.float64)[:, None]
+    mean_points = _sum_per_cell(inverse, vertices, cell_count) / counts
+    mean_colors = _sum_per_cell(inverse, colors, cell_count) / counts
+    return mean_points.astype(np.float32), np.round(mean_colors).astype(np.uint8)
+
+
+def _cell_ids(vertices: np.ndarray, lower: np.ndarray, cell: float) -> tuple[np.ndarray, int]:
+    """Index of each point's cell among the occupied cells, and their count."""
+    ijk = ((vertices - lower) / cell).astype(np.int64)
+    keys = (ijk[:, 0] << 42) | (ijk[:, 1] << 21) | ijk[:, 2]
+    _, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return inverse, int(inverse.max()) + 1
+
+
+def _sum_per_cell(inverse: np.ndarray, values: np.ndarray, cell_count: int) -> np.ndarray:
+    return np.stack(
+        [np.bincount(inverse, weights=values[:, axis], minlength=cell_count) for axis in range(3)], axis=1
+    )

@@ -1,0 +1,161 @@
+"""Point selection and capping against the hand-checkable predictions of conftest.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serve_app.export.points import cap_points, confidence_threshold, select_points, voxel_downsample
+
+
+def kept_indices(vertices: np.ndarray) -> list[int]:
+    """Point-map points sit at x = k + 1: recover k."""
+    return [int(x) - 1 for x in vertices[:, 0]]
+
+
+def test_default_percentile_drops_the_least_confident_point(predictions):
+    vertices, colors = select_points(predictions)  # 3rd percentile of 1..8 is 1.21
+    assert kept_indices(vertices) == [1, 2, 3, 4, 5, 6, 7]
+    np.testing.assert_array_equal(vertices[0], [2, 10, 100])
+
+
+def test_colors_are_the_image_bytes_of_the_kept_pixels(predictions, helpers):
+    _, colors = select_points(predictions, conf_percentile=0)
+    assert colors.dtype == np.uint8
+    np.testing.assert_array_equal(colors, helpers.colors)
+
+
+@pytest.mark.parametrize(
+    ("percentile", "expected"),
+    [(0, list(range(8))), (50, [4, 5, 6, 7]), (100, [7]), (12.5, [1, 2, 3, 4, 5, 6, 7])],
+)
+def test_percentile_threshold(predictions, percentile, expected):
+    vertices, _ = select_points(predictions, conf_percentile=percentile)
+    assert kept_indices(vertices) == expected
+
+
+def test_threshold_is_numpy_percentile_and_zero_means_none():
+    conf = np.arange(1, 9, dtype=np.float32)
+    assert confidence_threshold(conf, 3.0) == pytest.approx(1.21)
+    assert confidence_threshold(conf, 0.0) == 0.0
+    with pytest.raises(ValueError):
+        confidence_threshold(conf, 101.0)
+
+
+def test_near_zero_confidence_is_always_dropped(predictions):
+    conf = predictions["world_points_conf"].reshape(-1)
+    conf[5] = 1e-5
+    conf[6] = 2e-5
+    vertices, _ = select_points(predictions, conf_percentile=0)
+    assert kept_indices(vertices) == [0, 1, 2, 3, 4, 6, 7]
+
+
+def test_black_background_mask_uses_rgb_sum_below_16(predictions):
+    vertices, _ = select_points(predictions, conf_percentile=0, mask_black_bg=True)
+    assert kept_indices(vertices) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_white_background_mask_needs_all_channels_above_240(predictions):
+    vertices, _ = select_points(predictions, conf_percentile=0, mask_white_bg=True)
+    assert kept_indices(vertices) == [0, 2, 3, 4, 5, 6, 7]
+
+
+def test_both_masks_and_the_percentile_combine(predictions):
+    vertices, _ = select_points(predictions, conf_percentile=50, mask_black_bg=True, mask_white_bg=True)
+    assert kept_indices(vertices) == [4, 5, 6, 7]
+    vertices, _ = select_points(predictions, conf_percentile=0, mask_black_bg=True, mask_white_bg=True)
+    assert kept_indices(vertices) == [2, 3, 4, 5, 6, 7]
+
+
+def test_depth_source_uses_unprojected_points_and_depth_confidence(predictions):
+    vertices, colors = select_points(predictions, source="depth", conf_percentile=50)
+    # depth confidence is 8 - k: the 50th percentile (4.5) keeps k = 0..3
+    np.testing.assert_array_equal(vertices[:, 0], [-1, -2, -3, -4])
+    np.testing.assert_array_equal(vertices[:, 1:], [[20, 200]] * 4)
+
+
+def test_pointmap_falls_back_to_depth_points_when_absent(predictions):
+    del predictions["world_points"]
+    vertices, _ = select_points(predictions, source="pointmap", conf_percentile=0)
+    np.testing.assert_array_equal(vertices[:, 0], -np.arange(1, 9))
+
+
+def test_single_frame_and_its_own_percentile(predictions):
+    vertices, colors = select_points(predictions, frame=1, conf_percentile=0)
+    assert kept_indices(vertices) == [4, 5, 6, 7]
+    vertices, _ = select_points(predictions, frame=1, conf_percentile=50)  # of 5..8: 6.5
+    assert kept_indices(vertices) == [6, 7]
+    vertices, _ = select_points(predictions, frame=-2, conf_percentile=0)
+    assert kept_indices(vertices) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("frame", [2, -3, 1.0, True])
+def test_bad_frame_is_refused(predictions, frame):
+    with pytest.raises(ValueError):
+        select_points(predictions, frame=frame)
+
+
+def test_bad_source_is_refused(predictions):
+    with pytest.raises(ValueError, match="source"):
+        select_points(predictions, source="mesh")
+
+
+def test_confidence_scale_removes_masked_pixels_first(predictions):
+    scale = np.ones((2, 2, 2), np.float32)
+    scale[0, 1, 1] = 0  # k = 3
+    vertices, _ = select_points(predictions, conf_percentile=0, conf_scale=scale)
+    assert kept_indices(vertices) == [0, 1, 2, 4, 5, 6, 7]
+
+
+def _cloud(count: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(count, 3)).astype(np.float32), rng.integers(0, 256, (count, 3), dtype=np.uint8)
+
+
+def test_no_cap_or_a_high_cap_keeps_everything():
+    vertices, colors = _cloud(100)
+    assert cap_points(vertices, colors, None)[0] is vertices
+    assert len(cap_points(vertices, colors, 100)[0]) == 100
+
+
+def test_uniform_cap_is_a_seeded_ordered_subset():
+    vertices, colors = _cloud(1000)
+    capped, capped_colors = cap_points(vertices, colors, 100)
+    again, _ = cap_points(vertices, colors, 100)
+    assert len(capped) == 100
+    np.testing.assert_array_equal(capped, again)
+    index = [int(np.flatnonzero((vertices == v).all(axis=1))[0]) for v in capped]
+    assert index == sorted(index)  # original order kept
+    np.testing.assert_array_equal(capped_colors, colors[index])
+
+
+def test_voxel_cap_merges_clusters_into_their_means():
+    rng = np.random.default_rng(2)
+    centres = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], np.float32)
+    vertices = np.repeat(centres, 250, axis=0) + rng.uniform(-0.01, 0.01, (1000, 3)).astype(np.float32)
+    colors = np.repeat(np.array([[0, 0, 0], [100, 0, 0], [0, 200, 0], [0, 0, 255]], np.uint8), 250, axis=0)
+    capped, capped_colors = cap_points(vertices, colors, 4, method="voxel")
+    order = np.argsort(capped @ np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(capped[order], centres[[0, 1, 2, 3]], atol=0.01)
+    assert sorted(map(tuple, capped_colors.tolist())) == [(0, 0, 0), (0, 0, 255), (0, 200, 0), (100, 0, 0)]
+
+
+def test_voxel_cap_respects_the_limit_on_a_surface():
+    rng = np.random.default_rng(3)
+    uv = rng.uniform(0, 1, (20000, 2)).astype(np.float32)
+    vertices = np.column_stack([uv, 0.1 * np.sin(6 * uv[:, 0])]).astype(np.float32)
+    colors = np.zeros((20000, 3), np.uint8)
+    capped, _ = cap_points(vertices, colors, 500, method="voxel")
+    assert 250 <= len(capped) <= 500
+    assert np.all(capped.min(axis=0) >= vertices.min(axis=0) - 1e-6)
+    assert np.all(capped.max(axis=0) <= vertices.max(axis=0) + 1e-6)
+    merged, _ = voxel_downsample(vertices, colors, 500)
+    assert len(merged) >= len(capped)
+
+
+def test_cap_refuses_unknown_method_and_zero():
+    vertices, colors = _cloud(10)
+    with pytest.raises(ValueError):
+        cap_points(vertices, colors, 5, method="random")
+    with pytest.raises(ValueError):
+        cap_points(vertices, colors, 0)

@@ -1,0 +1,121 @@
+"""GLB output: round trip through trimesh, alignment, cameras, fallback, cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serve_app.export import export_glb, predictions_to_glb
+from serve_app.export.cameras import camera_colors
+from serve_app.export.scene import alignment_transform, scene_scale
+
+
+def test_round_trip_default_options(predictions, helpers):
+    glb = predictions_to_glb(predictions)
+    assert glb[:4] == b"glTF"
+    points, colors = helpers.cloud_of(glb)
+    world = predictions["world_points"].reshape(-1, 3)[1:]  # the least confident point is dropped
+    np.testing.assert_allclose(points, helpers.first_camera_view(world), atol=1e-5)
+    np.testing.assert_array_equal(colors, helpers.colors[1:])
+    assert helpers.cameras_of(glb) == []
+
+
+def test_depth_source_round_trip(predictions, helpers):
+    points, _ = helpers.cloud_of(predictions_to_glb(predictions, source="depth", conf_percentile=0))
+    expected = helpers.first_camera_view(predictions["world_points_from_depth"].reshape(-1, 3))
+    np.testing.assert_allclose(points, expected, atol=1e-5)
+    assert points[0].tolist() == [1.0, -20.0, 200.0]
+
+
+def test_masks_round_trip(predictions, helpers):
+    glb = predictions_to_glb(predictions, conf_percentile=0, mask_black_bg=True, mask_white_bg=True)
+    points, colors = helpers.cloud_of(glb)
+    assert (-points[:, 0]).tolist() == [3, 4, 5, 6, 7, 8]
+    np.testing.assert_array_equal(colors, helpers.colors[2:])
+
+
+def test_single_frame_is_aligned_to_its_own_camera(predictions, helpers):
+    glb = predictions_to_glb(predictions, frame=1, conf_percentile=0, show_cameras=True)
+    points, _ = helpers.cloud_of(glb)
+    # camera 1 is at world z = -5: its camera-to-world matrix shifts z by -5 after the flip
+    world = predictions["world_points"][1].reshape(-1, 3)
+    np.testing.assert_allclose(points, helpers.first_camera_view(world) + [0, 0, -5], atol=1e-5)
+    meshes = helpers.cameras_of(glb)
+    assert len(meshes) == 1
+    assert tuple(helpers.marker_colors(meshes[0])[0, :3]) == camera_colors(1)[0]
+
+
+def test_alignment_matrix_is_first_camera_flip_and_half_turn():
+    world_to_camera = np.eye(4)
+    world_to_camera[:3, 3] = [1.0, 2.0, 3.0]
+    align = alignment_transform(world_to_camera)
+    expected = np.diag([-1.0, -1.0, 1.0, 1.0])
+    expected[:3, 3] = [-1.0, -2.0, -3.0]
+    np.testing.assert_allclose(align, expected, atol=1e-12)
+
+
+def test_fallback_point_when_nothing_survives(predictions, helpers):
+    predictions["world_points_conf"][:] = 0.0
+    result = export_glb(predictions, show_cameras=True)
+    assert (result.point_count, result.selected_count) == (1, 0)
+    points, colors = helpers.cloud_of(result.glb)
+    np.testing.assert_allclose(points, [[-1.0, 0.0, 0.0]], atol=1e-6)  # (1, 0, 0) in the first camera's view
+    np.testing.assert_array_equal(colors, [[255, 255, 255]])
+    meshes = helpers.cameras_of(result.glb)
+    assert len(meshes) == 2
+    # scene scale falls back to 1: markers 0.1 deep
+    assert meshes[0].vertices[:, 2].max() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_camera_markers_sized_and_coloured(predictions, helpers):
+    glb = predictions_to_glb(predictions, show_cameras=True)
+    meshes = helpers.cameras_of(glb)
+    assert len(meshes) == 2
+    # kept points have x = 2..8, constant y and z: the 5-95 box diagonal is 7.7 - 2.3
+    scale = scene_scale(predictions["world_points"].reshape(-1, 3)[1:])
+    assert scale == pytest.approx(5.4)
+    depth, radius = 0.1 * scale, 0.05 * scale
+    for mesh, color, centre_z in zip(meshes, camera_colors(2), [0.0, -5.0], strict=True):
+        assert tuple(helpers.marker_colors(mesh)[0, :3]) == color
+        z = mesh.vertices[:, 2] - centre_z
+        assert z.min() == pytest.approx(0.0, abs=1e-6)  # tip at the camera centre
+        assert z.max() == pytest.approx(depth, abs=1e-6)  # base one marker depth ahead (+z)
+        assert np.hypot(mesh.vertices[:, 0], mesh.vertices[:, 1]).max() == pytest.approx(radius, abs=1e-6)
+    assert camera_colors(2) == [(255, 0, 40), (0, 255, 139)]
+
+
+def test_point_cap_in_the_glb(predictions, helpers):
+    full, _ = helpers.cloud_of(predictions_to_glb(predictions, conf_percentile=0))
+    result = export_glb(predictions, conf_percentile=0, max_points=3)
+    assert (result.point_count, result.selected_count) == (3, 8)
+    capped, _ = helpers.cloud_of(result.glb)
+    assert len(capped) == 3
+    assert all(any(np.allclose(p, q) for q in full) for p in capped)
+    assert export_glb(predictions, conf_percentile=0, max_points=3).glb == result.glb
+
+
+def test_cap_keeps_marker_size(predictions, helpers):
+    uncapped = helpers.cameras_of(predictions_to_glb(predictions, show_cameras=True))
+    capped = helpers.cameras_of(predictions_to_glb(predictions, show_cameras=True, max_points=2))
+    np.testing.assert_allclose(uncapped[0].vertices, capped[0].vertices)
+
+
+def test_voxel_cap_in_the_glb(predictions, helpers):
+    result = export_glb(predictions, conf_percentile=0, max_points=4, downsample="voxel")
+    assert result.point_count <= 4
+    assert len(helpers.cloud_of(result.glb)[0]) == result.point_count
+
+
+def test_size_shrinks_with_the_cap():
+    rng = np.random.default_rng(0)
+    S, H, W = 2, 32, 32
+    predictions = {
+        "world_points": rng.normal(size=(S, H, W, 3)).astype(np.float32),
+        "world_points_conf": rng.uniform(1, 2, (S, H, W)).astype(np.float32),
+        "images": rng.uniform(0, 1, (S, 3, H, W)).astype(np.float32),
+        "extrinsic": np.tile(np.eye(4, dtype=np.float32)[:3], (S, 1, 1)),
+    }
+    full = export_glb(predictions)
+    capped = export_glb(predictions, max_points=200)
+    # 16 bytes per point: float32 xyz plus RGBA bytes
+    assert len(full.glb) - len(capped.glb) == pytest.approx(16 * (full.point_count - 200), abs=64)

@@ -1,0 +1,186 @@
+"""scripts/export_glb.py end to end with the untrained tiny model (CPU, small inputs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+
+from serve_app.storage import Database
+from serve_app.storage.models import GlbFile, User
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "export_glb.py"
+TINY = ["--preset", "tiny", "--device", "cpu"]
+
+
+def load_cli():
+    spec = importlib.util.spec_from_file_location("export_glb_cli", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = load_cli()
+
+
+def write_video(path: Path, seconds: float = 2.0, fps: int = 10, size=(160, 120)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    assert writer.isOpened()
+    for index in range(int(seconds * fps)):
+        frame = np.zeros((size[1], size[0], 3), np.uint8)
+        cv2.rectangle(frame, (10 + 5 * index, 20), (60 + 5 * index, 90), (0, 200, 255), -1)
+        frame[:, :, 0] = np.linspace(0, 255, size[0], dtype=np.uint8)[None, :]
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_photos(folder: Path, count: int = 2) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        image = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(folder / f"photo_{index}.jpg"), image)
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = cli.main([*args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def glb_points(path: Path) -> int:
+    scene = trimesh.load(io.BytesIO(path.read_bytes()), file_type="glb")
+    return sum(len(g.vertices) for g in scene.geometry.values() if isinstance(g, trimesh.PointCloud))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("video") / "clip.mp4")
+
+
+def test_video_to_file_in_a_real_process(clip, tmp_path):
+    out = tmp_path / "scene.glb"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--video", str(clip), "--fps", "1", "--out", str(out), *TINY],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = done.stdout.strip().splitlines()
+    assert len(summary) == 1
+    assert re.match(rf"wrote {re.escape(str(out))}: 2 frames, [\d,]+ points, [\d.]+ MB GLB in [\d.]+s \(", summary[0])
+    for stage in ("decode", "load", "inference", "export"):
+        assert f"{stage} " in summary[0]
+        assert stage in done.stderr  # its progress bar
+    assert "UNTRAINED" in done.stderr
+    assert glb_points(out) > 1000
+
+
+def test_photo_folder_to_output_folder_with_options(tmp_path, capsys):
+    photos = write_photos(tmp_path / "photos")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, err = run_cli(
+        capsys,
+        "--images", str(photos), "--out", str(out_dir), *TINY, "--quiet",
+        "--conf-percentile", "50", "--source", "depth", "--show-cameras", "--frame", "1", "--max-points", "500",
+    )  # fmt: skip
+    assert code == 0, err
+    target = out_dir / "photos.glb"
+    assert out.startswith(f"wrote {target}: 2 frames, 500 points")
+    scene = trimesh.load(io.BytesIO(target.read_bytes()), file_type="glb")
+    assert sorted(scene.geometry) == ["camera_000", "points"]  # one frame, its camera
+    assert glb_points(target) == 500
+
+
+def test_save_to_db_stores_like_the_service(tmp_path, capsys):
+    photos = write_photos(tmp_path / "photos")
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    db = Database(url)
+    db.upgrade()
+    with db.session() as session:
+        session.add(User(id=3, username="bob", password_hash="x"))
+    code, out, err = run_cli(
+        capsys,
+        "--images", str(photos / "photo_0.jpg"), str(photos / "photo_1.jpg"), *TINY, "--quiet",
+        "--save-to-db", "--user-id", "3", "--original-name", "desk",
+        "--database-url", url, "--storage-root", str(tmp_path / "root"),
+    )  # fmt: skip
+    assert code == 0, err
+    hashed = re.match(r"stored ([0-9a-f]{64}) \(", out).group(1)
+    with db.session() as session:
+        row = session.query(GlbFile).filter_by(hashed_name=hashed).one()
+        assert (row.user_id, row.original_name) == (3, "desk")
+    stored = tmp_path / "root" / row.file_path
+    assert stored.is_file() and stored.stat().st_size == row.file_size
+    assert stored.read_bytes()[:4] == b"glTF"
+    db.dispose()
+
+
+def bad_video(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00\x01 definitely not a video" * 50)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda t: ["--video", str(t / "missing.mp4"), "--out", str(t / "x.glb")], "no such video"),
+        (lambda t: ["--video", str(bad_video(t)), "--out", str(t / "x.glb")], ""),
+        (lambda t: ["--images", str((t / "empty").mkdir() or t / "empty"), "--out", str(t)], "no photos"),
+        (lambda t: ["--images", str(t / "nope.jpg"), "--out", str(t)], "no such file"),
+        (lambda t: ["--images", str(t), "--out", str(t), "--save-to-db"], "not allowed with"),
+        (lambda t: ["--out", str(t / "x.glb")], "required"),
+        (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--source", "mesh"], "invalid choice"),
+        (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--fps", "0"], "--fps must be positive"),
+        (lambda t: ["--video", "v.mp4", "--save-to-db"], "--save-to-db needs --user-id"),
+        (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--mask-sky", "--skyseg-model", str(t / "s.onnx")], "sky"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make_args, message):
+    code, out, err = run_cli(capsys, *make_args(tmp_path), *TINY, "--quiet")
+    assert code == 2
+    assert out == ""
+    lines = [line for line in err.strip().splitlines() if not line.startswith("WARNING: --preset tiny")]
+    assert len(lines) == 1 and lines[0].startswith("export_glb: error: "), err
+    assert message in lines[0]
+
+
+def test_undecodable_video_fails_before_loading_the_model(tmp_path, capsys, monkeypatch):
+    import serve_app.vggt.runner as runner_module
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("model loaded for a bad video")
+
+    monkeypatch.setattr(runner_module, "InferenceRunner", no_model)
+    code, _, err = run_cli(capsys, "--video", str(bad_video(tmp_path)), "--out", str(tmp_path / "x.glb"), *TINY)
+    assert code == 2 and "Traceback" not in err
+
+
+def test_unknown_user_and_bad_frame(tmp_path, capsys, clip):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    code, _, err = run_cli(
+        capsys, "--video", str(clip), "--save-to-db", "--user-id", "99", "--database-url", url,
+        "--storage-root", str(tmp_path), *TINY, "--quiet",
+    )  # fmt: skip
+    assert code == 2 and "no user with id 99" in err
+    code, _, err = run_cli(
+        capsys, "--video", str(clip), "--fps", "1", "--out", str(tmp_path / "x.glb"), "--frame", "5", *TINY, "--quiet"
+    )
+    assert code == 2 and "frame 5 is out of range" in err
+    assert not (tmp_path / "x.glb").exists()
