@@ -1,0 +1,88 @@
+"""Full-size VGGT-1B against reference outputs, with deterministic synthetic weights.
+
+tests/data/vggt_parity_case.npz holds the input `images` [2, 3, 112, 224]
+and the reference outputs (batch dim removed) computed in float32 on CPU
+with the weights of tests/vggt/synthetic_weights.py. Tolerance per array:
+|ours - ref| <= 1e-4 * max|ref| + 1e-4 * |ref|.
+Costs ~1-2 minutes and ~5.5 GB of RAM on 2 cores.
+"""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+
+from serve_app.vggt import VGGT
+from serve_app.vggt.geometry import pose_encoding_to_extri_intri, unproject_depth_map_to_point_map
+
+HERE = pathlib.Path(__file__).resolve().parent
+DATA = HERE.parent / "data"
+ARRAYS = [
+    "pose_enc",
+    "pose_enc_list",
+    "depth",
+    "depth_conf",
+    "world_points",
+    "world_points_conf",
+    "extrinsic",
+    "intrinsic",
+    "world_points_from_depth",
+]
+
+
+def load_helper():
+    spec = importlib.util.spec_from_file_location("vggt_synthetic_weights", HERE / "synthetic_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def run():
+    """(our outputs as numpy, reference npz, keys whose weights differ from the fingerprints)."""
+    sw = load_helper()
+    ref = dict(np.load(DATA / "vggt_parity_case.npz"))
+    fingerprints = json.loads((DATA / "vggt_weights_fingerprint.json").read_text())["per_key"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    try:
+        with torch.device("meta"):
+            model = VGGT()  # full VGGT-1B, no random init
+        model.to_empty(device="cpu").eval()
+        sw.fill_model(model)
+        bad_weights = [k for k, v in model.state_dict().items() if sw.fingerprint(v) != fingerprints[k]]
+        images = torch.from_numpy(ref["images"])
+        H, W = images.shape[-2:]
+        with torch.no_grad(), torch.autocast("cpu", enabled=False):
+            out = model(images)
+        del model
+        ours = {k: out[k][0].numpy() for k in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")}
+        ours["pose_enc_list"] = torch.stack([p[0] for p in out["pose_enc_list"]]).numpy()
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(out["pose_enc"][0], (H, W))
+        ours["extrinsic"], ours["intrinsic"] = extrinsic.numpy(), intrinsic.numpy()
+        ours["world_points_from_depth"] = unproject_depth_map_to_point_map(ours["depth"], extrinsic, intrinsic)
+    finally:
+        torch.set_num_threads(threads)
+    return ours, ref, bad_weights
+
+
+@pytest.mark.slow
+def test_weights_are_the_reference_weights(run):
+    _, _, bad = run
+    assert not bad, f"{len(bad)} tensors differ from the fingerprints, e.g. {bad[:5]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ARRAYS)
+def test_matches_reference(run, name):
+    ours, ref, _ = run
+    c, r = ours[name], ref[name]
+    assert c.shape == r.shape and c.dtype == np.float32
+    scale = np.abs(r).max()
+    err = np.abs(c.astype(np.float64) - r)
+    worst = err.max() / scale
+    assert np.all(err <= 1e-4 * scale + 1e-4 * np.abs(r)), f"{name}: worst |c-r|/max|r| = {worst:.3e}"
