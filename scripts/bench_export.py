@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from serve_app.export import export_glb
+from serve_app.export.glb import Geometry, write_glb
 
 SIDE = 518  # VGGT's input resolution
 
@@ -49,12 +50,44 @@ def timed_export(predictions: dict, repeat: int, **options):
     return best, result
 
 
+def writer_against_trimesh(predictions: dict, repeat: int) -> None:
+    """Our GLB writer against trimesh's exporter on the same points, in this run."""
+    import trimesh
+
+    vertices = predictions["world_points"].reshape(-1, 3)
+    colors = (predictions["images"].transpose(0, 2, 3, 1).reshape(-1, 3) * 255).astype(np.uint8)
+
+    def ours() -> bytes:
+        return write_glb([Geometry("points", vertices, colors)])
+
+    def theirs() -> bytes:
+        return trimesh.Scene(trimesh.PointCloud(vertices, colors=colors)).export(file_type="glb")
+
+    timings = {}
+    for name, write in (("ours", ours), ("trimesh", theirs)):
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            data = write()
+            best = min(best, time.perf_counter() - start)
+        timings[name] = (best, len(data))
+    (ours_s, ours_size), (trimesh_s, trimesh_size) = timings["ours"], timings["trimesh"]
+    print(
+        f"     GLB writer on {len(vertices):,} points: ours {ours_s:.2f} s ({ours_size / 1e6:.1f} MB), "
+        f"trimesh {trimesh_s:.2f} s ({trimesh_size / 1e6:.1f} MB), ours/trimesh time x{ours_s / trimesh_s:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[20, 100])
     parser.add_argument("--max-points", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
     parser.add_argument("--show-cameras", action="store_true")
+    parser.add_argument(
+        "--writer-baseline-frames", type=int, default=20,
+        help="also time trimesh's GLB exporter on the points of this many frames (0: skip)",
+    )
     args = parser.parse_args()
 
     for frames in args.frames:
@@ -77,6 +110,8 @@ def main() -> None:
                 f"{len(capped.glb) / 1e6:8.1f} MB  {capped.point_count:>11,} points  "
                 f"size x{len(capped.glb) / len(base.glb):.3f}  time x{seconds / base_time:.2f}"
             )
+        if frames == args.writer_baseline_frames:
+            writer_against_trimesh(predictions, args.repeat)
         del predictions
 
 

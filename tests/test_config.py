@@ -44,3 +44,11 @@ def test_settings_are_frozen():
     settings = AppSettings.from_dict({})
     with pytest.raises(Exception):
         settings.proxy.port = 1  # type: ignore[misc]
+
+
+def test_optional_settings_are_still_checked():
+    with pytest.raises(ValueError, match="export.max_points must be positive"):
+        AppSettings.from_dict({"export": {"max_points": "many"}})
+    with pytest.raises(ValueError, match="export.downsample must be one of"):
+        AppSettings.from_dict({"export": {"downsample": "random"}})
+    assert AppSettings.from_dict({"export": {"max_points": 1000}}).export.max_points == 1000
