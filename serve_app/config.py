@@ -51,10 +51,13 @@ class FrameSettings:
     sharpest: bool = False  # pick the sharpest frame in each sampling window
     max_images: int = 20  # images per IMAGE request (the app sends at most 20)
     max_image_pixels: int = 50_000_000  # decoded pixels per image; bigger is refused
+    max_side: int = 0  # video frames: 0 keeps full size; else cap the long side (memory on 4K)
 
     def __post_init__(self):
         for name in ("fps", "max_frames", "max_images", "max_image_pixels"):
             _check_positive(f"frames.{name}", getattr(self, name))
+        if self.max_side < 0:
+            raise ValueError(f"setting frames.max_side must be 0 (off) or positive, got {self.max_side!r}")
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,13 @@ class ExportSettings:
     mask_white_bg: bool = False
     show_cameras: bool = False
     max_points: int | None = None  # cap the point count for phones; None keeps all
+    downsample: Literal["uniform", "voxel"] = "uniform"  # how max_points is applied (voxel is 3-5x slower)
+    mask_sky: bool = False  # needs skyseg_model: the segmentation model is not shipped
+    skyseg_model: str | None = None  # path of a local skyseg.onnx
 
     def __post_init__(self):
         _check_choice("export.source", self.source, ("pointmap", "depth"))
+        _check_choice("export.downsample", self.downsample, ("uniform", "voxel"))
         if not 0.0 <= self.conf_percentile < 100.0:
             raise ValueError(f"setting export.conf_percentile must be in [0, 100), got {self.conf_percentile!r}")
         if self.max_points is not None:
@@ -159,5 +166,5 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_positive(key: str, value: Any) -> None:
-    if not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"setting {key} must be positive, got {value!r}")

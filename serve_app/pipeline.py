@@ -101,7 +101,9 @@ class Pipeline:
 
     def decode_video(self, path: str) -> list[np.ndarray]:
         frames = self.settings.frames
-        return sample_video(path, fps=frames.fps, max_frames=frames.max_frames, sharpest=frames.sharpest)
+        return sample_video(
+            path, fps=frames.fps, max_frames=frames.max_frames, sharpest=frames.sharpest, max_side=frames.max_side or None
+        )
 
     def infer(self, frames: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         return self.runner.predict(frames)

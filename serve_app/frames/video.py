@@ -1,0 +1,264 @@
+"""Phone video to upright RGB frames, sampled by presentation time (PyAV).
+
+What is sampled is described in `sampling.py`. How it is read:
+
+* packets are demuxed in order; a packet is held back (not decoded) while
+  the frame it carries is before the next wanted time, and the held packets
+  are dropped whenever a keyframe at or before that time arrives, so whole
+  groups of pictures between samples are never decoded;
+* when a packet at or after the wanted time arrives, the held packets (which
+  start at a keyframe, or continue the decoder's state) are decoded first;
+* non-reference frames of packets before the wanted time are skipped by the
+  decoder itself (`skip_frame = NONREF`): nothing refers to them and they
+  are not wanted;
+* only kept frames are converted to RGB; the decoder runs multithreaded;
+* reading stops as soon as the last capped sample time is served.
+
+Frames come out upright: the display matrix (rotation, mirror) is applied.
+By default frames keep their full resolution, so the model's preprocessing
+sees exactly what a decoded frame holds; `max_side` shrinks them (during the
+RGB conversion, area filter) to save memory on 4K video.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from serve_app.errors import NoFramesError
+from serve_app.frames.orientation import apply_display_matrix, display_matrix
+from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_times
+from serve_app.frames.sharpness import frame_sharpness
+
+# demuxers that read a single still image, not a video
+_STILL_IMAGE_FORMATS = ("image2",)
+
+
+def sample_video(
+    path: str | os.PathLike,
+    fps: float = 0.4,
+    max_frames: int = 64,
+    sharpest: bool = False,
+    *,
+    max_side: int | None = None,
+) -> list[np.ndarray]:
+    """Sample a video file into RGB uint8 frames ([H, W, 3], upright).
+
+    One frame per `1/fps` seconds of video time (see `sampling.py`), at most
+    `max_frames` (evenly spaced), at least one. `sharpest` picks the sharpest
+    frame of each window instead of the first. `max_side` (None or 0: off)
+    caps the longer side in pixels. Raises NoFramesError for an empty file,
+    a file that is not a video, or a video with no decodable frame; a path
+    that does not exist raises FileNotFoundError (a caller's bug).
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps!r}")
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be at least 1, got {max_frames!r}")
+    if max_side is not None and max_side < 0:
+        raise ValueError(f"max_side must be 0 (off) or positive, got {max_side!r}")
+    path = os.fspath(path)
+    if os.path.getsize(path) == 0:
+        raise NoFramesError("the video file is empty")
+    container = _open(path)
+    with container:
+        stream = _video_stream(container)
+        reader = _SampledReader(container, stream, fps, max_frames, sharpest, max_side)
+        frames = reader.run()
+    if not frames:
+        raise NoFramesError("the video has no decodable frame")
+    return even_spacing(frames, max_frames)
+
+
+def _open(path: str):
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise NoFramesError(f"not a readable video file ({_reason(exc)})") from exc
+    name = container.format.name
+    if name in _STILL_IMAGE_FORMATS or name.endswith("_pipe"):
+        container.close()
+        raise NoFramesError(f"not a video file (a still image, {name})")
+    return container
+
+
+def _video_stream(container):
+    for stream in container.streams.video:
+        if not _is_cover_art(stream):
+            return stream
+    raise NoFramesError("the file has no video stream")
+
+
+def _is_cover_art(stream) -> bool:
+    disposition = getattr(stream, "disposition", None)
+    try:
+        return bool(disposition & av.stream.Disposition.attached_pic)
+    except (AttributeError, TypeError):
+        return False
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _SampledReader:
+    """One pass over a video stream that feeds a FrameSelector."""
+
+    def __init__(self, container, stream, fps, max_frames, sharpest, max_side):
+        self._container = container
+        self._stream = stream
+        self._fps = fps
+        self._max_frames = max_frames
+        self._sharpest = sharpest
+        self._max_side = max_side or None
+        self._codec = stream.codec_context
+        self._codec.thread_type = "AUTO"
+        self._skip = "DEFAULT"
+        self._selector: FrameSelector | None = None
+        self._matrix: tuple[int, ...] | None = None
+        self._last_time: float | None = None
+        self._frame_step = _frame_step(stream)
+        _ignore_other_streams(container, stream)
+
+    def run(self) -> list[np.ndarray]:
+        held: list = []
+        holding = True  # packets wait in `held` until one is wanted
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size == 0:
+                    continue  # PyAV's end-of-stream markers; flushed below
+                t = _seconds(packet.pts, packet.time_base)
+                selector = self._selector or self._start(t)
+                wanted = selector.wanted_from
+                if wanted is None:
+                    break
+                if not holding:
+                    holding = self._decode([packet])
+                    if holding:
+                        held = []
+                    continue
+                if packet.is_keyframe and t is not None and t <= wanted + EPS:
+                    held = [packet]  # decoding may restart here
+                    continue
+                held.append(packet)
+                if _not_before(packet, wanted):
+                    holding = self._decode(held)
+                    held = []
+        except av.FFmpegError:
+            pass  # a damaged tail: keep what was read before it
+        if self._selector is None:
+            return []
+        wanted = self._selector.wanted_from
+        if wanted is not None:
+            if any(_not_before(packet, wanted) for packet in held):
+                self._decode(held)
+            self._decode([None])  # drain the decoder
+            self._selector.finish()
+        return self._selector.kept
+
+    def _start(self, first_packet_time: float | None) -> FrameSelector:
+        t0 = _seconds(self._stream.start_time, self._stream.time_base)
+        if t0 is None:
+            t0 = first_packet_time or 0.0
+        window = 1.0 / self._fps if self._sharpest else 0.0
+        self._selector = FrameSelector(
+            self._times(t0),
+            window,
+            keep=self._to_rgb,
+            score=frame_sharpness if self._sharpest else None,
+        )
+        return self._selector
+
+    def _times(self, t0: float) -> Iterator[float]:
+        duration = _duration(self._container, self._stream)
+        span = None if duration is None else max(0.0, duration - self._frame_step)
+        return sample_times(t0, self._fps, span, self._max_frames)
+
+    def _decode(self, packets: list) -> bool:
+        """Decode packets in order; True when no frame is wanted right now."""
+        selector = self._selector
+        assert selector is not None
+        kept_before = len(selector.kept)
+        for packet in packets:
+            if packet is not None:
+                self._set_skip(packet, selector.wanted_from)
+            try:
+                frames = self._codec.decode(packet)
+            except av.FFmpegError:
+                continue  # a damaged packet; the decoder resynchronises
+            for frame in frames:
+                selector.offer(self._frame_time(frame), frame)
+        return len(selector.kept) > kept_before and not selector.window_open
+
+    def _set_skip(self, packet, wanted: float | None) -> None:
+        t = _seconds(packet.pts, packet.time_base)
+        skip = "NONREF" if wanted is not None and t is not None and t < wanted - EPS else "DEFAULT"
+        if skip != self._skip:
+            self._codec.skip_frame = skip
+            self._skip = skip
+
+    def _frame_time(self, frame) -> float:
+        t = _seconds(frame.pts, frame.time_base or self._stream.time_base)
+        if t is None:  # no timestamp: assume a constant rate after the last one
+            t = 0.0 if self._last_time is None else self._last_time + self._frame_step
+        self._last_time = t
+        return t
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        matrix = display_matrix(frame)
+        if matrix is not None:
+            self._matrix = matrix
+        width, height = _target_size(frame.width, frame.height, self._max_side)
+        if (width, height) == (frame.width, frame.height):
+            rgb = frame.to_ndarray(format="rgb24")
+        else:
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        return np.ascontiguousarray(apply_display_matrix(rgb, self._matrix))
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _not_before(packet, wanted: float) -> bool:
+    t = _seconds(packet.pts, packet.time_base)
+    return t is None or t >= wanted - EPS
+
+
+def _duration(container, stream) -> float | None:
+    seconds = _seconds(stream.duration, stream.time_base)
+    if seconds is None and container.duration is not None:
+        seconds = container.duration / av.time_base
+    return seconds if seconds and seconds > 0 else None
+
+
+def _frame_step(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    return 1.0 / float(rate) if rate else 1.0 / 30.0
+
+
+def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _ignore_other_streams(container, keep) -> None:
+    """Let the demuxer skip audio and metadata packets."""
+    discard_all = getattr(getattr(av.stream, "Discard", None), "all", None)
+    if discard_all is None:
+        return
+    for stream in container.streams:
+        if stream.index != keep.index:
+            try:
+                stream.discard = discard_all
+            except (AttributeError, TypeError, ValueError):
+                return

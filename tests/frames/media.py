@@ -1,0 +1,152 @@
+"""Small synthetic videos and photos for the frame tests, written with PyAV/PIL.
+
+Every video frame carries its own index as a row of black/white blocks
+(`stamp_index` / `read_index`), which survives lossy compression, so a test
+can tell exactly which frames a sampler returned.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from PIL import Image
+
+WIDTH, HEIGHT = 160, 120
+BITS = 10  # frame indices up to 1023
+BAND = 24  # rows at the top of a stored frame that hold the index
+
+
+def stamp_index(image: np.ndarray, index: int) -> np.ndarray:
+    """Write `index` into the top band of an [H, W, 3] image, in place."""
+    block = image.shape[1] // BITS
+    for bit in range(BITS):
+        value = 255 if (index >> bit) & 1 else 0
+        image[:BAND, bit * block : (bit + 1) * block] = value
+    return image
+
+
+def read_index(image: np.ndarray) -> int:
+    """The index `stamp_index` wrote (image as stored, not rotated)."""
+    block = image.shape[1] // BITS
+    index = 0
+    for bit in range(BITS):
+        patch = image[4 : BAND - 4, bit * block + 3 : (bit + 1) * block - 3]
+        if patch.mean() > 128:
+            index |= 1 << bit
+    return index
+
+
+def numbered_frame(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
+    """A mid-grey frame whose top band holds its index."""
+    image = np.full((height, width, 3), 96, np.uint8)
+    image[BAND:, :, 1] = (index * 37) % 200  # some change between frames
+    return stamp_index(image, index)
+
+
+def textured_frame(index: int, blur: float, seed: int = 0) -> np.ndarray:
+    """A numbered frame over random texture, Gaussian-blurred by `blur` px."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    if blur > 0:
+        texture = cv2.GaussianBlur(texture, (0, 0), blur)
+    return stamp_index(texture, index)
+
+
+def quadrants(width: int, height: int) -> np.ndarray:
+    """An image with red, green, blue and white quadrants (TL, TR, BL, BR)."""
+    image = np.zeros((height, width, 3), np.uint8)
+    h, w = height // 2, width // 2
+    image[:h, :w] = (255, 0, 0)
+    image[:h, w:] = (0, 255, 0)
+    image[h:, :w] = (0, 0, 255)
+    image[h:, w:] = (255, 255, 255)
+    return image
+
+
+def quadrant_colours(image: np.ndarray) -> list[tuple[int, int, int]]:
+    """Mean colour at the centre of each quadrant (TL, TR, BL, BR), rounded to 0/255."""
+    height, width = image.shape[:2]
+    centres = [(height // 4, width // 4), (height // 4, 3 * width // 4),
+               (3 * height // 4, width // 4), (3 * height // 4, 3 * width // 4)]
+    out = []
+    for y, x in centres:
+        patch = image[y - 3 : y + 4, x - 3 : x + 4].reshape(-1, 3).mean(axis=0)
+        out.append(tuple(255 if v > 128 else 0 for v in patch))
+    return out
+
+
+def write_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    times: Sequence[float] | None = None,
+    fps: int = 30,
+    codec: str = "libx264",
+    rotation: float | None = None,
+    hflip: bool = False,
+    gop: int = 12,
+    b_frames: int = 2,
+) -> Path:
+    """Encode RGB frames to `path` (container from the suffix).
+
+    `times` (seconds) gives each frame's timestamp, for variable frame rate;
+    otherwise frames are 1/fps apart. `rotation` (degrees counter-clockwise,
+    as FFmpeg reports it) and `hflip` are stored as the display matrix.
+    """
+    frames = list(frames)
+    height, width = frames[0].shape[:2]
+    time_base = Fraction(1, 1000) if times is not None else Fraction(1, fps)
+    options = {}
+    if codec == "libx264":
+        options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={b_frames}"}
+    elif codec == "libx265":
+        options = {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={b_frames}:log-level=error"}
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        if rotation is not None or hflip:
+            stream.set_display_rotation(rotation or 0, hflip=hflip)
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = round(times[i] * 1000) if times is not None else i
+            frame.time_base = time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def decode_all(path: Path) -> list[tuple[float, np.ndarray]]:
+    """Every frame of a video as (time in seconds, stored RGB), plainly decoded."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+
+
+def jpeg_bytes(image: np.ndarray, orientation: int | None = None, quality: int = 92) -> bytes:
+    """JPEG-encode an RGB image, optionally with an EXIF orientation tag."""
+    buffer = io.BytesIO()
+    pil = Image.fromarray(image)
+    if orientation is None:
+        pil.save(buffer, "JPEG", quality=quality)
+    else:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        pil.save(buffer, "JPEG", quality=quality, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG-encode an RGB or RGBA uint8 image."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()

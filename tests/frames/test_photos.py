@@ -1,0 +1,132 @@
+"""Photo decoding: orientation, transparency, damaged and oversized images."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serve_app.errors import BadImageError, NoFramesError, TooManyImagesError
+from serve_app.frames import decode_image, decode_images
+
+
+def test_jpeg_is_rgb_uint8(media):
+    image = decode_image(media.jpeg_bytes(media.quadrants(80, 60)))
+    assert image.shape == (60, 80, 3) and image.dtype == np.uint8
+    assert media.quadrant_colours(image) == media.quadrant_colours(media.quadrants(80, 60))
+
+
+@pytest.mark.parametrize(
+    ("orientation", "store"),
+    [
+        (3, lambda u: np.rot90(u, 2)),
+        (6, lambda u: np.rot90(u, 1)),  # camera held upright: stored turned left
+        (8, lambda u: np.rot90(u, -1)),
+        (2, lambda u: u[:, ::-1]),
+    ],
+)
+def test_exif_orientation_is_applied(media, orientation, store):
+    upright = media.quadrants(60, 100)
+    blob = media.jpeg_bytes(np.ascontiguousarray(store(upright)), orientation=orientation)
+    image = decode_image(blob)
+    assert image.shape == upright.shape
+    assert media.quadrant_colours(image) == media.quadrant_colours(upright)
+
+
+def test_png_alpha_is_composited_on_white(media):
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    rgba[..., 0] = 200  # red everywhere
+    rgba[:, :25, 3] = 255  # left half opaque
+    rgba[:, 25:, 3] = 0  # right half transparent
+    rgba[:20, 25:, 3] = 128  # top right half-transparent
+    image = decode_image(media.png_bytes(rgba))
+    assert image.shape == (40, 50, 3)
+    assert tuple(image[30, 10]) == (200, 0, 0)
+    assert tuple(image[30, 40]) == (255, 255, 255)
+    assert np.allclose(image[10, 40], (228, 127, 127), atol=2)
+
+
+def test_palette_and_grey_pngs(media):
+    grey = Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16))
+    buffer = io.BytesIO()
+    grey.save(buffer, "PNG")
+    image = decode_image(buffer.getvalue())
+    assert image.shape == (16, 16, 3) and image[15, 15, 0] == 255
+    wide = Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 257))
+    buffer = io.BytesIO()
+    wide.save(buffer, "PNG")
+    assert decode_image(buffer.getvalue())[15, 15, 0] == 255
+    palette = Image.fromarray(media.quadrants(32, 32)).convert("P")
+    buffer = io.BytesIO()
+    palette.save(buffer, "PNG")
+    assert decode_image(buffer.getvalue()).shape == (32, 32, 3)
+
+
+def test_webp(media):
+    buffer = io.BytesIO()
+    Image.fromarray(media.quadrants(64, 48)).save(buffer, "WEBP", lossless=True)
+    assert decode_image(buffer.getvalue()).shape == (48, 64, 3)
+
+
+def test_truncated_jpeg(media):
+    blob = media.jpeg_bytes(np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    with pytest.raises(BadImageError, match="truncated"):
+        decode_image(blob[: len(blob) // 2])
+
+
+@pytest.mark.parametrize("blob", [b"", b"\xff\xd8\xff", b"not an image at all", bytes(range(256)) * 4])
+def test_undecodable_bytes(blob):
+    with pytest.raises(BadImageError):
+        decode_image(blob)
+
+
+def test_other_formats_are_refused(media):
+    buffer = io.BytesIO()
+    Image.fromarray(media.quadrants(16, 16)).save(buffer, "BMP")
+    with pytest.raises(BadImageError, match="not a decodable image"):
+        decode_image(buffer.getvalue())
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims `width` x `height` pixels."""
+    buffer = io.BytesIO()
+    Image.new("L", (4, 4)).save(buffer, "PNG")
+    blob = bytearray(buffer.getvalue())
+    ihdr = 8  # the IHDR chunk follows the signature: length, type, data, crc
+    blob[ihdr + 8 : ihdr + 16] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(blob[ihdr + 4 : ihdr + 21]))
+    blob[ihdr + 21 : ihdr + 25] = struct.pack(">I", crc)
+    return bytes(blob)
+
+
+@pytest.mark.parametrize(("width", "height"), [(10_000, 8_000), (30_000, 30_000)])
+def test_pixel_limit_is_checked_before_decoding(width, height):
+    with pytest.raises(BadImageError, match="too large|more than the limit"):
+        decode_image(png_claiming_size(width, height), max_pixels=50_000_000)
+
+
+def test_pixel_limit_is_configurable(media):
+    blob = media.jpeg_bytes(media.quadrants(80, 60))
+    assert decode_image(blob, max_pixels=4800).shape == (60, 80, 3)
+    with pytest.raises(BadImageError, match="4800 pixels"):
+        decode_image(blob, max_pixels=4799)
+
+
+def test_decode_images_keeps_order_and_caps_count(media):
+    blobs = [media.jpeg_bytes(np.full((8 + i, 8, 3), 40 * i, np.uint8)) for i in range(3)]
+    images = decode_images([blobs[0], bytearray(blobs[1]), memoryview(blobs[2])])
+    assert [im.shape[0] for im in images] == [8, 9, 10]
+    with pytest.raises(TooManyImagesError):
+        decode_images(blobs, max_images=2)
+    with pytest.raises(NoFramesError):
+        decode_images([])
+
+
+def test_decode_images_names_the_bad_image(media):
+    good = media.jpeg_bytes(media.quadrants(16, 16))
+    with pytest.raises(BadImageError, match="image 2 of 3"):
+        decode_images([good, b"junk", good])
