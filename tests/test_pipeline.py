@@ -92,14 +92,14 @@ def test_glb_from_images_runs_the_stages_in_order(fake_frames):
 
 
 def test_settings_and_overrides_reach_the_export(fake_frames):
-    settings = AppSettings.from_dict({"export": {"conf_percentile": 0.0, "max_points": 5}})
+    settings = AppSettings.from_dict({"export": {"conf_percentile": 0.0, "max_points": 5}, "frames": {"max_side": 640}})
     pipeline = Pipeline(settings, runner=FakeRunner(), export_overrides={"frame": 1})
     result = pipeline.glb_from_video("clip.mp4")
     frames = settings.frames
     assert fake_frames[0] == (
         "video",
         "clip.mp4",
-        {"fps": frames.fps, "max_frames": frames.max_frames, "sharpest": frames.sharpest},
+        {"fps": frames.fps, "max_frames": frames.max_frames, "sharpest": frames.sharpest, "max_side": 640},
     )
     assert result.frame_count == 3
     assert result.point_count == 5  # frame 1 only (12 points), capped at 5
