@@ -18,3 +18,11 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+
+# The Khronos glTF validator (npm) checks exported GLBs in the tests; skipped where npm is absent.
+validator=.venv/gltf-validator
+if command -v npm >/dev/null && [ ! -d "$validator/node_modules/gltf-validator" ]; then
+    echo "installing the Khronos glTF validator into $validator/"
+    npm install --silent --no-audit --no-fund --prefix "$validator" gltf-validator@2.0.0-dev.3.10 >/dev/null \
+        || echo "warning: could not install gltf-validator; its test will be skipped"
+fi
