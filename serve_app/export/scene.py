@@ -75,7 +75,16 @@ def export_glb(
     mask_sky: bool = False,
     skyseg_model: str | None = None,
 ) -> GlbExport:
-    """GLB bytes plus point counts; see `predictions_to_glb` for the options."""
+    """VGGT predictions (numpy, batch dim removed) to a GLB point cloud, with point counts.
+
+    conf_percentile: drop this percentage of the least confident points (0 keeps all
+        with confidence > 1e-5). source: "pointmap" (world_points) or "depth"
+        (world_points_from_depth with depth_conf). mask_black_bg / mask_white_bg:
+        drop near-black (rgb sum < 16) / near-white (all channels > 240) pixels.
+    show_cameras: add a coloured marker per camera. frame: export this frame only.
+    max_points: cap the point count ("uniform" seeded subset or "voxel" merging).
+    mask_sky: drop sky pixels; needs `skyseg_model`, the path of a local skyseg.onnx.
+    """
     world_to_camera = homogeneous(predictions["extrinsic"])
     index = frame_index(frame, len(world_to_camera))
     sky_scale = None
@@ -105,40 +114,6 @@ def export_glb(
     return GlbExport(glb=write_glb(geometries), point_count=len(vertices), selected_count=selected_count)
 
 
-def predictions_to_glb(
-    predictions: dict,
-    *,
-    conf_percentile: float = 3.0,
-    source: str = "pointmap",
-    mask_black_bg: bool = False,
-    mask_white_bg: bool = False,
-    show_cameras: bool = False,
-    frame: int | None = None,
-    max_points: int | None = None,
-    downsample: str = "uniform",
-    mask_sky: bool = False,
-    skyseg_model: str | None = None,
-) -> bytes:
-    """VGGT predictions (numpy, batch dim removed) to a GLB point cloud.
-
-    conf_percentile: drop this percentage of the least confident points (0 keeps all
-        with confidence > 1e-5). source: "pointmap" (world_points) or "depth"
-        (world_points_from_depth with depth_conf). mask_black_bg / mask_white_bg:
-        drop near-black (rgb sum < 16) / near-white (all channels > 240) pixels.
-    show_cameras: add a coloured marker per camera. frame: export this frame only.
-    max_points: cap the point count ("uniform" seeded subset or "voxel" merging).
-    mask_sky: drop sky pixels; needs `skyseg_model`, the path of a local skyseg.onnx.
-    """
-    return export_glb(
-        predictions,
-        conf_percentile=conf_percentile,
-        source=source,
-        mask_black_bg=mask_black_bg,
-        mask_white_bg=mask_white_bg,
-        show_cameras=show_cameras,
-        frame=frame,
-        max_points=max_points,
-        downsample=downsample,
-        mask_sky=mask_sky,
-        skyseg_model=skyseg_model,
-    ).glb
+def predictions_to_glb(predictions: dict, **options) -> bytes:
+    """GLB bytes of `export_glb` (same options), for callers that need only the file."""
+    return export_glb(predictions, **options).glb
