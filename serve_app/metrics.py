@@ -1,0 +1,150 @@
+"""Custom Ray Serve metrics of the service.
+
+They are exported with Ray's other metrics (Prometheus names get the `ray_`
+prefix, counters a `_total` suffix) and show up in the Ray dashboard's
+metrics view and in Grafana next to Serve's own `ray_serve_*` series. Serve
+adds the `deployment`, `replica` and `application` tags itself.
+
+| metric | kind | tags | recorded by |
+| --- | --- | --- | --- |
+| `vggt_requests` | counter | command, outcome (`OK`, `LOGIN_FAILED`, `DISCONNECTED` or the `ERROR_*` code sent) | ingress, one per request |
+| `vggt_request_latency_s` | histogram | command | ingress: header received to reply sent (upload included) |
+| `vggt_stage_latency_s` | histogram | stage (`decode`, `inference`, `export`, `store`) | the stage's replica |
+| `vggt_frames_per_request` | histogram | source (`images`, `video`) | FrameExtractor |
+| `vggt_bytes_in` / `vggt_bytes_out` | counter | command | ingress (request payload / reply bytes) |
+| `vggt_model_loaded` | gauge | | VGGTInference: 1 when the model is loaded, 0 when it could not be |
+| `vggt_open_connections` / `vggt_pending_reconstructions` | gauge | | ingress (TCP server), refreshed per request and every 10 s |
+
+Metrics are created lazily, in the process that records them: Serve tags a
+metric with the replica it was created in, so a module-level instance made
+at import time (for example in the controller while the app is built) would
+carry the wrong tags. `service_metrics()` returns the process's one instance.
+Recording never raises: a metrics problem must not fail a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Optional
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "inference", "export", "store")
+
+LATENCY_BOUNDARIES_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
+FRAME_BOUNDARIES = [1, 2, 4, 8, 16, 24, 32, 48, 64, 100, 150, 200]
+
+
+class ServiceMetrics:
+    """The service's metric objects for one process."""
+
+    def __init__(self) -> None:
+        from ray.serve import metrics
+
+        self.requests = metrics.Counter(
+            "vggt_requests",
+            description="Requests over the TCP protocol, by command and outcome (ok or the ERROR_ code).",
+            tag_keys=("command", "outcome"),
+        )
+        self.request_latency = metrics.Histogram(
+            "vggt_request_latency_s",
+            description="Time from a request's header to its reply sent (upload included), by command.",
+            boundaries=LATENCY_BOUNDARIES_S,
+            tag_keys=("command",),
+        )
+        self.stage_latency = metrics.Histogram(
+            "vggt_stage_latency_s",
+            description="Time spent in one pipeline stage: decode, inference, export or store.",
+            boundaries=LATENCY_BOUNDARIES_S,
+            tag_keys=("stage",),
+        )
+        self.frames = metrics.Histogram(
+            "vggt_frames_per_request",
+            description="Frames given to VGGT per reconstruction (decoded images or sampled video frames).",
+            boundaries=FRAME_BOUNDARIES,
+            tag_keys=("source",),
+        )
+        self.bytes_in = metrics.Counter(
+            "vggt_bytes_in",
+            description="Request payload bytes received, by command.",
+            tag_keys=("command",),
+        )
+        self.bytes_out = metrics.Counter(
+            "vggt_bytes_out",
+            description="Reply bytes sent, by command.",
+            tag_keys=("command",),
+        )
+        self.open_connections = metrics.Gauge(
+            "vggt_open_connections",
+            description="TCP connections the server holds open.",
+        )
+        self.pending_reconstructions = metrics.Gauge(
+            "vggt_pending_reconstructions",
+            description="IMAGE/VIDEO requests queued or running (over proxy.max_pending_reconstructions: ERROR_BUSY).",
+        )
+        self.model_loaded = metrics.Gauge(
+            "vggt_model_loaded",
+            description="1 when the VGGT replica has its model loaded, 0 when it cannot reconstruct.",
+        )
+
+    # Every recorder swallows errors: metrics must never fail a request.
+
+    def record_request(
+        self,
+        command: str,
+        outcome: str,
+        *,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        latency_s: Optional[float] = None,
+    ) -> None:
+        try:
+            command = command or "unknown"
+            self.requests.inc(1, tags={"command": command, "outcome": outcome or "unknown"})
+            if bytes_in:
+                self.bytes_in.inc(bytes_in, tags={"command": command})
+            if bytes_out:
+                self.bytes_out.inc(bytes_out, tags={"command": command})
+            if latency_s is not None:
+                self.request_latency.observe(latency_s, tags={"command": command})
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording request metrics failed", exc_info=True)
+
+    def record_stage(self, stage: str, seconds: float) -> None:
+        try:
+            self.stage_latency.observe(seconds, tags={"stage": stage})
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording stage metric failed", exc_info=True)
+
+    def record_frames(self, source: str, count: int) -> None:
+        try:
+            self.frames.observe(count, tags={"source": source})
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording frame metric failed", exc_info=True)
+
+    def set_proxy_load(self, open_connections: int, pending_reconstructions: int) -> None:
+        try:
+            self.open_connections.set(open_connections)
+            self.pending_reconstructions.set(pending_reconstructions)
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording proxy gauges failed", exc_info=True)
+
+    def set_model_loaded(self, loaded: bool) -> None:
+        try:
+            self.model_loaded.set(1 if loaded else 0)
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording model gauge failed", exc_info=True)
+
+
+_lock = threading.Lock()
+_instance: Optional[ServiceMetrics] = None
+
+
+def service_metrics() -> ServiceMetrics:
+    """The process's metrics, created on first use (inside the replica)."""
+    global _instance
+    with _lock:
+        if _instance is None:
+            _instance = ServiceMetrics()
+        return _instance

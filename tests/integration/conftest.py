@@ -1,0 +1,252 @@
+"""The real service for the integration tests: a local Ray cluster running the app.
+
+`service` (session scope) starts Ray (4 logical CPUs, no dashboard), deploys
+`serve_app.app:build_app` with the untrained tiny model on CPU, a temporary
+SQLite file and storage root, and test-sized limits, and creates the test
+users straight in that database. Tests talk to it over real sockets with the
+plain client of `integration_wire.py`; each connection comes from its own
+loopback address (127.0.x.y) so the IP-bound sessions of one test never
+leak into another.
+
+`service_without_model` deploys the same app a second time into the same
+cluster (its own name, port, database) with a checkpoint path that does not
+exist, for the "model not loaded" behaviour.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+_WIRE = "integration_wire"
+if _WIRE not in sys.modules:
+    _spec = importlib.util.spec_from_file_location(_WIRE, Path(__file__).with_name("integration_wire.py"))
+    _module = importlib.util.module_from_spec(_spec)
+    sys.modules[_WIRE] = _module
+    _spec.loader.exec_module(_module)
+
+sys.modules.setdefault("integration_conftest", sys.modules[__name__])  # tests import the constants
+
+PASSWORD = "s3cret-pass"
+USERS = {"alice": False, "vip": True, "carol": False}  # username -> is_vip
+DISABLED_USER = "mallory"
+
+MAX_PAYLOAD = 8 * 1024 * 1024
+READ_TIMEOUT_S = 2.0
+SESSION_TTL_S = 3.0
+VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames
+APP_NAME = "vggt-it"
+NO_MODEL_APP_NAME = "vggt-it-nomodel"
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    handle: Any
+    database_url: str
+    storage_root: Path
+    spool_dir: Path
+
+    def stored(self) -> tuple[set[str], set[str]]:
+        """(hashed names with a row, hashed names with a .glb file) right now."""
+        from sqlalchemy import select
+
+        from serve_app.storage.database import Database
+        from serve_app.storage.models import GlbFile
+
+        db = Database(self.database_url)
+        try:
+            with db.session() as session:
+                rows = set(session.scalars(select(GlbFile.hashed_name)))
+        finally:
+            db.dispose()
+        files = {p.stem for p in (self.storage_root / "out").rglob("*.glb")} if (self.storage_root / "out").exists() else set()
+        return rows, files
+
+    def row(self, hashed_name: str):
+        from sqlalchemy import select
+
+        from serve_app.storage.database import Database
+        from serve_app.storage.models import GlbFile
+
+        db = Database(self.database_url)
+        try:
+            with db.session() as session:
+                return session.scalar(select(GlbFile).where(GlbFile.hashed_name == hashed_name))
+        finally:
+            db.dispose()
+
+
+def _args(tmp: Path, **model: Any) -> dict:
+    return {
+        "model": {"preset": "tiny", "device": "cpu", **model},
+        "storage": {"database_url": f"sqlite:///{tmp / 'service.db'}", "storage_root": str(tmp / "store")},
+        "frames": {"fps": VIDEO_FPS, "max_frames": 4, "max_images": 20},
+        "proxy": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "max_payload_bytes": MAX_PAYLOAD,
+            "read_timeout_s": READ_TIMEOUT_S,
+            "idle_timeout_s": 60.0,
+            "session_ttl_s": SESSION_TTL_S,
+            "max_pending_reconstructions": 32,
+            "spool_dir": str(tmp / "spool"),
+        },
+    }
+
+
+def _create_users(database_url: str) -> None:
+    from serve_app.config import AuthSettings
+    from serve_app.storage import Database, UserStore
+
+    db = Database(database_url)
+    try:
+        db.upgrade()
+        users = UserStore(db, AuthSettings())
+        for name, vip in USERS.items():
+            users.create(name, PASSWORD, is_vip=vip)
+        users.create(DISABLED_USER, PASSWORD)
+        users.set_status(DISABLED_USER, False)
+    finally:
+        db.dispose()
+
+
+def _deploy(name: str, args: dict, tmp: Path) -> Service:
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    (tmp / "spool").mkdir(exist_ok=True)
+    handle = serve.run(build_app(args), name=name, route_prefix=None, blocking=False)
+    deadline = time.monotonic() + 300
+    while True:  # serve.run returns once the app is RUNNING; the port is the ingress's
+        try:
+            port = handle.get_port.remote().result(timeout_s=60)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    return Service(
+        name=name,
+        port=port,
+        handle=handle,
+        database_url=args["storage"]["database_url"],
+        storage_root=Path(args["storage"]["storage_root"]),
+        spool_dir=tmp / "spool",
+    )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    from ray import serve
+
+    ray.init(
+        address="local",  # never attach to a cluster someone else started
+        num_cpus=4,  # logical: two apps of 1.85 CPUs each fit
+        include_dashboard=False,
+        _system_config={"metrics_report_interval_ms": 1000},
+    )
+    serve.start(proxy_location="Disabled")
+    try:
+        yield ray
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def service(ray_cluster, tmp_path_factory) -> Service:
+    tmp = tmp_path_factory.mktemp("service")
+    args = _args(tmp)
+    _create_users(args["storage"]["database_url"])
+    return _deploy(APP_NAME, args, tmp)
+
+
+@pytest.fixture(scope="session")
+def service_without_model(ray_cluster, tmp_path_factory) -> Service:
+    tmp = tmp_path_factory.mktemp("nomodel")
+    args = _args(tmp, preset="vggt-1b", checkpoint=str(tmp / "missing-model.pt"))
+    service = _deploy(NO_MODEL_APP_NAME, args, tmp)  # the ingress creates the database at start
+    _create_users(args["storage"]["database_url"])
+    return service
+
+
+# --- media ----------------------------------------------------------------------------
+
+
+def _pattern(width: int, height: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([(x * 255 // width), (y * 255 // height), ((x + y) * 3) % 256], axis=-1).astype(np.uint8)
+    noise = rng.integers(0, 40, size=img.shape, dtype=np.uint8)
+    return img + noise // 2
+
+
+def encode_image(array: np.ndarray, fmt: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def jpegs() -> list[bytes]:
+    return [encode_image(_pattern(160, 120, i), "JPEG") for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def pngs() -> list[bytes]:
+    return [encode_image(_pattern(160, 120, 10 + i), "PNG") for i in range(2)]
+
+
+def make_video(path: Path, seconds: float = 3.0, fps: int = 10, size: tuple[int, int] = (160, 120)) -> Path:
+    """A short H.264 (or MPEG-4 part 2) MP4 made with PyAV."""
+    import av
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        try:
+            stream = container.add_stream("libx264", rate=fps)
+        except Exception:
+            stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(int(seconds * fps)):
+            img = np.roll(_pattern(width, height, 0), i * 3, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def video_bytes(tmp_path_factory) -> bytes:
+    path = make_video(tmp_path_factory.mktemp("media") / "clip.mp4")
+    return path.read_bytes()
+
+
+def pytest_collection_modifyitems(config, items):
+    # The `serve run` subprocess test starts its own cluster: it runs first, before the
+    # session fixture's cluster exists, so two clusters never share the cores. The other
+    # integration tests run last, so that cluster is not idling through the unit tests.
+    def rank(item) -> int:
+        if "test_serve_run_cli" in item.nodeid:
+            return 0
+        return 2 if "tests/integration/" in item.nodeid.replace(os.sep, "/") else 1
+
+    items.sort(key=rank)

@@ -1,0 +1,100 @@
+"""`serve run config/serve.dev.yaml` as an operator runs it, driven over TCP.
+
+The test copies config/serve.dev.yaml with three values changed (a free TCP
+port, a temp database, a temp storage root; nothing else) and runs
+`serve run --address local <copy>` from the repository root in its own
+process group, on its own fresh local Ray cluster (dashboard included, as on
+a real machine). It runs before the session fixture's cluster exists (see
+conftest.pytest_collection_modifyitems).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from integration_conftest import PASSWORD, _create_users  # type: ignore[import-not-found]
+from integration_wire import Conn
+
+pytestmark = pytest.mark.timeout(600)
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"serve run exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"port {port} not open after {START_TIMEOUT_S} s:\n{log_path.read_text()[-5000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)  # serve run: serve.shutdown(), then Ray stops with it
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def test_serve_run_dev_config(tmp_path, jpegs):
+    serve_bin = Path(sys.executable).with_name("serve")
+    if not serve_bin.exists():
+        pytest.skip("the `serve` CLI is not installed next to this Python")
+    config = yaml.safe_load((REPO / "config" / "serve.dev.yaml").read_text())
+    port = _free_port()
+    database_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    args = config["applications"][0]["args"]
+    args["proxy"]["port"] = port
+    args["storage"] = {"database_url": database_url, "storage_root": str(tmp_path / "store")}
+    config_path = tmp_path / "serve.dev.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    log_path = tmp_path / "serve_run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(serve_bin), "run", "--address", "local", str(config_path)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        started = time.monotonic()
+        _wait_for_port(port, proc, log_path)
+        print(f"serve run opened port {port} after {time.monotonic() - started:.1f} s")
+        _create_users(database_url)  # the ingress upgraded the empty database before listening
+        with Conn(port) as c:
+            assert c.login("vip", PASSWORD)[:2] == [True, True]
+            reply = c.images(jpegs)
+            assert reply.error is None, reply.data[:100]
+            assert len(reply.name) == 68 and reply.name.endswith(".glb")
+            assert c.get_glb(reply.name) == reply.data
+        assert list((tmp_path / "store" / "out").rglob(reply.name))
+    finally:
+        _stop(proc)
+    output = log_path.read_text(errors="replace")
+    assert "TCP protocol server listening" in output

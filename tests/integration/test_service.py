@@ -1,0 +1,397 @@
+"""The running service over real sockets: the wire protocol end to end.
+
+Every test speaks PROTOCOL.md from a plain socket (`integration_wire.Conn`)
+to the app deployed by the `service` fixture (tiny untrained model on CPU).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.request
+
+import pytest
+from integration_conftest import (  # type: ignore[import-not-found]
+    DISABLED_USER,
+    MAX_PAYLOAD,
+    PASSWORD,
+    READ_TIMEOUT_S,
+    SESSION_TTL_S,
+)
+from integration_wire import IMAGE, LOGIN, VIDEO, Conn, frame, images_payload
+
+pytestmark = pytest.mark.timeout(900)
+
+HASH_NAME = re.compile(r"^[0-9a-f]{64}\.glb$")
+
+
+def _load_glb(data: bytes):
+    import trimesh
+
+    scene = trimesh.load(io.BytesIO(data), file_type="glb")
+    geometries = list(scene.geometry.values()) if hasattr(scene, "geometry") else [scene]
+    assert geometries and sum(len(g.vertices) for g in geometries) > 0
+    return scene
+
+
+def _check_stored(service, reply, username: str | None = None) -> str:
+    """The reply is a stored GLB: name, loadable bytes, row, file with the same bytes."""
+    assert reply.error is None, reply.data[:100]
+    assert HASH_NAME.match(reply.name), reply.name
+    _load_glb(reply.data)
+    hashed = reply.name[:-4]
+    row = service.row(hashed)
+    assert row is not None
+    assert row.file_size == len(reply.data)
+    path = service.storage_root / row.file_path
+    assert path.is_file() and path.read_bytes() == reply.data
+    return hashed
+
+
+def _spool_files(service) -> list[str]:
+    return sorted(os.listdir(service.spool_dir)) if service.spool_dir.exists() else []
+
+
+# --- LOGIN ----------------------------------------------------------------------------
+
+
+def test_login_ok_vip_and_failures(service):
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[:2] == [True, False]
+        assert c.login("vip", PASSWORD)[:2] == [True, True]  # many requests on one connection
+    with Conn(service.port) as c:
+        assert c.login("alice", "wrong")[:2] == [False, False]
+        assert c.login("nobody", PASSWORD)[:2] == [False, False]
+        assert c.login(DISABLED_USER, PASSWORD)[:2] == [False, False]
+        c.send(frame(LOGIN, b"{not json"))
+        assert json.loads(c.read_block())[:2] == [False, False]
+        c.send(frame(LOGIN, json.dumps({"u": "alice"}).encode()))
+        assert json.loads(c.read_block())[:2] == [False, False]
+
+
+# --- IMAGE / VIDEO / GET_GLB ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_images_to_glb_and_get_back(service, jpegs, pngs, kind):
+    images = jpegs if kind == "jpeg" else pngs
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        reply = c.images(images)
+        hashed = _check_stored(service, reply)
+        assert c.get_glb(hashed) == reply.data  # same connection
+    with Conn(service.port) as other:  # anyone with the hash, no login
+        assert other.get_glb(f"  {hashed}.glb\n") == reply.data
+
+
+def test_video_to_glb_for_vip(service, video_bytes):
+    with Conn(service.port) as c:
+        assert c.login("vip", PASSWORD)[:2] == [True, True]
+        reply = c.video(video_bytes)
+        hashed = _check_stored(service, reply)
+    with Conn(service.port) as other:
+        assert other.get_glb(hashed) == reply.data
+    assert _spool_files(service) == []
+
+
+def test_video_refused_for_non_vip(service, video_bytes):
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[:2] == [True, False]
+        assert c.video(video_bytes).error == "ERROR_VIP_REQUIRED"
+        assert c.login("alice", PASSWORD)[0] is True  # the connection stays usable
+
+
+def test_get_glb_bad_and_unknown_hash(service):
+    with Conn(service.port) as c:
+        assert c.get_glb("not a hash") == b"ERROR_INVALID_HASH"
+        assert c.get_glb("../../etc/passwd") == b"ERROR_INVALID_HASH"
+        assert c.get_glb("0" * 64) == b"ERROR_HASH_NOT_FOUND"
+
+
+def test_get_glb_file_missing(service, jpegs):
+    with Conn(service.port) as c:
+        assert c.login("carol", PASSWORD)[0] is True
+        hashed = _check_stored(service, c.images(jpegs[:2]))
+    row = service.row(hashed)
+    (service.storage_root / row.file_path).unlink()
+    with Conn(service.port) as c:
+        assert c.get_glb(hashed) == b"ERROR_FILE_MISSING"
+
+
+def test_undecodable_images(service, jpegs):
+    before = service.stored()
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        assert c.images([jpegs[0], b"this is not an image"]).error == "ERROR_BAD_IMAGE"
+        assert c.images([]).error is not None  # no image at all
+    assert service.stored() == before
+
+
+def test_unreadable_video(service):
+    before = service.stored()
+    with Conn(service.port) as c:
+        assert c.login("vip", PASSWORD)[0] is True
+        error = c.video(b"\x00\x00\x00\x18ftypmp42" + os.urandom(5000)).error
+        assert error in ("ERROR_NO_FRAMES", "ERROR_VIDEO_REQUEST"), error
+    assert service.stored() == before
+    assert _spool_files(service) == []
+
+
+# --- sessions -------------------------------------------------------------------------
+
+
+def test_upload_without_login(service, jpegs):
+    with Conn(service.port) as c:  # a fresh address: no IP session
+        assert c.images(jpegs).error == "ERROR_NOT_LOGGED_IN"
+        c.send(frame(VIDEO, b"x" * 1000))
+        assert c.read_reconstruction().error == "ERROR_NOT_LOGGED_IN"
+
+
+def test_login_then_upload_on_a_new_connection(service, jpegs):
+    with Conn(service.port) as first:
+        assert first.login("alice", PASSWORD)[0] is True
+        address = first.source
+    with Conn(service.port, source=address) as second:  # the Android app reconnects per request
+        _check_stored(service, second.images(jpegs[:2]))
+    with Conn(service.port) as stranger:  # another address is not logged in
+        assert stranger.images(jpegs[:2]).error == "ERROR_NOT_LOGGED_IN"
+
+
+def test_failed_login_keeps_the_binding(service, jpegs):
+    with Conn(service.port) as first:
+        assert first.login("alice", PASSWORD)[0] is True
+        address = first.source
+    with Conn(service.port, source=address) as second:
+        assert second.login("alice", "wrong")[0] is False
+    with Conn(service.port, source=address) as third:
+        _check_stored(service, third.images(jpegs[:2]))
+
+
+def test_expired_session(service, jpegs):
+    with Conn(service.port) as first:
+        assert first.login("alice", PASSWORD)[0] is True
+        address = first.source
+    time.sleep(SESSION_TTL_S + 0.5)
+    with Conn(service.port, source=address) as later:
+        assert later.images(jpegs[:2]).error == "ERROR_NOT_LOGGED_IN"
+
+
+# --- malformed and hostile traffic ----------------------------------------------------
+
+
+def test_unknown_command(service):
+    with Conn(service.port) as c:
+        c.send(frame(9, b"abc"))
+        assert c.read_block() == b"UNKNOWN_COMMAND"
+        assert c.login("alice", PASSWORD)[0] is True  # still in step
+
+
+def test_payload_over_the_limit(service):
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        c.send(struct.pack(">BI", IMAGE, MAX_PAYLOAD + 1) + b"\x00" * 1000)
+        assert c.read_reconstruction().error == "ERROR_PAYLOAD_TOO_LARGE"
+        assert c.at_eof()
+
+
+def test_truncated_payload_leaves_nothing_behind(service, jpegs, video_bytes):
+    before = service.stored()
+    with Conn(service.port) as c:
+        assert c.login("vip", PASSWORD)[0] is True
+        payload = images_payload(jpegs)
+        c.send(struct.pack(">BI", IMAGE, len(payload)) + payload[: len(payload) // 2])
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.read_reconstruction().error == "ERROR_INCOMPLETE_REQUEST"
+        assert c.at_eof()
+    with Conn(service.port) as c:
+        assert c.login("vip", PASSWORD)[0] is True
+        c.send(struct.pack(">BI", VIDEO, len(video_bytes)) + video_bytes[: len(video_bytes) // 2])
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.read_reconstruction().error == "ERROR_INCOMPLETE_REQUEST"
+        assert c.at_eof()
+    time.sleep(0.5)
+    assert service.stored() == before
+    assert _spool_files(service) == []
+
+
+def test_garbage_bytes(service):
+    import random
+
+    rng = random.Random(1234)
+    for _ in range(3):
+        with Conn(service.port) as c:
+            c.send(bytes(rng.randrange(256) for _ in range(4096)))
+            c.sock.shutdown(socket.SHUT_WR)
+            assert c.at_eof(timeout=READ_TIMEOUT_S + 10)
+    with Conn(service.port) as c:  # the server is unharmed
+        assert c.login("alice", PASSWORD)[0] is True
+
+
+def test_slow_sender_is_served(service, jpegs):
+    """Bytes that trickle in, each gap shorter than the read timeout, make a valid request."""
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        data = frame(IMAGE, images_payload(jpegs[:2]))
+        pieces = 6
+        step = len(data) // pieces + 1
+        started = time.monotonic()
+        for i in range(0, len(data), step):
+            c.send(data[i : i + step])
+            time.sleep(READ_TIMEOUT_S / 4)
+        assert time.monotonic() - started > READ_TIMEOUT_S  # slower than the timeout overall
+        _check_stored(service, c.read_reconstruction())
+
+
+def test_stalled_sender_times_out_alone(service, jpegs):
+    with Conn(service.port) as stalled, Conn(service.port) as other:
+        assert stalled.login("alice", PASSWORD)[0] is True
+        payload = images_payload(jpegs)
+        stalled.send(struct.pack(">BI", IMAGE, len(payload)) + payload[:100])
+        started = time.monotonic()
+        assert other.login("vip", PASSWORD)[0] is True  # not blocked by the stalled one
+        reply = stalled.read_reconstruction()
+        assert reply.error == "ERROR_READ_TIMEOUT"
+        assert READ_TIMEOUT_S - 0.5 <= time.monotonic() - started <= READ_TIMEOUT_S + 10
+        assert stalled.at_eof()
+
+
+def test_twenty_concurrent_clients(service, jpegs):
+    results: list = [None] * 20
+    errors: list = []
+
+    def client(i: int) -> None:
+        try:
+            with Conn(service.port, timeout=600) as c:
+                assert c.login("alice" if i % 2 else "vip", PASSWORD)[0] is True
+                reply = c.images([jpegs[i % 3], jpegs[(i + 1) % 3]])
+                assert reply.error is None, reply.data[:60]
+                assert HASH_NAME.match(reply.name)
+                assert c.get_glb(reply.name) == reply.data
+                results[i] = reply.name
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append((i, repr(exc)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    assert not errors, errors
+    assert len(set(results)) == 20  # each stored under its own hash
+    rows, files = service.stored()
+    assert {name[:-4] for name in results} <= rows & files
+    print(f"20 concurrent reconstructions in {time.monotonic() - started:.1f} s")
+
+
+# --- Serve plumbing -------------------------------------------------------------------
+
+
+def test_service_errors_survive_handles(service):
+    """A ServiceError raised in a replica reaches the caller as itself (via Ray's wrapping)."""
+    from ray import serve
+
+    from serve_app.errors import BadImageError, ServiceError
+    from serve_app.serve_backend import FRAMES_NAME, unwrap_service_error
+
+    handle = serve.get_deployment_handle(FRAMES_NAME, service.name)
+    with pytest.raises(ServiceError) as caught:
+        handle.decode_images.remote([b"junk"]).result()
+    assert caught.value.code == "ERROR_BAD_IMAGE"
+    plain = unwrap_service_error(caught.value)
+    assert type(plain) is BadImageError and plain.code == "ERROR_BAD_IMAGE" and plain.message
+
+
+def test_status_and_standalone_backend(service, jpegs):
+    """The ingress reports itself; ServeBackend.from_app drives the same app from outside."""
+    import asyncio
+
+    from serve_app.serve_backend import ServeBackend
+
+    status = service.handle.status.remote().result()
+    assert status["port"] == service.port
+    assert status["model"]["loaded"] is True and status["model"]["device"] == "cpu"
+
+    async def run():
+        backend = ServeBackend.from_app(service.name)
+        user = await backend.login("alice", PASSWORD, "198.51.100.7")
+        assert user is not None and user.username == "alice"
+        assert await backend.login("alice", "nope", "198.51.100.7") is None
+        result = await backend.reconstruct_images(user, jpegs[:2])
+        assert HASH_NAME.match(result.name)
+        assert set(result.timings) >= {"decode", "inference", "export", "store"}
+        assert await backend.get_glb(result.name) == result.glb
+        from serve_app.errors import HashNotFoundError
+
+        with pytest.raises(HashNotFoundError):
+            await backend.get_glb("1" * 64)
+
+    asyncio.run(run())
+
+
+def test_custom_metrics_are_exported(service, jpegs):
+    """The custom metrics reach the node's Prometheus endpoint (what the dashboard reads)."""
+    import ray
+
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        assert c.images(jpegs[:2]).error is None
+    node = next(n for n in ray.nodes() if n["Alive"])
+    url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
+    wanted = [
+        "ray_vggt_requests_total",
+        "ray_vggt_stage_latency_s_bucket",
+        "ray_vggt_frames_per_request_bucket",
+        "ray_vggt_bytes_in_total",
+        "ray_vggt_bytes_out_total",
+        "ray_vggt_model_loaded",
+        "ray_vggt_open_connections",
+        "ray_vggt_pending_reconstructions",
+    ]
+    image_ok = re.compile(r'ray_vggt_requests_total\{(?=[^}]*command="IMAGE")(?=[^}]*outcome="OK")[^}]*\}')
+
+    def complete(text: str) -> bool:
+        stages = all(f'stage="{stage}"' in text for stage in ("decode", "inference", "export", "store"))
+        return all(name in text for name in wanted) and stages and bool(image_ok.search(text))
+
+    deadline = time.monotonic() + 60
+    text = ""
+    while time.monotonic() < deadline:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        if complete(text):
+            break
+        time.sleep(2)
+    missing = [name for name in wanted if name not in text]
+    assert not missing, missing
+    assert complete(text), "\n".join(line for line in text.splitlines() if "vggt" in line)
+
+
+# --- no checkpoint --------------------------------------------------------------------
+
+
+def test_without_checkpoint_login_and_get_work_reconstructions_refused(service_without_model, jpegs, video_bytes):
+    svc = service_without_model
+    from serve_app.config import AuthSettings
+    from serve_app.storage import Database, GlbStore, UserStore
+
+    db = Database(svc.database_url)
+    try:
+        stored = GlbStore(db, svc.storage_root).save(b"glTF-placeholder", UserStore(db, AuthSettings()).get("vip").id, "x")
+    finally:
+        db.dispose()
+    with Conn(svc.port) as c:
+        assert c.login("vip", PASSWORD)[:2] == [True, True]
+        assert c.images(jpegs[:2]).error == "ERROR_MODEL_NOT_LOADED"
+        assert c.video(video_bytes).error == "ERROR_MODEL_NOT_LOADED"
+        assert c.get_glb(stored.hashed_name) == b"glTF-placeholder"
+        assert c.get_glb("0" * 64) == b"ERROR_HASH_NOT_FOUND"
+    status = svc.handle.status.remote().result()
+    assert status["model"]["loaded"] is False
+    assert "fetch_weights" in status["model"]["error"] or "not found" in status["model"]["error"]
+    assert _spool_files(svc) == []
