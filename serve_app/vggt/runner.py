@@ -1,0 +1,304 @@
+"""Frames in, numpy predictions out: the one entry point the service and the CLI use.
+
+`InferenceRunner(settings)` builds the model once (loading the checkpoint,
+or a seeded random init for the untrained "tiny" preset) and `.predict(frames)`
+preprocesses, checks memory, runs the forward pass and derives cameras and
+depth-unprojected points. `predict(frames, settings)` does the same with a
+runner cached per settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from serve_app.config import ModelSettings
+from serve_app.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
+
+from .checkpoint import CheckpointError, load_model
+from .config import VGGTConfig, preset
+from .geometry import pose_encoding_to_extri_intri, unproject_depth_map_to_point_map
+from .model import VGGT
+from .preprocess import preprocess_images
+
+log = logging.getLogger(__name__)
+
+GiB = 1024**3
+HEADROOM = 0.9  # use at most this share of the available memory for one forward pass
+OUTPUT_KEYS = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
+
+MemoryProbe = Callable[[torch.device], "int | None"]
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes one forward pass needs, by part; `working` excludes the resident weights."""
+
+    weights: int
+    tokens: int
+    kept_layers: int
+    head_chunk: int
+    outputs: int
+
+    @property
+    def working(self) -> int:
+        return self.tokens + self.kept_layers + self.head_chunk + self.outputs
+
+    @property
+    def peak(self) -> int:
+        return self.weights + self.working
+
+
+def estimate_memory(
+    cfg: VGGTConfig,
+    frames: int,
+    height: int,
+    width: int,
+    weight_bytes: int,
+    act_bytes: int = 4,
+    head_chunk_frames: int | None = None,
+) -> MemoryEstimate:
+    """Peak-memory model of one forward pass (a deliberately simple upper-bound sketch).
+
+    With P = 1 + registers + (H/14)(W/14) tokens per frame, T = S*P, C = embed_dim
+    and b = act_bytes (2 under bf16/fp16 autocast, 4 in float32):
+      tokens     = T*C*(4 + (3 + 2*mlp_ratio)*b) + 2*T*C*4
+                   fp32 residual stream, qkv / q,k copies and the MLP hidden of the
+                   block running, plus the frame and global outputs of a kept layer.
+                   Attention is fused (SDPA): no T x T score matrix is stored.
+      kept       = len(cached_layers) * T * 2C * 4      the [S,P,2C] float32 layers the heads read
+      head_chunk = H*W*(F/2)*16 + c*H*W*(F + hidden)*4 + c*(8h*8w)*2F*4
+                   one DPT chunk of c frames in float32: the full-resolution UV
+                   embedding (built in float64, once per chunk), per frame the
+                   upsampled F/2-channel map, its sum with the embedding and the
+                   hidden conv, and two F-channel fusion maps at 8x the patch grid
+      outputs    = 2 * S*H*W*(1+1+3+1)*4              depth, points and confidences (+ concat copy)
+    """
+    p = cfg.patch_size
+    h, w = height // p, width // p
+    P = 1 + cfg.num_register_tokens + h * w
+    T = frames * P
+    C = cfg.embed_dim
+    c = min(head_chunk_frames or cfg.head_chunk_frames, frames)
+    F = cfg.dpt_features
+    tokens = int(T * C * (4 + (3 + 2 * cfg.mlp_ratio) * act_bytes)) + 2 * T * C * 4
+    kept = len(cfg.cached_layers) * T * 2 * C * 4
+    head = height * width * (F // 2) * 16 + c * (height * width * (F + cfg.dpt_hidden) + (8 * h) * (8 * w) * 2 * F) * 4
+    outputs = 2 * frames * height * width * 6 * 4
+    return MemoryEstimate(weight_bytes, tokens, kept, head, outputs)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes on the device; None if unknown.
+
+    cuda: mem_get_info's free bytes plus what torch's caching allocator holds
+    unused; cpu: MemAvailable of /proc/meminfo.
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def resolve_device(name: str) -> torch.device:
+    """Device for a setting: "auto" -> cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailableError("device 'cuda' was requested but no CUDA GPU is available")
+    return torch.device(name)
+
+
+class InferenceRunner:
+    """A loaded VGGT on one device; `predict` is thread-safe (one forward at a time)."""
+
+    def __init__(self, settings: ModelSettings, *, memory_probe: MemoryProbe | None = None) -> None:
+        device = resolve_device(settings.device)
+        model = build_model(settings)
+        self._setup(model, settings, device, memory_probe)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: VGGT,
+        settings: ModelSettings | None = None,
+        *,
+        device: torch.device | str | None = None,
+        memory_probe: MemoryProbe | None = None,
+    ) -> InferenceRunner:
+        """Wrap an already built model (tests, benchmarks); no checkpoint is read."""
+        settings = settings or ModelSettings()
+        runner = cls.__new__(cls)
+        dev = torch.device(device) if device is not None else resolve_device(settings.device)
+        runner._setup(model, settings, dev, memory_probe)
+        return runner
+
+    def _setup(self, model: nn.Module, settings: ModelSettings, device: torch.device, probe: MemoryProbe | None):
+        self.settings = settings
+        self._device = device
+        self._lock = threading.Lock()
+        self._probe = probe or available_memory
+        if device.type == "cuda":
+            self._dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        else:
+            self._dtype = torch.float32
+        model = model.eval()
+        if device.type == "cuda" and settings.weights_bf16 and self._dtype == torch.bfloat16:
+            model.aggregator.to(torch.bfloat16)  # before the move: no float32 copy on the GPU; heads stay float32
+        model = model.to(device)
+        model.head_chunk_frames = settings.head_chunk_frames
+        for param in model.parameters():
+            param.requires_grad_(False)
+        self.model = model
+        self.config: VGGTConfig = model.config
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype of the aggregator: bf16/fp16 autocast on GPU, float32 on CPU."""
+        return self._dtype
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters())
+
+    def estimate(self, frames: int, height: int, width: int) -> MemoryEstimate:
+        """Memory estimate for `frames` preprocessed frames of height x width."""
+        act = torch.finfo(self._dtype).bits // 8
+        return estimate_memory(self.config, frames, height, width, self.weight_bytes, act, self.model.head_chunk_frames)
+
+    def check_memory(self, frames: int, height: int, width: int) -> MemoryEstimate:
+        """Raise TooManyFramesError when the estimate exceeds the free device memory."""
+        est = self.estimate(frames, height, width)
+        free = self._probe(self._device)
+        if free is not None and est.working > HEADROOM * free:
+            raise TooManyFramesError(
+                f"{frames} frames at {height}x{width} need about {est.working / GiB:.1f} GiB of working "
+                f"memory on {self._device.type} (peak about {est.peak / GiB:.1f} GiB with the weights), "
+                f"but only {free / GiB:.1f} GiB is available; send fewer frames"
+            )
+        return est
+
+    def predict(self, frames: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """RGB uint8 frames [H,W,3] -> predictions (numpy float32, batch dim removed).
+
+        pose_enc [S,9], depth [S,H,W,1], depth_conf [S,H,W], world_points [S,H,W,3],
+        world_points_conf [S,H,W], extrinsic [S,3,4], intrinsic [S,3,3],
+        world_points_from_depth [S,H,W,3], images [S,3,H,W] (the model input in [0,1]).
+        """
+        if len(frames) == 0:
+            raise NoFramesError("no frames to reconstruct")
+        images = preprocess_images(frames, mode=self.settings.preprocess_mode)  # [S,3,H,W]
+        S, _, H, W = images.shape
+        with self._lock:  # one forward at a time: the check sees the memory it will have
+            self.check_memory(S, H, W)
+            start = time.perf_counter()
+            raw = self.run_model(images)
+            log.info(
+                "VGGT forward: %d frames %dx%d on %s in %.2f s", S, H, W, self._device, time.perf_counter() - start
+            )
+        extrinsic, intrinsic = pose_encoding_to_extri_intri(raw["pose_enc"], (H, W))  # [1,S,3,4], [1,S,3,3]
+        out = {k: _numpy(raw[k][0]) for k in OUTPUT_KEYS}
+        out["extrinsic"] = _numpy(extrinsic[0])
+        out["intrinsic"] = _numpy(intrinsic[0])
+        out["world_points_from_depth"] = _numpy(
+            unproject_depth_map_to_point_map(out["depth"], out["extrinsic"], out["intrinsic"])
+        )
+        out["images"] = images.numpy()
+        return out
+
+    def run_model(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Forward pass on a preprocessed batch [S,3,H,W] with this runner's device and precision.
+
+        No memory check (see `check_memory`); CUDA out-of-memory -> TooManyFramesError.
+        """
+        x = images.to(self._device)
+        if self._device.type == "cuda":
+            autocast = torch.autocast("cuda", dtype=self._dtype)
+        else:
+            autocast = contextlib.nullcontext()  # float32 on CPU
+        try:
+            with torch.inference_mode(), autocast:
+                return self.model(x)
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise TooManyFramesError(
+                f"out of GPU memory running {images.shape[0]} frames at {images.shape[2]}x{images.shape[3]}; "
+                "send fewer frames"
+            ) from exc
+        except RuntimeError as exc:  # CPU allocator failure
+            if "can't allocate memory" not in str(exc):
+                raise
+            raise TooManyFramesError(
+                f"out of memory running {images.shape[0]} frames on cpu; send fewer frames"
+            ) from exc
+
+
+def build_model(settings: ModelSettings) -> VGGT:
+    """The model for `settings.preset`: seeded random init for "tiny", else the checkpoint."""
+    cfg = preset(settings.preset, head_chunk_frames=settings.head_chunk_frames)
+    if settings.preset == "tiny":
+        with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
+            torch.manual_seed(settings.seed)
+            model = VGGT(cfg)
+        log.warning(
+            "model preset 'tiny' is UNTRAINED (random init, seed %d): its reconstructions are noise; "
+            "use it for tests and demos only",
+            settings.seed,
+        )
+        return model
+    return load_trained_model(cfg, Path(settings.checkpoint))
+
+
+def load_trained_model(cfg: VGGTConfig, path: Path) -> VGGT:
+    """VGGT filled from the checkpoint at `path`; missing or corrupt -> ModelUnavailableError."""
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"checkpoint {path.resolve()} not found: put the facebook/VGGT-1B model.pt there "
+            f"(download it with `python scripts/fetch_weights.py`) or set model.checkpoint"
+        )
+    start = time.perf_counter()
+    try:
+        model = load_model(path, cfg)  # reads the file before building anything
+    except CheckpointError as exc:  # includes a file that vanished meanwhile
+        raise ModelUnavailableError(f"checkpoint {path} is unusable: {exc}") from exc
+    log.info("loaded %s in %.1f s", path, time.perf_counter() - start)
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def get_runner(settings: ModelSettings) -> InferenceRunner:
+    """One runner per (frozen) settings, built on first use."""
+    return InferenceRunner(settings)
+
+
+def predict(frames: Sequence[np.ndarray], settings: ModelSettings | None = None) -> dict[str, np.ndarray]:
+    """`get_runner(settings).predict(frames)` with default settings when none are given."""
+    return get_runner(settings or ModelSettings()).predict(frames)
+
+
+def _numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
