@@ -447,7 +447,8 @@ class _Connection:
                 await self._spool_failed(skip=False)
                 return
             self._mark("receive")
-            await self._reconstruct(self.server.backend.reconstruct_video, path)
+            # the file goes as soon as the backend is done with it, before the reply is sent
+            await self._reconstruct(self.server.backend.reconstruct_video, path, cleanup=spool.discard)
         finally:
             spool.discard()
 
@@ -461,16 +462,25 @@ class _Connection:
             self.codec.skip_payload()
         await self._answer_error(codec.ERROR_INTERNAL)
 
-    async def _reconstruct(self, method: Callable[[User, Any], Awaitable[Any]], upload: Any) -> None:
+    async def _reconstruct(
+        self,
+        method: Callable[[User, Any], Awaitable[Any]],
+        upload: Any,
+        cleanup: Callable[[], None] | None = None,
+    ) -> None:
         req = self.request
         assert req is not None and req.user is not None
         if not self.server.reconstructions.try_acquire():
+            if cleanup is not None:
+                cleanup()
             await self._answer_error(codec.ERROR_BUSY)
             return
         try:
             result, code = await self._call(method, req.user, upload)
         finally:
             self.server.reconstructions.release()
+            if cleanup is not None:
+                cleanup()
         self._mark("backend")
         if code is not None:
             await self._answer_error(code)

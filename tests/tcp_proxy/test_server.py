@@ -182,6 +182,7 @@ async def test_video_requires_vip(tmp_path):
         writer.write(frame(VIDEO, b"movie" * 100_000))
         name, glb = await read_reconstruction(reader)
         assert name.endswith(".glb") and glb == b"glTF" + (b"movie" * 13)[:64]
+        assert list(tmp_path.iterdir()) == []  # gone before the reply, not only at disconnect
         writer.close()
     assert backend.video_existed == [True]
     assert os.path.dirname(backend.video_paths[0]) == str(tmp_path)
