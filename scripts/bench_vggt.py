@@ -88,30 +88,16 @@ class CudaPeak:
         return peak, peak - self.base
 
 
-class _KeepAllLayers:
-    """A config view whose cached_layers is every aggregator layer (the naive baseline)."""
-
-    def __init__(self, cfg) -> None:
-        self._cfg = cfg
-
-    def __getattr__(self, name):
-        return getattr(self._cfg, name)
-
-    @property
-    def cached_layers(self) -> tuple[int, ...]:
-        return tuple(range(self._cfg.depth))
-
-
 @contextlib.contextmanager
 def naive_baseline(model):
     """Keep all aggregator layers and run the heads on all frames in one chunk."""
-    cfg, chunk = model.aggregator.cfg, model.head_chunk_frames
-    model.aggregator.cfg = _KeepAllLayers(cfg)
+    kept, chunk = model.aggregator.cached_layers, model.head_chunk_frames
+    model.aggregator.cached_layers = tuple(range(model.aggregator.cfg.depth))
     model.head_chunk_frames = 1 << 30
     try:
         yield
     finally:
-        model.aggregator.cfg = cfg
+        model.aggregator.cached_layers = kept
         model.head_chunk_frames = chunk
 
 

@@ -69,9 +69,12 @@ class Aggregator(nn.Module):
         self.global_blocks = make_blocks()
         self.rope = RotaryEmbedding2D(C // cfg.num_heads, base=cfg.rope_base)
         self.patch_start_idx = cfg.patch_start_idx
+        # layers forward() returns; the rest are dropped as soon as the next layer ran
+        # (scripts/bench_vggt.py widens this to every layer for its naive baseline)
+        self.cached_layers: tuple[int, ...] = cfg.cached_layers
 
     def forward(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
-        """images [B, S, 3, H, W] in [0, 1] -> {layer: tokens [B, S, P, 2C]} for cfg.cached_layers."""
+        """images [B, S, 3, H, W] in [0, 1] -> {layer: tokens [B, S, P, 2C]} for self.cached_layers."""
         B, S, _, H, W = images.shape
         h, w = H // self.cfg.patch_size, W // self.cfg.patch_size
         mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 1, 3, 1, 1)
@@ -90,7 +93,7 @@ class Aggregator(nn.Module):
         frame_rope = (cos, sin)  # same positions for every frame
         global_rope = (cos.repeat(S, 1), sin.repeat(S, 1))  # [S*P, D]: frames share positions
 
-        keep = set(self.cfg.cached_layers)
+        keep = set(self.cached_layers)
         outputs: dict[int, torch.Tensor] = {}
         for i in range(self.cfg.depth):
             per_kind = {}
