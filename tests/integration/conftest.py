@@ -4,7 +4,7 @@
 `serve_app.app:build_app` with the untrained tiny model on CPU, a temporary
 SQLite file and storage root, and test-sized limits, and creates the test
 users straight in that database. Tests talk to it over real sockets with the
-plain client of `integration_wire.py`; each connection comes from its own
+plain client of `tests/support/wire_client.py`; each connection comes from its own
 loopback address (127.0.x.y) so the IP-bound sessions of one test never
 leak into another.
 
@@ -15,10 +15,8 @@ exist, for the "model not loaded" behaviour.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,26 +24,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-_WIRE = "integration_wire"
-if _WIRE not in sys.modules:
-    _spec = importlib.util.spec_from_file_location(_WIRE, Path(__file__).with_name("integration_wire.py"))
-    _module = importlib.util.module_from_spec(_spec)
-    sys.modules[_WIRE] = _module
-    _spec.loader.exec_module(_module)
-
-sys.modules.setdefault("integration_conftest", sys.modules[__name__])  # tests import the constants
-
-PASSWORD = "s3cret-pass"
-USERS = {"alice": False, "vip": True, "carol": False}  # username -> is_vip
-DISABLED_USER = "mallory"
-
-MAX_PAYLOAD = 8 * 1024 * 1024
-READ_TIMEOUT_S = 2.0
-SESSION_TTL_S = 3.0
-VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames
-APP_NAME = "vggt-it"
-NO_MODEL_APP_NAME = "vggt-it-nomodel"
+from service_users import (
+    APP_NAME,
+    MAX_PAYLOAD,
+    NO_MODEL_APP_NAME,
+    READ_TIMEOUT_S,
+    SESSION_TTL_S,
+    VIDEO_FPS,
+    create_users,
+)
 
 
 @dataclass
@@ -105,22 +92,6 @@ def _args(tmp: Path, **model: Any) -> dict:
     }
 
 
-def _create_users(database_url: str) -> None:
-    from serve_app.config import AuthSettings
-    from serve_app.storage import Database, UserStore
-
-    db = Database(database_url)
-    try:
-        db.upgrade()
-        users = UserStore(db, AuthSettings())
-        for name, vip in USERS.items():
-            users.create(name, PASSWORD, is_vip=vip)
-        users.create(DISABLED_USER, PASSWORD)
-        users.set_status(DISABLED_USER, False)
-    finally:
-        db.dispose()
-
-
 def _deploy(name: str, args: dict, tmp: Path) -> Service:
     from ray import serve
 
@@ -172,7 +143,7 @@ def ray_cluster():
 def service(ray_cluster, tmp_path_factory) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     args = _args(tmp)
-    _create_users(args["storage"]["database_url"])
+    create_users(args["storage"]["database_url"])
     return _deploy(APP_NAME, args, tmp)
 
 
@@ -181,7 +152,7 @@ def service_without_model(ray_cluster, tmp_path_factory) -> Service:
     tmp = tmp_path_factory.mktemp("nomodel")
     args = _args(tmp, preset="vggt-1b", checkpoint=str(tmp / "missing-model.pt"))
     service = _deploy(NO_MODEL_APP_NAME, args, tmp)  # the ingress creates the database at start
-    _create_users(args["storage"]["database_url"])
+    create_users(args["storage"]["database_url"])
     return service
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from integration_conftest import PASSWORD, _create_users  # type: ignore[import-not-found]
-from integration_wire import Conn
+from service_users import PASSWORD, create_users
+from wire_client import Conn
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -86,7 +86,7 @@ def test_serve_run_dev_config(tmp_path, jpegs):
         started = time.monotonic()
         _wait_for_port(port, proc, log_path)
         print(f"serve run opened port {port} after {time.monotonic() - started:.1f} s")
-        _create_users(database_url)  # the ingress upgraded the empty database before listening
+        create_users(database_url)  # the ingress upgraded the empty database before listening
         with Conn(port) as c:
             assert c.login("vip", PASSWORD)[:2] == [True, True]
             reply = c.images(jpegs)

@@ -17,14 +17,14 @@ import time
 import urllib.request
 
 import pytest
-from integration_conftest import (  # type: ignore[import-not-found]
+from service_users import (
     DISABLED_USER,
     MAX_PAYLOAD,
     PASSWORD,
     READ_TIMEOUT_S,
     SESSION_TTL_S,
 )
-from integration_wire import IMAGE, LOGIN, VIDEO, Conn, frame, images_payload
+from wire_client import IMAGE, LOGIN, VIDEO, Conn, frame, images_payload
 
 pytestmark = pytest.mark.timeout(900)
 

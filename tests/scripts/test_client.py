@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+import proxy_fakes as fakes
 import pytest
 
 from serve_app.config import ProxySettings
@@ -26,7 +27,6 @@ def _load(name: str, path: Path):
 
 
 client_mod = _load("service_client_script", ROOT / "scripts" / "client.py")
-fakes = _load("tcp_proxy_test_fakes", ROOT / "tests" / "tcp_proxy" / "fakes.py")
 Client, ServerError = client_mod.Client, client_mod.ServerError
 
 

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib.util
 import logging
 import os
 import struct
-import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
+
+from proxy_fakes import (
+    FakeBackend,
+    frame,
+    image_payload,
+    login_payload,
+    read_reconstruction,
+    read_u32_block,
+)
 
 from serve_app.config import ProxySettings
 from serve_app.errors import BadImageError
 from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN, VIDEO
 from tcp_proxy.server import start_server
-
-
-def _load_fakes():
-    name = "tcp_proxy_test_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fakes.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fakes = _load_fakes()
-FakeBackend, frame, image_payload = fakes.FakeBackend, fakes.frame, fakes.image_payload
-login_payload, read_u32_block, read_reconstruction = fakes.login_payload, fakes.read_u32_block, fakes.read_reconstruction
 
 OK_DEMO = b"\x00\x00\x00\x0c[true,false]"
 OK_VIP = b"\x00\x00\x00\x0b[true,true]"
