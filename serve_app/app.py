@@ -95,10 +95,8 @@ LOGIN_CONCURRENCY = 2  # scrypt verifications at once in the ingress (each ~128 
 RECENT_REQUESTS = 100  # kept for TCPIngress.recent_requests()
 
 WEIGHTS_HINT = (
-    "reconstructions answer ERROR_MODEL_NOT_LOADED until the checkpoint is there: download "
-    "facebook/VGGT-1B with `.venv/bin/python scripts/fetch_weights.py` (writes model.pt in the "
-    "repository root; read LICENSE.txt first) or set args.model.checkpoint in config/serve.yaml, "
-    "then redeploy; `config/serve.dev.yaml` runs the untrained tiny model without a checkpoint"
+    "reconstructions answer ERROR_MODEL_NOT_LOADED until it is there (then redeploy); read LICENSE.txt "
+    "before downloading it, or run config/serve.dev.yaml for the untrained tiny model"
 )
 
 
@@ -191,7 +189,7 @@ class VGGTInference:
             self._runner = InferenceRunner(settings)
         except ModelUnavailableError as exc:
             self._error = exc
-            log.error("VGGT model NOT loaded: %s. %s", exc.message, WEIGHTS_HINT)
+            log.error("VGGT model NOT loaded: %s; %s", exc.message, WEIGHTS_HINT)
         else:
             log.info(
                 "VGGT model %r loaded on %s in %.1f s",
@@ -335,7 +333,7 @@ class TCPIngress:
         if status.get("loaded"):
             log.info("VGGT model %r ready on %s", status.get("preset"), status.get("device"))
         else:
-            log.error("VGGT model not loaded (%s); %s", status.get("error"), WEIGHTS_HINT)
+            log.error("VGGT model not loaded: %s; %s", status.get("error"), WEIGHTS_HINT)
 
     def _on_request(self, record: Any) -> None:
         self._recent.append(
