@@ -17,6 +17,21 @@ process's peak resident set (VmHWM, reset before each run via
 /proc/self/clear_refs), reported as the rise above the resident size before
 the run. The last columns give throughput relative to the 1-frame run and the
 runner's own memory estimate (the figure its memory guard uses).
+
+Comparison with the reference implementation (--upstream DIR, CPU only):
+
+    python scripts/bench_vggt.py --upstream /path/to/vggt-checkout --synthetic --threads 2 --frames 1 2
+
+DIR is a checkout of the reference VGGT repository (the folder holding its
+`vggt` package). Each model then runs in its own subprocess, one after the
+other, so each process's peak resident set belongs to one model only. Both
+get the same weights (ours are built as above and loaded into the reference
+model with strict=False; only its point-tracking head, which neither side
+runs, stays unloaded) and the same random inputs, in float32 under
+inference_mode. Each process does one 1-frame warm-up forward, then one timed
+forward per frame count. The table gives both times and peak-RSS rises,
+their ratios (ours / reference: below 1 means ours is faster or smaller) and
+how closely the outputs agree: max|ours - ref| / max|ref| per output.
 """
 
 from __future__ import annotations
@@ -25,8 +40,13 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import json
+import subprocess
 import sys
+import tempfile
 import time
+import types
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,23 +134,188 @@ def build_model(preset_name: str, seed: int, synthetic: bool):
     return model
 
 
-def run_once(runner, frames: int, size: int, meter) -> tuple[float, int, int]:
-    """(seconds, peak bytes, rise in bytes) of one forward pass on `frames` random frames."""
+def make_images(frames: int, size: int) -> torch.Tensor:
+    """Random preprocessed frames [S,3,H,W] in [0,1], the same for a given frame count."""
     gen = torch.Generator().manual_seed(frames)
-    images = torch.rand(frames, 3, size, size, generator=gen)  # [S,3,H,W] in [0,1]
+    return torch.rand(frames, 3, size, size, generator=gen)
+
+
+def measure(forward, images: torch.Tensor, meter, cuda: bool = False):
+    """(outputs, seconds, peak bytes, rise in bytes) of forward(images)."""
     gc.collect()
     meter.start()
     start = time.perf_counter()
-    out = runner.run_model(images)
-    if runner.device.type == "cuda":
+    out = forward(images)
+    if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     peak, rise = meter.stop()
+    return out, seconds, peak, rise
+
+
+def run_once(runner, frames: int, size: int, meter) -> tuple[float, int, int]:
+    """(seconds, peak bytes, rise in bytes) of one forward pass on `frames` random frames."""
+    images = make_images(frames, size)
+    cuda = runner.device.type == "cuda"
+    out, seconds, peak, rise = measure(runner.run_model, images, meter, cuda)
     del out, images
     gc.collect()
-    if runner.device.type == "cuda":
+    if cuda:
         torch.cuda.empty_cache()
     return seconds, peak, rise
+
+
+# --- side-by-side comparison with the reference implementation (--upstream) ---
+
+COMPARED = ("depth", "world_points", "depth_conf", "world_points_conf", "pose_enc")
+
+
+def import_reference(root: str):
+    """The reference VGGT class from the checkout at `root`.
+
+    Its model module imports the point-tracking head, which needs einops; that
+    head only runs with query points (never here), so a placeholder module is
+    registered when einops is not installed.
+    """
+    sys.path.insert(0, str(Path(root).resolve()))
+    try:
+        import einops  # noqa: F401
+    except ImportError:
+        placeholder = types.ModuleType("einops")
+
+        def unavailable(*_args, **_kwargs):
+            raise RuntimeError("einops is not installed (only the point-tracking head needs it)")
+
+        placeholder.rearrange = placeholder.repeat = unavailable
+        sys.modules["einops"] = placeholder
+    from vggt.models.vggt import VGGT as ReferenceVGGT
+
+    return ReferenceVGGT
+
+
+def build_reference(root: str, seed: int, synthetic: bool):
+    """Full-size reference model holding exactly the weights build_model gives ours."""
+    ReferenceVGGT = import_reference(root)
+    source = build_model("vggt-1b", seed, synthetic)
+    model = ReferenceVGGT()
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=False)
+    del source
+    assert not unexpected, f"keys the reference model lacks: {unexpected[:5]}"
+    assert all(k.startswith("track_head.") for k in missing), f"unloaded keys: {missing[:5]}"
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model.eval()
+
+
+def reference_forward(model):
+    def forward(images: torch.Tensor):
+        with torch.inference_mode():
+            return model(images)
+
+    return forward
+
+
+def worker_main(args) -> int:
+    """One model in this process: warm up, time each frame count, save outputs for the parent."""
+    warnings.filterwarnings("ignore", category=FutureWarning)  # the reference uses torch.cuda.amp.autocast
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    if args.worker == "ours":
+        from serve_app.config import ModelSettings
+        from serve_app.vggt.runner import InferenceRunner
+
+        model = build_model("vggt-1b", args.seed, args.synthetic)
+        forward = InferenceRunner.from_model(model, ModelSettings(preset="vggt-1b", device="cpu")).run_model
+    else:
+        forward = reference_forward(build_reference(args.upstream, args.seed, args.synthetic))
+    build_s = time.perf_counter() - t0
+    gc.collect()
+    _malloc_trim()
+    meter = CpuPeak()
+    t0 = time.perf_counter()
+    forward(make_images(1, args.size))  # warm-up
+    print(f"[{args.worker}] build {build_s:.1f}s, 1-frame warm-up {time.perf_counter() - t0:.1f}s", flush=True)
+    for frames in args.frames:
+        out, sec, peak, rise = measure(forward, make_images(frames, args.size), meter)
+        torch.save({k: out[k].float() for k in COMPARED}, Path(args.worker_out) / f"{args.worker}_{frames}.pt")
+        result = {"frames": frames, "seconds": sec, "peak": peak, "rise": rise, "exact": meter.exact}
+        print("RESULT " + json.dumps(result), flush=True)
+        del out
+        gc.collect()
+    return 0
+
+
+def run_worker(side: str, args, out_dir: str) -> dict[int, dict]:
+    """Run one side in a fresh interpreter; {frames: measurements}."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--worker-out", out_dir]
+    cmd += ["--upstream", args.upstream, "--size", str(args.size), "--seed", str(args.seed)]
+    cmd += ["--frames", *map(str, args.frames)]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    cmd += ["--synthetic"] if args.synthetic else []
+    results = {}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT) as proc:
+        for line in proc.stdout:
+            if line.startswith("RESULT "):
+                row = json.loads(line[len("RESULT ") :])
+                results[row["frames"]] = row
+                print(f"[{side}] {row['frames']} frames: {row['seconds']:.1f}s", flush=True)
+            else:
+                print(line, end="", flush=True)
+    if proc.returncode:
+        print(f"bench_vggt: the {side} run exited with status {proc.returncode}", file=sys.stderr)
+    return results
+
+
+def agreement(out_dir: str, frames: int) -> dict[str, float] | None:
+    """max|ours - ref| / max|ref| per compared output."""
+    try:
+        ours = torch.load(Path(out_dir) / f"ours_{frames}.pt")
+        ref = torch.load(Path(out_dir) / f"upstream_{frames}.pt")
+    except FileNotFoundError:
+        return None
+    return {k: ((ours[k] - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-30)).item() for k in COMPARED}
+
+
+def compare_main(args) -> int:
+    """Both implementations, one subprocess each, then the side-by-side table."""
+    threads = args.threads or torch.get_num_threads()
+    print(
+        f"VGGT-1B ours vs reference ({args.upstream}): cpu, {threads} threads, float32, input "
+        f"{args.size}x{args.size}, weights={'synthetic' if args.synthetic else f'random init (seed {args.seed})'}, "
+        "one 1-frame warm-up per process, one timed run per frame count",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_vggt_") as out_dir:
+        ours = run_worker("ours", args, out_dir)
+        ref = run_worker("upstream", args, out_dir)
+        header = (
+            f"{'frames':>6} {'ours_s':>8} {'ref_s':>8} {'time_x':>7} {'ours_rise_MiB':>13} {'ref_rise_MiB':>12} "
+            f"{'mem_x':>6} {'ours_peak_MiB':>13} {'ref_peak_MiB':>12} | "
+            + " ".join(f"{'err_' + k:>12}" for k in ("depth", "points", "depth_cf", "points_cf", "pose"))
+        )
+        print(header)
+        print("-" * len(header))
+        for frames in args.frames:
+            a, b = ours.get(frames), ref.get(frames)
+            if a is None or b is None:
+                print(f"{frames:>6} missing: {'ours' if a is None else 'reference'} run did not finish")
+                continue
+            err = agreement(out_dir, frames) or {}
+            print(
+                f"{frames:>6} {a['seconds']:8.1f} {b['seconds']:8.1f} {a['seconds'] / b['seconds']:7.2f} "
+                f"{a['rise'] / MiB:13.0f} {b['rise'] / MiB:12.0f} {a['rise'] / max(b['rise'], 1):6.2f} "
+                f"{a['peak'] / MiB:13.0f} {b['peak'] / MiB:12.0f} | "
+                + " ".join(f"{err.get(k, float('nan')):12.1e}" for k in COMPARED),
+                flush=True,
+            )
+    if not all(r["exact"] for r in (*ours.values(), *ref.values())):
+        print("note: /proc/self/clear_refs not writable; peaks include the model build")
+    print(
+        "time_x, mem_x: ours / reference (below 1: ours faster / smaller); rise: peak RSS above the RSS "
+        "before the forward (weights excluded); err_*: max|ours - ref| / max|ref|"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +335,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="deterministic synthetic weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--upstream",
+        metavar="DIR",
+        default=None,
+        help="compare with the reference VGGT checkout in DIR (full size, CPU, one subprocess per model)",
+    )
+    parser.add_argument("--worker", choices=("ours", "upstream"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return worker_main(args)
+    if args.upstream:
+        if args.device == "cuda" or args.preset != "vggt-1b":
+            parser.error("--upstream compares the full-size model on cpu")
+        return compare_main(args)
 
     from serve_app.config import ModelSettings
     from serve_app.errors import ServiceError

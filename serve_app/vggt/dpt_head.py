@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers.position_embedding import uv_position_embedding
+from .layers.position_embedding import uv_embedding_axes
 
 
 def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -21,10 +21,20 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def add_uv_embedding(x: torch.Tensor, image_hw: tuple[int, int], ratio: float = 0.1) -> torch.Tensor:
-    """x [N, C, h, w] + ratio * UV sin/cos embedding (aspect ratio of the image)."""
+    """x [N, C, h, w] + ratio * UV sin/cos embedding (aspect ratio of the image).
+
+    The embedding is added one axis at a time, broadcast from its [C/2, w] and
+    [C/2, h] factors, so the full [C, h, w] map is never built (at the output
+    resolution that is 128 x H x W floats, plus float64 temporaries); the sums
+    are the same as adding the full map.
+    """
     H, W = image_hw
-    emb = uv_position_embedding(x.shape[-2], x.shape[-1], x.shape[1], W / H, dtype=x.dtype, device=x.device)
-    return x + emb * ratio
+    emb_x, emb_y = uv_embedding_axes(x.shape[-2], x.shape[-1], x.shape[1], W / H, dtype=x.dtype, device=x.device)
+    half = emb_x.shape[0]
+    out = x.clone()
+    out[:, :half] += (emb_x * ratio)[:, None, :]  # x channels vary along the width
+    out[:, half:] += (emb_y * ratio)[:, :, None]  # y channels vary along the height
+    return out
 
 
 class ResidualConvUnit(nn.Module):

@@ -5,6 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from serve_app.vggt.dpt_head import add_uv_embedding
 from serve_app.vggt.layers.position_embedding import resize_dino_pos_embed, uv_position_embedding
 
 
@@ -63,3 +64,32 @@ def test_uv_embedding_values_by_hand():
     assert torch.equal(emb[4:, :, 0], emb[4:, :, 3])
     # the grid is symmetric about the centre
     assert torch.allclose(emb[0, 0, 0], -emb[0, 0, -1], atol=1e-6)
+
+
+def _uv_embedding_point_by_point(h, w, c, aspect):
+    """Every grid point evaluated on its own, in float64, rounded once to float32."""
+    diag = math.sqrt(aspect**2 + 1.0)
+    xs = torch.linspace(-(aspect / diag) * (w - 1) / w, (aspect / diag) * (w - 1) / w, w)
+    ys = torch.linspace(-(1 / diag) * (h - 1) / h, (1 / diag) * (h - 1) / h, h)
+    quarter = c // 4
+    omega = [1.0 / 100.0 ** (k / quarter) for k in range(quarter)]
+    out = torch.empty(c, h, w, dtype=torch.float64)
+    for i in range(h):
+        for j in range(w):
+            x, y = float(xs[j]), float(ys[i])
+            values = [math.sin(x * o) for o in omega] + [math.cos(x * o) for o in omega]
+            values += [math.sin(y * o) for o in omega] + [math.cos(y * o) for o in omega]
+            out[:, i, j] = torch.tensor(values, dtype=torch.float64)
+    return out.float()
+
+
+def test_separable_uv_embedding_matches_every_grid_point():
+    for h, w, c, aspect in [(3, 5, 8, 5 / 3), (7, 4, 16, 0.5), (6, 6, 12, 1.0)]:
+        emb = uv_position_embedding(h, w, c, aspect_ratio=aspect)
+        assert torch.allclose(emb, _uv_embedding_point_by_point(h, w, c, aspect), rtol=0, atol=1e-6)
+
+
+def test_head_adds_the_embedding_without_building_it_and_gets_the_same_sum():
+    x = torch.randn(2, 16, 9, 13, generator=torch.Generator().manual_seed(1))
+    expected = x + uv_position_embedding(9, 13, 16, aspect_ratio=280 / 182) * 0.1
+    assert torch.equal(add_uv_embedding(x, (182, 280)), expected)

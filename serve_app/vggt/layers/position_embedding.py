@@ -40,6 +40,27 @@ def _sincos_1d(coords: torch.Tensor, channels: int, omega_0: float = 100.0) -> t
     return torch.cat((angles.sin(), angles.cos()), dim=1)
 
 
+def uv_embedding_axes(
+    h: int, w: int, channels: int, aspect_ratio: float, dtype=torch.float32, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two factors of `uv_position_embedding`: x part [channels/2, w], y part [channels/2, h].
+
+    The embedding is separable: its first channels/2 channels depend on the
+    column only, the rest on the row only. Each axis is evaluated once per
+    coordinate (float64, then rounded to dtype), which gives exactly the
+    values of evaluating every grid point.
+    """
+    if channels % 4:
+        raise ValueError(f"UV embedding channels must be a multiple of 4, got {channels}")
+    diag = math.sqrt(aspect_ratio**2 + 1.0)
+    span_x, span_y = aspect_ratio / diag, 1.0 / diag
+    xs = torch.linspace(-span_x * (w - 1) / w, span_x * (w - 1) / w, steps=w, dtype=dtype, device=device)
+    ys = torch.linspace(-span_y * (h - 1) / h, span_y * (h - 1) / h, steps=h, dtype=dtype, device=device)
+    emb_x = _sincos_1d(xs, channels // 2).float().to(dtype).t()  # [C/2, w]
+    emb_y = _sincos_1d(ys, channels // 2).float().to(dtype).t()  # [C/2, h]
+    return emb_x, emb_y
+
+
 def uv_position_embedding(
     h: int, w: int, channels: int, aspect_ratio: float, dtype=torch.float32, device=None
 ) -> torch.Tensor:
@@ -49,11 +70,6 @@ def uv_position_embedding(
     vertically (a = image W/H, diag = sqrt(a^2+1)), sampled in `dtype`.
     Half of the channels encode x, half y. Returns [channels, h, w] in dtype.
     """
-    diag = math.sqrt(aspect_ratio**2 + 1.0)
-    span_x, span_y = aspect_ratio / diag, 1.0 / diag
-    xs = torch.linspace(-span_x * (w - 1) / w, span_x * (w - 1) / w, steps=w, dtype=dtype, device=device)
-    ys = torch.linspace(-span_y * (h - 1) / h, span_y * (h - 1) / h, steps=h, dtype=dtype, device=device)
-    grid_x = xs[None, :].expand(h, w).reshape(-1)  # [h*w], row-major
-    grid_y = ys[:, None].expand(h, w).reshape(-1)  # [h*w]
-    emb = torch.cat((_sincos_1d(grid_x, channels // 2), _sincos_1d(grid_y, channels // 2)), dim=1)  # [h*w, C]
-    return emb.float().to(dtype).reshape(h, w, channels).permute(2, 0, 1)  # [C, h, w]
+    emb_x, emb_y = uv_embedding_axes(h, w, channels, aspect_ratio, dtype=dtype, device=device)
+    half = channels // 2
+    return torch.cat((emb_x[:, None, :].expand(half, h, w), emb_y[:, :, None].expand(half, h, w)), dim=0)
