@@ -72,6 +72,7 @@ from ray.serve import Application
 
 from serve_app.config import AppSettings, ModelSettings
 from serve_app.errors import ModelUnavailableError, ServiceError
+from serve_app.export import prediction_keys
 from serve_app.metrics import service_metrics
 from serve_app.serve_backend import (
     EXPORTER_NAME,
@@ -172,9 +173,13 @@ CUDA_BREAKAGE = ("CUDA error", "device-side assert", "illegal memory access", "C
 class VGGTInference:
     """The VGGT model, loaded once per replica (`serve_app.vggt.runner.InferenceRunner`)."""
 
-    def __init__(self, settings: ModelSettings, torch_threads: int = 0):
-        """torch_threads: 0 leaves torch's default; -1 uses every core this replica may run on."""
+    def __init__(self, settings: ModelSettings, torch_threads: int = 0, keep_keys: tuple[str, ...] = ()):
+        """torch_threads: 0 leaves torch's default; -1 uses every core this replica may run on.
+
+        keep_keys: the prediction arrays passed on (those the export reads); () passes all.
+        """
         self._settings = settings
+        self._keep_keys = keep_keys
         self._metrics = service_metrics()
         self._runner = None
         self._error: ModelUnavailableError | None = None
@@ -222,6 +227,8 @@ class VGGTInference:
             raise
         seconds = time.perf_counter() - start
         self._metrics.record_stage("inference", seconds)
+        if self._keep_keys:  # the rest would be copied through the object store for nothing
+            predictions = {key: predictions[key] for key in self._keep_keys}
         return PredictionBatch(
             predictions=predictions,
             frame_count=len(batch.frames),
@@ -418,7 +425,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     placement = _inference_placement(settings.model)
     model_settings = dataclasses.replace(settings.model, device=placement["device"])
     inference = VGGTInference.options(ray_actor_options=placement["ray_actor_options"]).bind(
-        model_settings, placement["torch_threads"]
+        model_settings, placement["torch_threads"], prediction_keys(settings.export.source)
     )
     frames = FrameExtractor.bind(settings)
     exporter = GlbExporter.bind(settings)

@@ -23,6 +23,15 @@ GRID_LIMIT = 2_000_000  # cells per axis at most (cell indices fit in 21 bits)
 Downsample = Literal["uniform", "voxel"]
 
 
+def prediction_keys(source: str) -> tuple[str, ...]:
+    """The prediction arrays an export from `source` reads; the others need not travel to it."""
+    if source not in POINT_SOURCES:
+        raise ValueError(f"source must be one of {POINT_SOURCES}, got {source!r}")
+    if source == "pointmap":
+        return ("world_points", "world_points_conf", "images", "extrinsic")
+    return ("world_points_from_depth", "depth_conf", "images", "extrinsic")
+
+
 def points_and_confidence(predictions: dict, source: str) -> tuple[np.ndarray, np.ndarray]:
     """World points [S,H,W,3] and their confidence [S,H,W] for `source`.
 

@@ -17,6 +17,7 @@ import yaml
 from serve_app import app as app_module
 from serve_app.config import AppSettings, ModelSettings
 from serve_app.errors import BadImageError, ModelUnavailableError, ServiceError
+from serve_app.export import prediction_keys, predictions_to_glb
 from serve_app.serve_backend import FrameBatch, unwrap_service_error
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,6 +113,16 @@ def test_inference_without_checkpoint_starts_degraded(tmp_path, caplog):
     with pytest.raises(ModelUnavailableError) as caught:
         replica.predict(_frames())
     assert caught.value.code == "ERROR_MODEL_NOT_LOADED"
+
+
+def test_inference_passes_on_only_what_the_export_reads():
+    keys = prediction_keys("pointmap")
+    replica = VGGTInference(ModelSettings(preset="tiny", device="cpu"), 0, keys)
+    out = replica.predict(_frames())
+    assert set(out.predictions) == {"world_points", "world_points_conf", "images", "extrinsic"}
+    glb = predictions_to_glb(out.predictions, source="pointmap")  # enough to export
+    assert glb[:4] == b"glTF"
+    assert set(prediction_keys("depth")) == {"world_points_from_depth", "depth_conf", "images", "extrinsic"}
 
 
 def test_inference_reports_unhealthy_after_a_cuda_failure():
