@@ -3,14 +3,12 @@
 `InferenceRunner(settings)` builds the model once (loading the checkpoint,
 or a seeded random init for the untrained "tiny" preset) and `.predict(frames)`
 preprocesses, checks memory, runs the forward pass and derives cameras and
-depth-unprojected points. `predict(frames, settings)` does the same with a
-runner cached per settings.
+depth-unprojected points.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import threading
 import time
@@ -285,17 +283,6 @@ def load_trained_model(cfg: VGGTConfig, path: Path) -> VGGT:
         raise ModelUnavailableError(f"checkpoint {path} is unusable: {exc}") from exc
     log.info("loaded %s in %.1f s", path, time.perf_counter() - start)
     return model
-
-
-@functools.lru_cache(maxsize=2)
-def get_runner(settings: ModelSettings) -> InferenceRunner:
-    """One runner per (frozen) settings, built on first use."""
-    return InferenceRunner(settings)
-
-
-def predict(frames: Sequence[np.ndarray], settings: ModelSettings | None = None) -> dict[str, np.ndarray]:
-    """`get_runner(settings).predict(frames)` with default settings when none are given."""
-    return get_runner(settings or ModelSettings()).predict(frames)
 
 
 def _numpy(x) -> np.ndarray:
