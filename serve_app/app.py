@@ -421,7 +421,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     serve_app.app:build_app key=value ...` dotted keys are accepted too
     (`model.preset=tiny proxy.port=4568`), their values parsed as YAML scalars.
     """
-    settings = AppSettings.from_dict(_nest(args or {}))
+    settings = AppSettings.from_args(args)
     placement = _inference_placement(settings.model)
     model_settings = dataclasses.replace(settings.model, device=placement["device"])
     inference = VGGTInference.options(ray_actor_options=placement["ray_actor_options"]).bind(
@@ -491,21 +491,3 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def _nest(args: dict[str, Any]) -> dict[str, Any]:
-    """{"model.preset": "tiny"} -> {"model": {"preset": "tiny"}}; nested dicts pass through."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for key, value in args.items():
-        if isinstance(key, str) and "." in key:
-            section, name = key.split(".", 1)
-            if isinstance(value, str):
-                value = yaml.safe_load(value) if value != "" else value
-            out.setdefault(section, {})[name] = value
-        elif isinstance(value, dict):
-            out.setdefault(key, {}).update(value)
-        else:
-            out[key] = value
-    return out

@@ -119,8 +119,36 @@ class AppSettings:
             built[name] = _build_section(section_cls, name, data.get(name) or {})
         return cls(**built)
 
+    @classmethod
+    def from_args(cls, args: dict[str, Any] | None) -> "AppSettings":
+        """Like `from_dict`, also taking `serve run ... key=value` style dotted keys.
+
+        {"model.preset": "tiny", "proxy.port": "4568"} nests to
+        {"model": {"preset": "tiny"}, "proxy": {"port": 4568}}; dotted values
+        given as strings are parsed as YAML scalars.
+        """
+        return cls.from_dict(_nest(args or {}))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _nest(args: dict[str, Any]) -> dict[str, Any]:
+    """Dotted keys to nested sections; nested dicts pass through."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for key, value in args.items():
+        if isinstance(key, str) and "." in key:
+            section, name = key.split(".", 1)
+            if isinstance(value, str) and value != "":
+                value = yaml.safe_load(value)
+            out.setdefault(section, {})[name] = value
+        elif isinstance(value, dict):
+            out.setdefault(key, {}).update(value)
+        else:
+            out[key] = value
+    return out
 
 
 def _build_section(section_cls: type, name: str, values: dict[str, Any]):

@@ -66,11 +66,8 @@ def test_builder_makes_an_application_with_explicit_cpu_shares():
 
 
 def test_builder_accepts_dotted_cli_args():
-    assert app_module._nest({"model.preset": "tiny", "proxy.port": "4568", "frames.fps": "1.5"}) == {
-        "model": {"preset": "tiny"},
-        "proxy": {"port": 4568},
-        "frames": {"fps": 1.5},
-    }
+    settings = AppSettings.from_args({"model.preset": "tiny", "proxy.port": "4568", "frames.fps": "1.5"})
+    assert (settings.model.preset, settings.proxy.port, settings.frames.fps) == ("tiny", 4568, 1.5)
     with pytest.raises(ValueError):
         app_module.build_app({"model.nonsense": "1"})
 
