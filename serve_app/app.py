@@ -62,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -107,19 +108,20 @@ def _release_free_memory() -> None:
     Called from the replicas' periodic `check_health`, so an idle replica shrinks back
     within `health_check_period_s` after a reconstruction; a no-op off glibc.
     """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
+    trim = _glibc_malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_malloc_trim: Any = None
+@functools.cache
+def _glibc_malloc_trim() -> Any:
+    """glibc's malloc_trim, or None where the C library has none."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 # --- stages ---------------------------------------------------------------------------
