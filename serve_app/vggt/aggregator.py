@@ -55,6 +55,7 @@ class Aggregator(nn.Module):
             num_heads=cfg.dino_num_heads,
             mlp_ratio=cfg.mlp_ratio,
             num_register_tokens=cfg.num_register_tokens,
+            token_chunk=cfg.token_chunk,
         )
         # two sets: index 0 for the first (reference) frame, index 1 for all others
         self.camera_token = nn.Parameter(torch.randn(1, 2, 1, C) * 1e-6)
@@ -62,7 +63,10 @@ class Aggregator(nn.Module):
 
         def make_blocks() -> nn.ModuleList:
             return nn.ModuleList(
-                [Block(C, cfg.num_heads, cfg.mlp_ratio, qk_norm=True, norm_eps=1e-5) for _ in range(cfg.depth)]
+                [
+                    Block(C, cfg.num_heads, cfg.mlp_ratio, qk_norm=True, norm_eps=1e-5, token_chunk=cfg.token_chunk)
+                    for _ in range(cfg.depth)
+                ]
             )
 
         self.frame_blocks = make_blocks()

@@ -43,7 +43,10 @@ class CameraHead(nn.Module):
         self.pose_branch = Mlp(dim, dim // 2, POSE_DIM)
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
-        """tokens [B, S, P, 2C] (last aggregator layer) -> list of `iterations` x [B, S, 9]."""
+        """tokens [B, S, P, 2C] (last aggregator layer) -> list of `iterations` x [B, S, 9].
+
+        Only the camera token (P index 0) is read, so [B, S, 1, 2C] will do.
+        """
         x = self.token_norm(tokens[:, :, 0])  # camera token, [B, S, 2C]
         B, S, _ = x.shape
         x_normed = self.adaln_norm(x)

@@ -27,6 +27,8 @@ class VGGTConfig:
     mlp_ratio: float = 4.0  # MLP hidden = 4 * width everywhere
     aa_order: tuple[str, ...] = ("frame", "global")  # frame attention first, then global
     rope_base: float = 100.0  # 2D RoPE frequency base (not the usual 10000)
+    token_chunk: int = 1 << 16  # DINO/aggregator blocks do token-wise work on slices of this many tokens
+    # (~48 frames at 518x518): bounds their transients at many frames, large enough to keep GPUs busy
     keep_layers: tuple[int, ...] = (4, 11, 17, 23)  # aggregator layers read by the DPT heads
     # --- camera head ---
     camera_trunk_depth: int = 4  # transformer blocks in the pose trunk
@@ -57,6 +59,8 @@ class VGGTConfig:
             raise ValueError(f"aa_order must order 'frame' and 'global', got {self.aa_order}")
         if self.head_chunk_frames < 1:
             raise ValueError("head_chunk_frames must be >= 1")
+        if self.token_chunk < 1:
+            raise ValueError("token_chunk must be >= 1")
 
     @property
     def patch_start_idx(self) -> int:

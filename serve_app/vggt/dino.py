@@ -36,6 +36,7 @@ class DinoViT(nn.Module):
         num_heads: int,
         mlp_ratio: float,
         num_register_tokens: int,
+        token_chunk: int | None = None,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
@@ -46,7 +47,10 @@ class DinoViT(nn.Module):
         self.register_tokens = nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
         self.mask_token = nn.Parameter(torch.zeros(1, embed_dim), requires_grad=False)  # unused; in checkpoint
         self.blocks = nn.ModuleList(
-            [Block(embed_dim, num_heads, mlp_ratio, norm_eps=1e-6, init_values=1.0) for _ in range(depth)]
+            [
+                Block(embed_dim, num_heads, mlp_ratio, norm_eps=1e-6, init_values=1.0, token_chunk=token_chunk)
+                for _ in range(depth)
+            ]
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.num_register_tokens = num_register_tokens

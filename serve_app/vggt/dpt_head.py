@@ -20,21 +20,22 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
-def add_uv_embedding(x: torch.Tensor, image_hw: tuple[int, int], ratio: float = 0.1) -> torch.Tensor:
-    """x [N, C, h, w] + ratio * UV sin/cos embedding (aspect ratio of the image).
+def add_uv_embedding_(x: torch.Tensor, image_hw: tuple[int, int], ratio: float = 0.1) -> torch.Tensor:
+    """x [N, C, h, w] += ratio * UV sin/cos embedding (aspect ratio of the image), in place.
 
     The embedding is added one axis at a time, broadcast from its [C/2, w] and
     [C/2, h] factors, so the full [C, h, w] map is never built (at the output
     resolution that is 128 x H x W floats, plus float64 temporaries); the sums
-    are the same as adding the full map.
+    are the same as adding the full map. In place because every caller owns a
+    fresh map: at the output resolution a copy would be the largest tensor of
+    the head (128 x H x W floats per frame).
     """
     H, W = image_hw
     emb_x, emb_y = uv_embedding_axes(x.shape[-2], x.shape[-1], x.shape[1], W / H, dtype=x.dtype, device=x.device)
     half = emb_x.shape[0]
-    out = x.clone()
-    out[:, :half] += (emb_x * ratio)[:, None, :]  # x channels vary along the width
-    out[:, half:] += (emb_y * ratio)[:, :, None]  # y channels vary along the height
-    return out
+    x[:, :half] += (emb_x * ratio)[:, None, :]  # x channels vary along the width
+    x[:, half:] += (emb_y * ratio)[:, :, None]  # y channels vary along the height
+    return x
 
 
 class ResidualConvUnit(nn.Module):
@@ -112,7 +113,7 @@ class DPTHead(nn.Module):
         self.scratch.output_conv1 = nn.Conv2d(features, features // 2, 3, padding=1)
         self.scratch.output_conv2 = nn.Sequential(
             nn.Conv2d(features // 2, hidden, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),  # on the conv's fresh output: one full-resolution map less
             nn.Conv2d(hidden, output_dim, 1),
         )
 
@@ -122,12 +123,14 @@ class DPTHead(nn.Module):
         """layers: 4 x [B, S, P, 2C] -> (values [B, S, H, W, C-1], conf [B, S, H, W]).
 
         Frames are processed `chunk_frames` at a time (memory only; the
-        numbers do not depend on it).
+        numbers do not depend on it). Layers in another dtype than the head's
+        weights (bf16 aggregator weights) are cast one chunk at a time.
         """
         B, S = layers[0].shape[:2]
+        dtype = self.norm.weight.dtype
         values, confs = [], []
         for start in range(0, S, chunk_frames):
-            chunk = [t[:, start : start + chunk_frames, patch_start_idx:] for t in layers]  # [B, s, h*w, 2C]
+            chunk = [t[:, start : start + chunk_frames, patch_start_idx:].to(dtype) for t in layers]  # [B, s, h*w, 2C]
             v, c = self._forward_frames(chunk, image_hw)
             values.append(v)
             confs.append(c)
@@ -141,7 +144,7 @@ class DPTHead(nn.Module):
         for x, project, resize in zip(layers, self.projects, self.resize_layers):
             x = self.norm(x.reshape(B * s, n, dim))  # [N, h*w, 2C]
             x = x.permute(0, 2, 1).reshape(B * s, dim, h, w)  # [N, 2C, h, w]
-            x = add_uv_embedding(project(x), image_hw)  # [N, c_i, h, w]
+            x = add_uv_embedding_(project(x), image_hw)  # [N, c_i, h, w]
             feats.append(resize(x))
         sc = self.scratch
         l1, l2 = sc.layer1_rn(feats[0]), sc.layer2_rn(feats[1])  # [N, F, 4h, 4w], [N, F, 2h, 2w]
@@ -153,7 +156,7 @@ class DPTHead(nn.Module):
         out = sc.refinenet1(out, l1)  # x2
         out = sc.output_conv1(out)  # [N, F/2, 8h, 8w]
         out = upsample(out, (h * self.patch_size, w * self.patch_size))  # [N, F/2, H, W]
-        out = add_uv_embedding(out, image_hw)
+        out = add_uv_embedding_(out, image_hw)
         out = sc.output_conv2(out).permute(0, 2, 3, 1)  # [N, H, W, out_dim]
         raw, conf = out[..., :-1], out[..., -1]
         if self.activation == "exp":

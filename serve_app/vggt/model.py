@@ -78,10 +78,10 @@ class VGGT(nn.Module):
         cfg = self.config
         head_dtype = self.depth_head.norm.weight.dtype  # float32 unless the caller cast the heads
         with torch.autocast(device_type=images.device.type, enabled=False):
-            last = layers[cfg.depth - 1].to(head_dtype)
-            dpt_inputs = [layers[i].to(head_dtype) for i in cfg.keep_layers]
+            camera_tokens = layers[cfg.depth - 1][:, :, :1].to(head_dtype)  # [B, S, 1, 2C]: the camera token
+            dpt_inputs = [layers[i] for i in cfg.keep_layers]  # cast to the head dtype chunk by chunk
             del layers
-            pose_enc_list = [p.float() for p in self.camera_head(last)]
+            pose_enc_list = [p.float() for p in self.camera_head(camera_tokens)]
             depth, depth_conf = self.depth_head(dpt_inputs, (H, W), start, self.head_chunk_frames)
             points, points_conf = self.point_head(dpt_inputs, (H, W), start, self.head_chunk_frames)
         out = {

@@ -40,7 +40,11 @@ MemoryProbe = Callable[[torch.device], "int | None"]
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Bytes one forward pass needs, by part; `working` excludes the resident weights."""
+    """Bytes one forward pass needs, by part; `working` excludes the resident weights.
+
+    The aggregator's transients (`tokens`) are freed before the heads run, so
+    the two phases share the kept layers and `working` is the larger phase.
+    """
 
     weights: int
     tokens: int
@@ -50,7 +54,7 @@ class MemoryEstimate:
 
     @property
     def working(self) -> int:
-        return self.tokens + self.kept_layers + self.head_chunk + self.outputs
+        return self.kept_layers + max(self.tokens, self.head_chunk + self.outputs)
 
     @property
     def peak(self) -> int:
@@ -66,21 +70,29 @@ def estimate_memory(
     act_bytes: int = 4,
     head_chunk_frames: int | None = None,
 ) -> MemoryEstimate:
-    """Peak-memory model of one forward pass (a deliberately simple upper-bound sketch).
+    """Peak-memory model of one forward pass: bytes held by live tensors, slightly above the real peak.
 
     With P = 1 + registers + (H/14)(W/14) tokens per frame, T = S*P, C = embed_dim
     and b = act_bytes (2 under bf16/fp16 autocast, 4 in float32):
-      tokens     = T*C*(4 + (3 + 2*mlp_ratio)*b) + 2*T*C*4
-                   fp32 residual stream, qkv / q,k copies and the MLP hidden of the
-                   block running, plus the frame and global outputs of a kept layer.
+      tokens     = whole + slice + 2*T*C*4
+                   aggregator transients of the global block running, plus the
+                   frame and global outputs of a kept layer. Up to t = token_chunk
+                   tokens the block works on all tokens at once:
+                     whole = T*C*(4 + 3*4 + 2*mlp_ratio*b), slice = 0
+                   (float32 residual stream, qkv and the q/k LayerNorm + RoPE
+                   copies, float32 even under autocast, or the MLP hidden).
+                   Above it, only q, k, v, the attention output and residual
+                   streams are whole, the rest is per slice of t tokens:
+                     whole = T*C*max(4 + 4*b, 8 + b, 12), slice = t*C*(4 + 3*4 + 2*mlp_ratio*b)
                    Attention is fused (SDPA): no T x T score matrix is stored.
       kept       = len(cached_layers) * T * 2C * 4      the [S,P,2C] float32 layers the heads read
-      head_chunk = H*W*(F/2)*16 + c*H*W*(F + hidden)*4 + c*(8h*8w)*2F*4
-                   one DPT chunk of c frames in float32: the full-resolution UV
-                   embedding (built in float64, once per chunk), per frame the
-                   upsampled F/2-channel map, its sum with the embedding and the
-                   hidden conv, and two F-channel fusion maps at 8x the patch grid
+      head_chunk = c * max(3 * (8h*8w)*F, H*W*(F/2 + hidden + out) + (8h*8w)*F/2) * 4
+                   one DPT chunk of c frames in float32: two F-channel fusion
+                   maps at 8x the patch grid plus the smaller pyramid levels, or
+                   the full-resolution output convolutions, whichever is larger
       outputs    = 2 * S*H*W*(1+1+3+1)*4              depth, points and confidences (+ concat copy)
+    Checked against the live-tensor peak of real forward passes in
+    tests/vggt/test_memory_estimate.py (float32 and bf16 autocast).
     """
     p = cfg.patch_size
     h, w = height // p, width // p
@@ -89,9 +101,16 @@ def estimate_memory(
     C = cfg.embed_dim
     c = min(head_chunk_frames or cfg.head_chunk_frames, frames)
     F = cfg.dpt_features
-    tokens = int(T * C * (4 + (3 + 2 * cfg.mlp_ratio) * act_bytes)) + 2 * T * C * 4
+    per_token = int(C * (4 + 3 * 4 + 2 * cfg.mlp_ratio * act_bytes))  # bytes of token-wise work per token
+    if T <= cfg.token_chunk:
+        whole, sliced = T * per_token, 0
+    else:
+        whole, sliced = T * C * max(4 + 4 * act_bytes, 8 + act_bytes, 12), cfg.token_chunk * per_token
+    tokens = whole + sliced + 2 * T * C * 4
     kept = len(cfg.cached_layers) * T * 2 * C * 4
-    head = height * width * (F // 2) * 16 + c * (height * width * (F + cfg.dpt_hidden) + (8 * h) * (8 * w) * 2 * F) * 4
+    fusion = 3 * (8 * h) * (8 * w) * F
+    output_convs = height * width * (F // 2 + cfg.dpt_hidden + 4) + (8 * h) * (8 * w) * (F // 2)
+    head = c * max(fusion, output_convs) * 4
     outputs = 2 * frames * height * width * 6 * 4
     return MemoryEstimate(weight_bytes, tokens, kept, head, outputs)
 

@@ -59,3 +59,55 @@ def test_pose_activation_relu_on_fov_only():
     out = activate_pose(raw)
     assert torch.equal(out[:, :7], raw[:, :7])
     assert out[0, 7] == 0 and out[0, 8] == raw[0, 8]
+
+
+def _sliced_and_whole(B: int, N: int, chunk: int, rope: bool = True):
+    torch.manual_seed(0)
+    whole = Block(32, 4, qk_norm=True, init_values=0.5)
+    sliced = Block(32, 4, qk_norm=True, init_values=0.5, token_chunk=chunk)
+    sliced.load_state_dict(whole.state_dict())
+    x = torch.randn(B, N, 32)
+    pos = torch.randint(0, 9, (N, 2))
+    cos_sin = RotaryEmbedding2D(8)(pos) if rope else None
+    return whole, sliced, x, cos_sin
+
+
+def test_sliced_block_gives_the_same_result():
+    # frame-block shape (many samples, few tokens) and global-block shape (one sample), slices not dividing N
+    for B, N, chunk in [(6, 50, 64), (1, 300, 64), (3, 7, 1)]:
+        whole, sliced, x, rope = _sliced_and_whole(B, N, chunk)
+        with torch.no_grad():
+            assert torch.allclose(sliced(x, rope=rope), whole(x, rope=rope), rtol=1e-5, atol=1e-6)
+    whole, sliced, x, _ = _sliced_and_whole(2, 40, 16, rope=False)
+    with torch.no_grad():
+        assert torch.allclose(sliced(x), whole(x), rtol=1e-5, atol=1e-6)
+
+
+def test_sliced_block_under_autocast_keeps_q_k_v_in_the_autocast_dtype(monkeypatch):
+    whole, sliced, x, rope = _sliced_and_whole(1, 300, 64)
+    seen = []
+    original = F.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return original(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = sliced(x, rope=rope)
+        expected = whole(x, rope=rope)
+    assert seen[0] == (torch.bfloat16,) * 3  # sliced: stored as bf16, no whole float32 q/k
+    assert got.dtype == expected.dtype == torch.float32  # the residual stream stays float32
+    assert torch.allclose(got, expected, rtol=1e-2, atol=1e-2)
+
+
+def test_sliced_block_holds_less_memory():
+    from live_memory import LiveTensorBytes
+
+    whole, sliced, x, rope = _sliced_and_whole(1, 4096, 256)
+    peaks = []
+    for block in (whole, sliced):
+        with torch.no_grad(), LiveTensorBytes() as meter:
+            block(x, rope=rope)
+        peaks.append(meter.peak)
+    assert peaks[1] < 0.6 * peaks[0], peaks

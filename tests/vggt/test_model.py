@@ -2,7 +2,6 @@
 
 import json
 import pathlib
-import time
 
 import pytest
 import torch
@@ -60,18 +59,6 @@ def test_tiny_forward_5d_batch_is_independent(tiny):
         assert torch.allclose(out[key][1], single[key][0], atol=1e-5, rtol=1e-4)
 
 
-def test_tiny_is_fast(tiny):
-    # CPU time (one thread, see one_thread): unlike wall time, not inflated by other jobs
-    x = torch.rand(2, 3, 112, 112)
-    timings = []
-    with torch.no_grad():
-        for _ in range(3):  # the first run warms up
-            start = time.process_time()
-            tiny(x)
-            timings.append(time.process_time() - start)
-    assert min(timings[1:]) < 1.0  # ~0.15 s
-
-
 @pytest.mark.parametrize(
     "shape",
     [(2, 3, 50, 56), (2, 3, 56, 57), (2, 4, 56, 56), (3, 56, 56), (1, 1, 2, 3, 56, 56), (2, 3, 0, 56)],
@@ -97,6 +84,16 @@ def test_head_chunking_does_not_change_results(tiny):
             tiny.head_chunk_frames = tiny.config.head_chunk_frames
     for key in ("depth", "depth_conf", "world_points", "world_points_conf"):
         assert torch.allclose(whole[key], chunked[key], atol=1e-6, rtol=1e-5)
+
+
+def test_token_slicing_does_not_change_results(tiny):
+    sliced = VGGT(VGGTConfig.tiny(token_chunk=16)).eval()  # every DINO and aggregator block slices
+    sliced.load_state_dict(tiny.state_dict())
+    x = torch.rand(3, 3, 28, 42)
+    with torch.no_grad():
+        a, b = tiny(x), sliced(x)
+    for key in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf"):
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-5), key
 
 
 def test_aggregator_keeps_only_the_layers_the_heads_read():

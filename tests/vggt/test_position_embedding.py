@@ -5,7 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from serve_app.vggt.dpt_head import add_uv_embedding
+from serve_app.vggt.dpt_head import add_uv_embedding_
 from serve_app.vggt.layers.position_embedding import resize_dino_pos_embed, uv_position_embedding
 
 
@@ -92,4 +92,6 @@ def test_separable_uv_embedding_matches_every_grid_point():
 def test_head_adds_the_embedding_without_building_it_and_gets_the_same_sum():
     x = torch.randn(2, 16, 9, 13, generator=torch.Generator().manual_seed(1))
     expected = x + uv_position_embedding(9, 13, 16, aspect_ratio=280 / 182) * 0.1
-    assert torch.equal(add_uv_embedding(x, (182, 280)), expected)
+    out = add_uv_embedding_(x, (182, 280))
+    assert out is x  # in place: no second map of the head's largest size
+    assert torch.equal(out, expected)
