@@ -11,27 +11,33 @@ memory do not depend on weight values. The forward runs through
 InferenceRunner.run_model, i.e. with the service's device and precision.
 
 Each frame count is also run as a naive baseline in the same process: all
-aggregator layers kept and the DPT heads run on all frames at once (no
-chunking). Peak memory: torch.cuda.max_memory_allocated on GPU; on CPU the
+aggregator layers kept, blocks working on all tokens at once (no token
+slicing) and the DPT heads run on all frames at once (no chunking). Peak memory: torch.cuda.max_memory_allocated on GPU; on CPU the
 process's peak resident set (VmHWM, reset before each run via
 /proc/self/clear_refs), reported as the rise above the resident size before
 the run. The last columns give throughput relative to the 1-frame run and the
 runner's own memory estimate (the figure its memory guard uses).
 
-Comparison with the reference implementation (--upstream DIR, CPU only):
+Comparison with the reference implementation (--upstream DIR):
 
     python scripts/bench_vggt.py --upstream /path/to/vggt-checkout --synthetic --threads 2 --frames 1 2
+    python scripts/bench_vggt.py --upstream /path/to/vggt-checkout --synthetic --device cuda --frames 1 20 100 200
 
 DIR is a checkout of the reference VGGT repository (the folder holding its
 `vggt` package). Each model then runs in its own subprocess, one after the
-other, so each process's peak resident set belongs to one model only. Both
-get the same weights (ours are built as above and loaded into the reference
-model with strict=False; only its point-tracking head, which neither side
-runs, stays unloaded) and the same random inputs, in float32 under
-inference_mode. Each process does one 1-frame warm-up forward, then one timed
-forward per frame count. The table gives both times and peak-RSS rises,
-their ratios (ours / reference: below 1 means ours is faster or smaller) and
-how closely the outputs agree: max|ours - ref| / max|ref| per output.
+other, so each process's peak memory belongs to one model only. Both get the
+same weights (ours are built as above and loaded into the reference model
+with strict=False; only its point-tracking head, which neither side runs,
+stays unloaded) and the same random inputs, under inference_mode: float32 on
+CPU; on CUDA the reference runs under the bf16 (fp16 without bf16) autocast
+its README uses, ours through InferenceRunner. Each process does one 1-frame
+warm-up forward, then one timed forward per frame count (CUDA: the median of
+--repeats). The table gives both times and memory rises (peak RSS on CPU,
+max_memory_allocated on CUDA, above what was held before the forward), their
+ratios (ours / reference: below 1 means ours is faster or smaller) and how
+closely the outputs of the first frames agree: max|ours - ref| / max|ref|. A
+frame count one side cannot run (out of memory) is reported as such and the
+other frame counts go on.
 """
 
 from __future__ import annotations
@@ -110,15 +116,22 @@ class CudaPeak:
 
 @contextlib.contextmanager
 def naive_baseline(model):
-    """Keep all aggregator layers and run the heads on all frames in one chunk."""
-    kept, chunk = model.aggregator.cached_layers, model.head_chunk_frames
+    """Keep all aggregator layers, never slice the blocks' tokens, run the heads on all frames in one chunk."""
+    from serve_app.vggt.layers import Block
+
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    kept, chunk, token_chunks = model.aggregator.cached_layers, model.head_chunk_frames, [b.token_chunk for b in blocks]
     model.aggregator.cached_layers = tuple(range(model.aggregator.cfg.depth))
     model.head_chunk_frames = 1 << 30
+    for block in blocks:
+        block.token_chunk = None
     try:
         yield
     finally:
         model.aggregator.cached_layers = kept
         model.head_chunk_frames = chunk
+        for block, token_chunk in zip(blocks, token_chunks):
+            block.token_chunk = token_chunk
 
 
 def build_model(preset_name: str, seed: int, synthetic: bool):
@@ -207,12 +220,35 @@ def build_reference(root: str, seed: int, synthetic: bool):
     return model.eval()
 
 
-def reference_forward(model):
+def reference_forward(model, device: torch.device):
+    """The reference model's forward as its README runs it: bf16 autocast on CUDA, float32 on CPU."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        autocast = torch.autocast("cuda", dtype=dtype)
+    else:
+        autocast = contextlib.nullcontext()
+
     def forward(images: torch.Tensor):
-        with torch.inference_mode():
-            return model(images)
+        with torch.inference_mode(), autocast:
+            return model(images.to(device))
 
     return forward
+
+
+COMPARED_FRAMES = 4  # outputs saved for the agreement check: the first frames only (200 frames of
+# float32 point maps would be gigabytes per side)
+
+
+def timed(forward, images: torch.Tensor, meter, cuda: bool, repeats: int):
+    """measure() `repeats` times; (outputs of the last run, median seconds, max peak, max rise)."""
+    runs = []
+    out = None
+    for _ in range(repeats):
+        del out
+        out, sec, peak, rise = measure(forward, images, meter, cuda)
+        runs.append((sec, peak, rise))
+    seconds = sorted(r[0] for r in runs)[len(runs) // 2]
+    return out, seconds, max(r[1] for r in runs), max(r[2] for r in runs)
 
 
 def worker_main(args) -> int:
@@ -220,29 +256,40 @@ def worker_main(args) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # the reference uses torch.cuda.amp.autocast
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "cuda" else "cpu")
+    cuda = device.type == "cuda"
     t0 = time.perf_counter()
     if args.worker == "ours":
         from serve_app.config import ModelSettings
         from serve_app.vggt.runner import InferenceRunner
 
         model = build_model("vggt-1b", args.seed, args.synthetic)
-        forward = InferenceRunner.from_model(model, ModelSettings(preset="vggt-1b", device="cpu")).run_model
+        forward = InferenceRunner.from_model(model, ModelSettings(preset="vggt-1b", device=device.type)).run_model
     else:
-        forward = reference_forward(build_reference(args.upstream, args.seed, args.synthetic))
+        forward = reference_forward(build_reference(args.upstream, args.seed, args.synthetic).to(device), device)
     build_s = time.perf_counter() - t0
     gc.collect()
     _malloc_trim()
-    meter = CpuPeak()
+    meter = CudaPeak() if cuda else CpuPeak()
     t0 = time.perf_counter()
     forward(make_images(1, args.size))  # warm-up
     print(f"[{args.worker}] build {build_s:.1f}s, 1-frame warm-up {time.perf_counter() - t0:.1f}s", flush=True)
+    repeats = args.repeats if cuda else 1
     for frames in args.frames:
-        out, sec, peak, rise = measure(forward, make_images(frames, args.size), meter)
-        torch.save({k: out[k].float() for k in COMPARED}, Path(args.worker_out) / f"{args.worker}_{frames}.pt")
-        result = {"frames": frames, "seconds": sec, "peak": peak, "rise": rise, "exact": meter.exact}
+        result = {"frames": frames, "exact": getattr(meter, "exact", True)}
+        try:
+            out, sec, peak, rise = timed(forward, make_images(frames, args.size), meter, cuda, repeats)
+        except Exception as exc:  # noqa: BLE001 - out of memory (ours: TooManyFramesError): report, go on
+            result["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}"
+        else:
+            first = {k: out[k][:, :COMPARED_FRAMES].float().cpu() for k in COMPARED}
+            torch.save(first, Path(args.worker_out) / f"{args.worker}_{frames}.pt")
+            result.update(seconds=sec, peak=peak, rise=rise)
+            del out, first
         print("RESULT " + json.dumps(result), flush=True)
-        del out
         gc.collect()
+        if cuda:
+            torch.cuda.empty_cache()
     return 0
 
 
@@ -250,7 +297,7 @@ def run_worker(side: str, args, out_dir: str) -> dict[int, dict]:
     """Run one side in a fresh interpreter; {frames: measurements}."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--worker-out", out_dir]
     cmd += ["--upstream", args.upstream, "--size", str(args.size), "--seed", str(args.seed)]
-    cmd += ["--frames", *map(str, args.frames)]
+    cmd += ["--frames", *map(str, args.frames), "--device", args.device, "--repeats", str(args.repeats)]
     cmd += ["--threads", str(args.threads)] if args.threads else []
     cmd += ["--synthetic"] if args.synthetic else []
     results = {}
@@ -259,7 +306,8 @@ def run_worker(side: str, args, out_dir: str) -> dict[int, dict]:
             if line.startswith("RESULT "):
                 row = json.loads(line[len("RESULT ") :])
                 results[row["frames"]] = row
-                print(f"[{side}] {row['frames']} frames: {row['seconds']:.1f}s", flush=True)
+                took = row["error"] if "error" in row else f"{row['seconds']:.2f}s"
+                print(f"[{side}] {row['frames']} frames: {took}", flush=True)
             else:
                 print(line, end="", flush=True)
     if proc.returncode:
@@ -279,11 +327,17 @@ def agreement(out_dir: str, frames: int) -> dict[str, float] | None:
 
 def compare_main(args) -> int:
     """Both implementations, one subprocess each, then the side-by-side table."""
-    threads = args.threads or torch.get_num_threads()
+    if args.device == "cuda":
+        precision = "bf16 autocast" if torch.cuda.is_bf16_supported() else "fp16 autocast"
+        where = f"{torch.cuda.get_device_name()}, {precision}, median of {args.repeats} timed runs"
+        memory = "max_memory_allocated"
+    else:
+        where = f"cpu, {args.threads or torch.get_num_threads()} threads, float32, one timed run"
+        memory = "peak RSS"
     print(
-        f"VGGT-1B ours vs reference ({args.upstream}): cpu, {threads} threads, float32, input "
-        f"{args.size}x{args.size}, weights={'synthetic' if args.synthetic else f'random init (seed {args.seed})'}, "
-        "one 1-frame warm-up per process, one timed run per frame count",
+        f"VGGT-1B ours vs reference ({args.upstream}): {where} per frame count, input {args.size}x{args.size}, "
+        f"weights={'synthetic' if args.synthetic else f'random init (seed {args.seed})'}, "
+        "one 1-frame warm-up per process",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="bench_vggt_") as out_dir:
@@ -298,12 +352,15 @@ def compare_main(args) -> int:
         print("-" * len(header))
         for frames in args.frames:
             a, b = ours.get(frames), ref.get(frames)
-            if a is None or b is None:
-                print(f"{frames:>6} missing: {'ours' if a is None else 'reference'} run did not finish")
+            failed = [f"{side}: {row.get('error', 'did not finish')}" for side, row in (("ours", a), ("reference", b))
+                      if row is None or "error" in row]
+            if failed:
+                side_a = f"{a['seconds']:8.2f} ours, {a['peak'] / MiB:.0f} MiB peak; " if a and "error" not in a else ""
+                print(f"{frames:>6} {side_a}" + "; ".join(failed), flush=True)
                 continue
             err = agreement(out_dir, frames) or {}
             print(
-                f"{frames:>6} {a['seconds']:8.1f} {b['seconds']:8.1f} {a['seconds'] / b['seconds']:7.2f} "
+                f"{frames:>6} {a['seconds']:8.2f} {b['seconds']:8.2f} {a['seconds'] / b['seconds']:7.2f} "
                 f"{a['rise'] / MiB:13.0f} {b['rise'] / MiB:12.0f} {a['rise'] / max(b['rise'], 1):6.2f} "
                 f"{a['peak'] / MiB:13.0f} {b['peak'] / MiB:12.0f} | "
                 + " ".join(f"{err.get(k, float('nan')):12.1e}" for k in COMPARED),
@@ -312,8 +369,9 @@ def compare_main(args) -> int:
     if not all(r["exact"] for r in (*ours.values(), *ref.values())):
         print("note: /proc/self/clear_refs not writable; peaks include the model build")
     print(
-        "time_x, mem_x: ours / reference (below 1: ours faster / smaller); rise: peak RSS above the RSS "
-        "before the forward (weights excluded); err_*: max|ours - ref| / max|ref|"
+        f"time_x, mem_x: ours / reference (below 1: ours faster / smaller); rise: {memory} above what was held "
+        f"before the forward (weights excluded), peak: with the weights; err_*: max|ours - ref| / max|ref| over "
+        f"the first {COMPARED_FRAMES} frames"
     )
     return 0
 
@@ -335,11 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="deterministic synthetic weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per frame count with --upstream on CUDA")
     parser.add_argument(
         "--upstream",
         metavar="DIR",
         default=None,
-        help="compare with the reference VGGT checkout in DIR (full size, CPU, one subprocess per model)",
+        help="compare with the reference VGGT checkout in DIR (full size, one subprocess per model)",
     )
     parser.add_argument("--worker", choices=("ours", "upstream"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
@@ -347,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker_main(args)
     if args.upstream:
-        if args.device == "cuda" or args.preset != "vggt-1b":
-            parser.error("--upstream compares the full-size model on cpu")
+        if args.preset != "vggt-1b" or args.weights_bf16:
+            parser.error("--upstream compares the full-size model with float32 weights")
+        if args.device == "auto":
+            args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if args.device == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA GPU is available")
         return compare_main(args)
 
     from serve_app.config import ModelSettings
@@ -389,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     for frames in args.frames:
         try:
             sec, peak, rise = run_once(runner, frames, args.size, meter)
-        except Exception as exc:  # report and go on with the next size
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next size
             print(f"{frames:>6} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
             continue
         fps = frames / sec
@@ -406,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                 with naive_baseline(model):
                     nsec, _npeak, nrise = run_once(runner, frames, args.size, meter)
                 row += f" {nsec:9.2f} {nrise / MiB:14.0f} {nsec / sec:7.2f} {nrise / max(rise, 1):6.2f}"
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the baseline may run out of memory
                 row += f" naive failed: {type(exc).__name__}"
         else:
             row += f" {'-':>9} {'-':>14} {'-':>7} {'-':>6}"
@@ -414,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not meter.exact:
         print("note: /proc/self/clear_refs not writable; peaks are process-lifetime peaks")
     print(
-        "time_x, mem_x: naive baseline (all layers kept, heads unchunked) over this runner; "
+        "time_x, mem_x: naive baseline (all layers kept, no token slicing, heads unchunked) over this runner; "
         "fps_vs_1: frames/s relative to the 1-frame run; est: the memory guard's working-memory estimate"
     )
     return 0

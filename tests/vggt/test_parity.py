@@ -3,10 +3,12 @@
 tests/data/vggt_parity_case.npz holds the input `images` [2, 3, 112, 224]
 and the reference outputs (batch dim removed) computed in float32 on CPU
 with the weights of tests/vggt/synthetic_weights.py. Tolerance per array:
-|ours - ref| <= 1e-4 * max|ref| + 1e-4 * |ref|.
+|ours - ref| <= 1e-4 * max|ref| + 1e-4 * |ref|. Runs on the CPU and, where
+there is one, on a CUDA GPU in float32 (TF32 off).
 Costs ~1-2 minutes and ~5.5 GB of RAM on 2 cores.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -41,9 +43,36 @@ def load_helper():
     return module
 
 
-@pytest.fixture(scope="module")
-def run():
-    """(our outputs as numpy, reference npz, keys whose weights differ from the fingerprints)."""
+@contextlib.contextmanager
+def exact_float32(device: str):
+    """float32 math on `device`: no TF32 in CUDA matmuls and convolutions, fixed conv algorithms."""
+    if device != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.deterministic)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    try:
+        yield
+    finally:
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cudnn.deterministic,
+        ) = saved
+
+
+def to_cpu(out: dict) -> dict:
+    return {k: [t.cpu() for t in v] if isinstance(v, list) else v.cpu() for k, v in out.items()}
+
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"))
+
+
+@pytest.fixture(scope="module", params=["cpu", CUDA])
+def run(request):
+    """(our outputs as numpy, reference npz, keys whose weights differ from the fingerprints) on a device."""
+    device = request.param
     sw = load_helper()
     ref = dict(np.load(DATA / "vggt_parity_case.npz"))
     fingerprints = json.loads((DATA / "vggt_weights_fingerprint.json").read_text())["per_key"]
@@ -55,10 +84,11 @@ def run():
         model.to_empty(device="cpu").eval()
         sw.fill_model(model)
         bad_weights = [k for k, v in model.state_dict().items() if sw.fingerprint(v) != fingerprints[k]]
-        images = torch.from_numpy(ref["images"])
+        model.to(device)
+        images = torch.from_numpy(ref["images"]).to(device)
         H, W = images.shape[-2:]
-        with torch.no_grad(), torch.autocast("cpu", enabled=False):
-            out = model(images)
+        with exact_float32(device), torch.no_grad(), torch.autocast(device, enabled=False):
+            out = to_cpu(model(images))
         del model
         ours = {k: out[k][0].numpy() for k in ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")}
         ours["pose_enc_list"] = torch.stack([p[0] for p in out["pose_enc_list"]]).numpy()
@@ -67,6 +97,8 @@ def run():
         ours["world_points_from_depth"] = unproject_depth_map_to_point_map(ours["depth"], extrinsic, intrinsic)
     finally:
         torch.set_num_threads(threads)
+        if device == "cuda":
+            torch.cuda.empty_cache()
     return ours, ref, bad_weights
 
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in parts that each fit a 10-minute run.
+#
+#   scripts/gpu_checks.sh tests              # tests/vggt on the GPU (float32 parity with TF32 off, bf16 runner)
+#   scripts/gpu_checks.sh bench              # bench_vggt: 1..500 frames in bf16, naive baseline up to 50
+#   scripts/gpu_checks.sh bench-bf16-weights # the same with the aggregator weights held in bf16
+#   scripts/gpu_checks.sh upstream DIR       # side by side with the reference checkout in DIR
+#
+# Uses $PYTHON (default: python3, which must have torch with CUDA, numpy,
+# pillow, pytest and hypothesis) and writes each part's log to $OUT (default
+# dev_out/) as gpu_<part>.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-dev_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+
+part=${1:-}
+case "$part" in
+    tests | bench | bench-bf16-weights | upstream) ;;
+    *)
+        sed -n '2,11p' "$0" >&2
+        exit 2
+        ;;
+esac
+log="$OUT/gpu_${part}.log"
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+    "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'
+} | tee "$log"
+
+case "$part" in
+    tests)
+        "$PYTHON" -m pytest -q -p no:cacheprovider tests/vggt 2>&1 | tee -a "$log"
+        ;;
+    bench)
+        "$PYTHON" scripts/bench_vggt.py --device cuda --synthetic --frames 1 8 20 50 100 200 500 \
+            --baseline-max-frames 50 2>&1 | tee -a "$log"
+        ;;
+    bench-bf16-weights)
+        "$PYTHON" scripts/bench_vggt.py --device cuda --synthetic --weights-bf16 --frames 1 20 100 200 500 \
+            --no-baseline 2>&1 | tee -a "$log"
+        ;;
+    upstream)
+        dir=${2:?usage: scripts/gpu_checks.sh upstream DIR}
+        "$PYTHON" scripts/bench_vggt.py --device cuda --synthetic --upstream "$dir" --frames 1 20 100 200 \
+            --repeats 3 2>&1 | tee -a "$log"
+        ;;
+esac
