@@ -12,8 +12,9 @@ InferenceRunner.run_model, i.e. with the service's device and precision.
 
 Each frame count is also run as a naive baseline in the same process: all
 aggregator layers kept, blocks working on all tokens at once (no token
-slicing) and the DPT heads run on all frames at once (no chunking). Peak memory: torch.cuda.max_memory_allocated on GPU; on CPU the
-process's peak resident set (VmHWM, reset before each run via
+slicing) and the DPT heads run on all frames at once (no chunking). Peak
+memory: torch.cuda.max_memory_allocated on GPU; on CPU the process's peak
+resident set (VmHWM, reset before each run via
 /proc/self/clear_refs), reported as the rise above the resident size before
 the run. The last columns give throughput relative to the 1-frame run and the
 runner's own memory estimate (the figure its memory guard uses).

@@ -27,7 +27,7 @@ esac
 log="$OUT/gpu_${part}.log"
 {
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'
+    "$PYTHON" -c 'import torch; print("torch", torch.__version__, torch.version.cuda, torch.cuda.get_device_name())'
 } | tee "$log"
 
 case "$part" in

@@ -16,10 +16,13 @@ Rope = tuple[torch.Tensor, torch.Tensor]
 
 
 class Block(nn.Module):
-    """`token_chunk`: when a call has more tokens (B*N) than this, everything but the
-    attention itself (norms, projections, RoPE, MLP) runs on slices of the tokens,
-    so only q, k, v, the attention output and the residual stream are ever whole.
-    Same numbers up to float rounding; None never slices."""
+    """Attention then MLP, each pre-normed, LayerScaled and added to the residual stream.
+
+    `token_chunk`: when a call has more tokens (B*N) than this, everything but
+    the attention itself (norms, projections, RoPE, MLP) runs on slices of the
+    tokens, so only q, k, v, the attention output and the residual stream are
+    ever whole. Same numbers up to float rounding; None never slices.
+    """
 
     def __init__(
         self,
