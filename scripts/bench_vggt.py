@@ -57,10 +57,17 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAMES = (1, 8, 20, 50, 100, 200)
 MiB = 1024**2
+SDPA_BACKENDS = {
+    "default": None,  # torch's own choice
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
 
 
 def _status_kib(field: str) -> int | None:
@@ -394,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="deterministic synthetic weights")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sdpa-backend",
+        choices=tuple(SDPA_BACKENDS),
+        default="default",
+        help="force one scaled_dot_product_attention kernel (GPU kernel comparison)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per frame count with --upstream on CUDA")
     parser.add_argument(
         "--upstream",
@@ -438,9 +451,22 @@ def main(argv: list[str] | None = None) -> int:
         f"VGGT preset={args.preset} device={device_name} compute={str(runner.dtype).replace('torch.', '')} "
         f"weights={runner.weight_bytes / MiB:.0f} MiB ({sum(p.numel() for p in model.parameters()):,} params) "
         f"build={build_s:.1f}s input={args.size}x{args.size} "
-        f"head_chunk={model.head_chunk_frames} weights={'synthetic' if args.synthetic else 'random init'}"
+        f"head_chunk={model.head_chunk_frames} weights={'synthetic' if args.synthetic else 'random init'} "
+        f"sdpa={args.sdpa_backend}"
     )
-    run_once(runner, 1, args.size, meter)  # warm-up: kernel selection, allocator pools
+    backend = SDPA_BACKENDS[args.sdpa_backend]
+    with sdpa_kernel(backend) if backend is not None else contextlib.nullcontext():
+        return bench_frame_counts(args, runner, model, meter)
+
+
+def bench_frame_counts(args, runner, model, meter) -> int:
+    """Warm up, then one row per frame count: this runner, then the naive baseline."""
+    cuda = runner.device.type == "cuda"
+    try:
+        run_once(runner, 1, args.size, meter)  # warm-up: kernel selection, allocator pools
+    except RuntimeError as exc:  # e.g. a forced attention kernel this device lacks
+        print(f"bench_vggt: the 1-frame warm-up failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
 
     peak_name = "peak_alloc" if cuda else "peak_rss"
     header = (

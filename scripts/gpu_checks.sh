@@ -5,6 +5,7 @@
 #   scripts/gpu_checks.sh bench              # bench_vggt: 1..500 frames in bf16, naive baseline up to 50
 #   scripts/gpu_checks.sh bench-bf16-weights # the same with the aggregator weights held in bf16
 #   scripts/gpu_checks.sh upstream DIR       # side by side with the reference checkout in DIR
+#   scripts/gpu_checks.sh attention          # 20/100/200 frames with each attention kernel forced
 #
 # Uses $PYTHON (default: python3, which must have torch with CUDA, numpy,
 # pillow, pytest and hypothesis) and writes each part's log to $OUT (default
@@ -18,9 +19,9 @@ export PYTHONUNBUFFERED=1
 
 part=${1:-}
 case "$part" in
-    tests | bench | bench-bf16-weights | upstream) ;;
+    tests | bench | bench-bf16-weights | upstream | attention) ;;
     *)
-        sed -n '2,11p' "$0" >&2
+        sed -n '2,12p' "$0" >&2
         exit 2
         ;;
 esac
@@ -46,5 +47,11 @@ case "$part" in
         dir=${2:?usage: scripts/gpu_checks.sh upstream DIR}
         "$PYTHON" scripts/bench_vggt.py --device cuda --synthetic --upstream "$dir" --frames 1 20 100 200 \
             --repeats 3 2>&1 | tee -a "$log"
+        ;;
+    attention)
+        for backend in flash cudnn efficient; do
+            "$PYTHON" scripts/bench_vggt.py --device cuda --synthetic --sdpa-backend "$backend" --frames 20 100 200 \
+                --no-baseline 2>&1 | tee -a "$log"
+        done
         ;;
 esac
