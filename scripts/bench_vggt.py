@@ -122,12 +122,17 @@ class CudaPeak:
         return peak, peak - self.base
 
 
+def transformer_blocks(model) -> list:
+    """Every transformer block of the model (the ones `token_chunk` applies to)."""
+    from serve_app.vggt.layers import Block
+
+    return [m for m in model.modules() if isinstance(m, Block)]
+
+
 @contextlib.contextmanager
 def naive_baseline(model):
     """Keep all aggregator layers, never slice the blocks' tokens, run the heads on all frames in one chunk."""
-    from serve_app.vggt.layers import Block
-
-    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    blocks = transformer_blocks(model)
     kept, chunk, token_chunks = model.aggregator.cached_layers, model.head_chunk_frames, [b.token_chunk for b in blocks]
     model.aggregator.cached_layers = tuple(range(model.aggregator.cfg.depth))
     model.head_chunk_frames = 1 << 30
@@ -333,6 +338,10 @@ def agreement(out_dir: str, frames: int) -> dict[str, float] | None:
     return {k: ((ours[k] - ref[k]).abs().max() / ref[k].abs().max().clamp_min(1e-30)).item() for k in COMPARED}
 
 
+def run_summary(row: dict) -> str:
+    return f"{row['seconds']:.2f}s, {row['peak'] / MiB:.0f} MiB peak"
+
+
 def compare_main(args) -> int:
     """Both implementations, one subprocess each, then the side-by-side table."""
     if args.device == "cuda":
@@ -360,11 +369,10 @@ def compare_main(args) -> int:
         print("-" * len(header))
         for frames in args.frames:
             a, b = ours.get(frames), ref.get(frames)
-            failed = [f"{side}: {row.get('error', 'did not finish')}" for side, row in (("ours", a), ("reference", b))
-                      if row is None or "error" in row]
-            if failed:
-                side_a = f"{a['seconds']:8.2f} ours, {a['peak'] / MiB:.0f} MiB peak; " if a and "error" not in a else ""
-                print(f"{frames:>6} {side_a}" + "; ".join(failed), flush=True)
+            sides = {"ours": a or {"error": "did not finish"}, "reference": b or {"error": "did not finish"}}
+            if any("error" in row for row in sides.values()):
+                cells = [f"{side}: {row.get('error') or run_summary(row)}" for side, row in sides.items()]
+                print(f"{frames:>6} " + "; ".join(cells), flush=True)
                 continue
             err = agreement(out_dir, frames) or {}
             print(
