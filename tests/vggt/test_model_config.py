@@ -41,6 +41,7 @@ def test_config_is_frozen_and_validated():
         dict(num_heads=3),
         dict(aa_order=("frame", "frame")),
         dict(head_chunk_frames=0),
+        dict(token_chunk=0),
     ):
         with pytest.raises(ValueError):
             VGGTConfig.tiny(**bad)
