@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 
-from serve_app.export import export_glb
+from serve_app.export import ExportOptions, export_glb
 from serve_app.export.glb import Geometry, write_glb
+from serve_app.vggt.config import VGGTConfig
 
-SIDE = 518  # VGGT's input resolution
+SIDE = VGGTConfig.img_size  # VGGT's input resolution
 
 
 def synthetic_predictions(frames: int, side: int = SIDE, seed: int = 0) -> dict[str, np.ndarray]:
@@ -45,7 +46,7 @@ def timed_export(predictions: dict, repeat: int, **options):
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = export_glb(predictions, **options)
+        result = export_glb(predictions, ExportOptions(**options))
         best = min(best, time.perf_counter() - start)
     return best, result
 

@@ -28,6 +28,11 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout, installed or not
+from serve_app.vggt.config import VGGTConfig  # noqa: E402
+
+PATCH = VGGTConfig.patch_size
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024**2
 
@@ -102,15 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="vggt-1b", choices=("vggt-1b", "tiny"))
     parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--size", type=int, default=518, help="square frame side (multiple of 14)")
+    parser.add_argument("--size", type=int, default=VGGTConfig.img_size, help=f"square frame side (multiple of {PATCH})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--upstream", metavar="DIR", default=None, help="also measure the reference checkout in DIR")
     parser.add_argument("--slicing", action="store_true", help="aggregator with and without token slicing")
     parser.add_argument("--token-chunk", type=int, default=4096, help="token_chunk of the sliced run")
     parser.add_argument("--layers", type=int, default=4, help="aggregator layers of the --slicing model (>= 4)")
     args = parser.parse_args(argv)
-    if args.size % 14 or args.size < 14:
-        parser.error("--size must be a positive multiple of 14")
+    if args.size % PATCH or args.size < PATCH:
+        parser.error(f"--size must be a positive multiple of {PATCH}")
     if args.layers < 4:
         parser.error("--layers must be at least 4 (the heads read four layers)")
     if args.upstream and (args.slicing or args.preset != "vggt-1b"):
@@ -123,5 +128,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts"), str(REPO_ROOT / "tests" / "support")]
+    sys.path[:0] = [str(REPO_ROOT / "scripts"), str(REPO_ROOT / "tests" / "support")]
     sys.exit(main())

@@ -16,7 +16,7 @@ In one run, one process:
    TCP (LOGIN done beforehand on the connection; from the first byte of the
    request to the last byte of the reply: upload, decode, inference, export,
    store, reply) and the same reconstruction in process
-   (`Pipeline.reconstruct_*`: decode, inference, export, store). Prints the
+   (`Pipeline.run`: the same stages of `serve_app.stages.STAGES`). Prints the
    medians, the overhead and the goal: overhead < max(5 %, 0.3 s).
 3. Idle memory of the whole service: the sum over every process of the Ray
    cluster (GCS, raylet, agents, Serve controller, the four replicas), as
@@ -49,7 +49,6 @@ from pathlib import Path
 import numpy as np
 
 MiB = 1024 * 1024
-STAGES = ("decode", "inference", "export", "store")
 LOGIN, IMAGE, VIDEO, GET_GLB = 1, 2, 3, 4
 USER, PASSWORD = "bench", "bench-password"
 
@@ -239,6 +238,7 @@ def main(argv=None) -> int:
     from serve_app.app import build_app
     from serve_app.config import AppSettings, AuthSettings
     from serve_app.pipeline import Pipeline
+    from serve_app.stages import STAGES, ExportStage, InferenceStage, Job, Upload
     from serve_app.storage import Database, GlbStore, UserStore
 
     work = Path(tempfile.mkdtemp(prefix="bench_service_"))
@@ -282,10 +282,10 @@ def main(argv=None) -> int:
         print(f"idle memory of the fresh service (all Ray processes): RSS {rss / MiB:.0f} MiB, PSS {pss / MiB:.0f} MiB")
 
         t0 = time.perf_counter()
-        pipeline = Pipeline(settings, store=GlbStore(db, settings.storage.storage_root))
-        pipeline.load_model()
+        pipeline = Pipeline(settings, stages=[ExportStage(settings, GlbStore(db, settings.storage.storage_root))])
+        runner = pipeline.stage(InferenceStage).runner
         print(f"in-process pipeline loaded in {time.perf_counter() - t0:.1f} s")
-        if pipeline.runner.device.type == "cpu":
+        if runner.device.type == "cpu":
             import torch
 
             print(f"torch threads: service replica {status['model'].get('torch_threads')}, "
@@ -311,11 +311,11 @@ def main(argv=None) -> int:
             service_stages("service video")
 
         def local_images():
-            r = pipeline.reconstruct_images(photos, user_id=user.id, original_name="bench")
+            r = pipeline.run(Upload(Job(user.id, "bench"), images=tuple(photos)))
             stages.setdefault("in-process images", []).append(dict(r.timings))
 
         def local_video():
-            r = pipeline.reconstruct_video(str(video), user_id=user.id, original_name="bench")
+            r = pipeline.run(Upload(Job(user.id, "bench"), video_path=str(video)))
             stages.setdefault("in-process video", []).append(dict(r.timings))
 
         speed = {}
@@ -336,9 +336,9 @@ def main(argv=None) -> int:
             overhead = s - l
             allowed = max(0.05 * l, 0.3)
             # Robust to a busy machine: what the service adds on top of its own stage compute
-            # (client-measured total minus decode+inference+export+store measured in the replicas).
+            # (client-measured total minus the stage times measured in the replicas).
             key = "service " + ("video" if label == "video" else "images")
-            compute = [sum(run.get(k, 0.0) for k in STAGES) for run in stages[key][1:]]
+            compute = [sum(run.get(stage.name, 0.0) for stage in STAGES) for run in stages[key][1:]]
             added = statistics.median(t - c for t, c in zip(times_service, compute))
             speed[label] = {
                 "service_s": s,

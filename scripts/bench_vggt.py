@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import gc
 import json
 import subprocess
@@ -58,6 +59,9 @@ from pathlib import Path
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout, installed or not
+from serve_app.vggt.config import VGGTConfig  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FRAMES = (1, 8, 20, 50, 100, 200)
@@ -133,16 +137,16 @@ def transformer_blocks(model) -> list:
 def naive_baseline(model):
     """Keep all aggregator layers, never slice the blocks' tokens, run the heads on all frames in one chunk."""
     blocks = transformer_blocks(model)
-    kept, chunk, token_chunks = model.aggregator.cached_layers, model.head_chunk_frames, [b.token_chunk for b in blocks]
+    kept, config, token_chunks = model.aggregator.cached_layers, model.config, [b.token_chunk for b in blocks]
     model.aggregator.cached_layers = tuple(range(model.aggregator.cfg.depth))
-    model.head_chunk_frames = 1 << 30
+    model.config = dataclasses.replace(config, head_chunk_frames=1 << 30)
     for block in blocks:
         block.token_chunk = None
     try:
         yield
     finally:
         model.aggregator.cached_layers = kept
-        model.head_chunk_frames = chunk
+        model.config = config
         for block, token_chunk in zip(blocks, token_chunks):
             block.token_chunk = token_chunk
 
@@ -397,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="vggt-1b", choices=("vggt-1b", "tiny"))
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--frames", type=int, nargs="+", default=list(DEFAULT_FRAMES))
-    parser.add_argument("--size", type=int, default=518, help="square frame side (multiple of 14)")
+    parser.add_argument("--size", type=int, default=VGGTConfig.img_size, help="square frame side (multiple of the patch size)")
     parser.add_argument("--weights-bf16", action="store_true", help="aggregator weights in bf16 (GPU)")
     parser.add_argument(
         "--baseline-max-frames",
@@ -437,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare_main(args)
 
     from serve_app.config import ModelSettings
-    from serve_app.errors import ServiceError
+    from tcp_proxy.errors import ServiceError
     from serve_app.vggt.runner import InferenceRunner, resolve_device
 
     try:
@@ -459,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         f"VGGT preset={args.preset} device={device_name} compute={str(runner.dtype).replace('torch.', '')} "
         f"weights={runner.weight_bytes / MiB:.0f} MiB ({sum(p.numel() for p in model.parameters()):,} params) "
         f"build={build_s:.1f}s input={args.size}x{args.size} "
-        f"head_chunk={model.head_chunk_frames} weights={'synthetic' if args.synthetic else 'random init'} "
+        f"head_chunk={model.config.head_chunk_frames} weights={'synthetic' if args.synthetic else 'random init'} "
         f"sdpa={args.sdpa_backend}"
     )
     backend = SDPA_BACKENDS[args.sdpa_backend]
@@ -519,5 +523,4 @@ def bench_frame_counts(args, runner, model, meter) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO_ROOT))
     sys.exit(main())

@@ -18,6 +18,8 @@ import contextlib
 import sys
 from pathlib import Path
 
+from serve_app.export.options import DOWNSAMPLE_METHODS, POINT_SOURCES
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
 EXIT_BAD_INPUT = 2
 
@@ -48,13 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-frames", type=int, help="at most this many frames (video), or photos")
 
     parser.add_argument("--conf-percentile", type=float, help="drop this percent of the least confident points")
-    parser.add_argument("--source", choices=("pointmap", "depth"), help="point map, or depth unprojected with cameras")
+    parser.add_argument("--source", choices=POINT_SOURCES, help="point map, or depth unprojected with cameras")
     parser.add_argument("--mask-black-bg", action="store_true", help="drop near-black pixels")
     parser.add_argument("--mask-white-bg", action="store_true", help="drop near-white pixels")
     parser.add_argument("--show-cameras", action="store_true", help="add a marker per camera")
     parser.add_argument("--frame", type=int, help="export only this frame (0-based)")
     parser.add_argument("--max-points", type=int, help="cap the point count (smaller files for phones)")
-    parser.add_argument("--downsample", choices=("uniform", "voxel"), default="uniform", help="how --max-points thins")
+    parser.add_argument("--downsample", choices=DOWNSAMPLE_METHODS, help="how --max-points thins (default: uniform)")
     parser.add_argument("--mask-sky", action="store_true", help="drop sky pixels (needs --skyseg-model)")
     parser.add_argument("--skyseg-model", metavar="PATH", default="skyseg.onnx", help="local sky segmentation model")
 
@@ -76,12 +78,19 @@ def settings_from(args: argparse.Namespace):
         "mask_black_bg": args.mask_black_bg or None,
         "mask_white_bg": args.mask_white_bg or None,
         "show_cameras": args.show_cameras or None,
+        "frame": args.frame,
         "max_points": args.max_points,
+        "downsample": args.downsample,
+        "mask_sky": args.mask_sky or None,
+        "skyseg_model": args.skyseg_model if args.mask_sky else None,
     }
     storage = {"database_url": args.database_url, "storage_root": args.storage_root}
     model = {"checkpoint": args.checkpoint, "preset": args.preset, "device": args.device}
     sections = {"frames": frames, "export": export, "storage": storage, "model": model}
-    return AppSettings.from_dict({name: _given(values) for name, values in sections.items()})
+    try:
+        return AppSettings.from_dict({name: _given(values) for name, values in sections.items()})
+    except ValueError as exc:  # a value out of range, as the settings check it
+        raise InputError(str(exc)) from None
 
 
 def _given(values: dict) -> dict:
@@ -97,8 +106,6 @@ def check_args(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if args.conf_percentile is not None and not 0 <= args.conf_percentile <= 100:
-        raise InputError(f"--conf-percentile must be within 0..100, got {args.conf_percentile}")
     if args.mask_sky and not Path(args.skyseg_model).is_file():
         raise InputError(f"--mask-sky needs a local sky segmentation model; {args.skyseg_model} not found")
 
@@ -163,18 +170,15 @@ def open_store(settings, user_id: int):
 def run(args: argparse.Namespace) -> str:
     """Do the work; return the summary line."""
     from serve_app.pipeline import Pipeline
+    from serve_app.stages import ExportStage, Job, Upload
 
     check_args(args)
     if args.video and not Path(args.video).is_file():
         raise InputError(f"no such video: {args.video}")
     images = image_files(args.images) if args.images else None
     settings = settings_from(args)
-    overrides = {"frame": args.frame, "downsample": args.downsample}
-    if args.mask_sky:
-        overrides.update(mask_sky=True, skyseg_model=args.skyseg_model)
-    store = open_store(settings, args.user_id) if args.save_to_db else None
-    bars = stage_bars(args.quiet)
-    pipeline = Pipeline(settings, store=store, export_overrides=overrides, progress=bars)
+    stages = [ExportStage(settings, open_store(settings, args.user_id))] if args.save_to_db else []
+    pipeline = Pipeline(settings, stages=stages, progress=stage_bars(args.quiet))
 
     if args.preset == "tiny":
         print(
@@ -183,33 +187,31 @@ def run(args: argparse.Namespace) -> str:
         )
 
     name = args.original_name or input_name(args)
-    if args.save_to_db:
-        if images is not None:
-            blobs = [p.read_bytes() for p in images]
-            result = pipeline.reconstruct_images(blobs, user_id=args.user_id, original_name=name)
-        else:
-            result = pipeline.reconstruct_video(args.video, user_id=args.user_id, original_name=name)
-        where = f"stored {result.stored.hashed_name} ({result.stored.file_path})"
+    job = Job(user_id=args.user_id if args.save_to_db else None, original_name=name)
+    if images is not None:
+        upload = Upload(job, images=tuple(p.read_bytes() for p in images))
     else:
-        if images is not None:
-            result = pipeline.glb_from_images([p.read_bytes() for p in images])
-        else:
-            result = pipeline.glb_from_video(args.video)
+        upload = Upload(job, video_path=args.video)
+    result = pipeline.run(upload)
+    if args.save_to_db:
+        path = pipeline.stage(ExportStage).store.path_for(result.hashed_name)
+        where = f"stored {result.hashed_name} ({path})"
+    else:
         target = output_path(args.out, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(result.glb)
         where = f"wrote {target}"
-    stages = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
+    stages_text = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
     return (
         f"{where}: {result.frame_count} frames, {result.point_count:,} points, "
-        f"{result.glb_size / 1e6:.2f} MB GLB in {result.total_seconds:.2f}s ({stages})"
+        f"{len(result.glb) / 1e6:.2f} MB GLB in {sum(result.timings.values()):.2f}s ({stages_text})"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from serve_app.errors import ServiceError
+    from tcp_proxy.errors import ServiceError
 
     try:
         args = build_parser().parse_args(argv)

@@ -3,6 +3,9 @@
 `AppSettings.from_dict(args)` turns the `args` block of `config/serve.yaml`
 (or a CLI's options) into frozen dataclasses once, at start; nothing changes
 them afterwards. Unknown keys are an error, so a typo in the YAML fails loudly.
+Two sections are defined beside the code they configure: `proxy` is the TCP
+server's `tcp_proxy.settings.ProxySettings`, `export` is
+`serve_app.export.options.ExportOptions`.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from serve_app.export.options import ExportOptions
+from tcp_proxy.settings import ProxySettings
+
 Device = Literal["auto", "cpu", "cuda"]
-PointSource = Literal["pointmap", "depth"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class ModelSettings:
     head_chunk_frames: int = 8  # frames per DPT head chunk (memory vs speed)
     preprocess_mode: Literal["crop", "pad"] = "crop"  # as upstream's default
     seed: int = 0  # only used to initialise untrained presets
+    torch_threads: int = 0  # CPU threads of the forward pass: 0 leaves torch's default, -1 every core
 
     def __post_init__(self):
         _check_choice("model.device", self.device, ("auto", "cpu", "cuda"))
@@ -61,48 +67,12 @@ class FrameSettings:
 
 
 @dataclass(frozen=True)
-class ExportSettings:
-    conf_percentile: float = 3.0  # drop the least confident 3% of points
-    source: PointSource = "pointmap"  # world_points (pointmap) or depth unprojection
-    mask_black_bg: bool = False
-    mask_white_bg: bool = False
-    show_cameras: bool = False
-    max_points: int | None = None  # cap the point count for phones; None keeps all
-    downsample: Literal["uniform", "voxel"] = "uniform"  # how max_points is applied (voxel is 3-5x slower)
-    mask_sky: bool = False  # needs skyseg_model: the segmentation model is not shipped
-    skyseg_model: str | None = None  # path of a local skyseg.onnx
-
-    def __post_init__(self):
-        _check_choice("export.source", self.source, ("pointmap", "depth"))
-        _check_choice("export.downsample", self.downsample, ("uniform", "voxel"))
-        if not 0.0 <= self.conf_percentile < 100.0:
-            raise ValueError(f"setting export.conf_percentile must be in [0, 100), got {self.conf_percentile!r}")
-        if self.max_points is not None:
-            _check_positive("export.max_points", self.max_points)
-
-
-@dataclass(frozen=True)
-class ProxySettings:
-    host: str = "0.0.0.0"
-    port: int = 4567  # fixed by deployed clients
-    max_payload_bytes: int = 512 * 1024 * 1024  # larger frames are refused from the header
-    read_timeout_s: float = 60.0  # longest silence between bytes of one request
-    idle_timeout_s: float = 300.0  # longest silence between requests (never while one is computed)
-    max_connections: int = 256
-    max_pending_reconstructions: int = 8  # queued + running; more answer ERROR_BUSY
-    session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
-    bind_sessions_to_ip: bool = True  # the Android app reconnects per request
-    require_vip_for_video: bool = True  # server-side check of what the app enforces
-    spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
-
-
-@dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     model: ModelSettings = field(default_factory=ModelSettings)
     frames: FrameSettings = field(default_factory=FrameSettings)
-    export: ExportSettings = field(default_factory=ExportSettings)
+    export: ExportOptions = field(default_factory=ExportOptions)
     proxy: ProxySettings = field(default_factory=ProxySettings)
 
     @classmethod
@@ -128,9 +98,6 @@ class AppSettings:
         given as strings are parsed as YAML scalars.
         """
         return cls.from_dict(_nest(args or {}))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _nest(args: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,8 @@ adds the `deployment`, `replica` and `application` tags itself.
 | --- | --- | --- | --- |
 | `vggt_requests` | counter | command, outcome (`OK`, `LOGIN_FAILED`, `DISCONNECTED` or the `ERROR_*` code sent) | ingress, one per request |
 | `vggt_request_latency_s` | histogram | command | ingress: header received to reply sent (upload included) |
-| `vggt_stage_latency_s` | histogram | stage (`decode`, `inference`, `export`, `store`) | the stage's replica |
-| `vggt_frames_per_request` | histogram | source (`images`, `video`) | FrameExtractor |
+| `vggt_stage_latency_s` | histogram | stage (the `name` of each of `STAGES`: `decode`, `inference`, `export`) | `run_stage` |
+| `vggt_frames_per_request` | histogram | source (`images`, `video`) | the decode stage's replica (`run_stage`) |
 | `vggt_bytes_in` / `vggt_bytes_out` | counter | command | ingress (request payload / reply bytes) |
 | `vggt_model_loaded` | gauge | | VGGTInference: 1 when the model is loaded, 0 when it could not be |
 | `vggt_open_connections` / `vggt_pending_reconstructions` | gauge | | ingress (TCP server), refreshed per request and every 10 s |
@@ -29,8 +29,6 @@ import threading
 from typing import Optional
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode", "inference", "export", "store")
 
 LATENCY_BOUNDARIES_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600]
 FRAME_BOUNDARIES = [1, 2, 4, 8, 16, 24, 32, 48, 64, 100, 150, 200]
@@ -55,7 +53,7 @@ class ServiceMetrics:
         )
         self.stage_latency = metrics.Histogram(
             "vggt_stage_latency_s",
-            description="Time spent in one pipeline stage: decode, inference, export or store.",
+            description="Time spent in one pipeline stage: decode, inference or export (export includes storing).",
             boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("stage",),
         )

@@ -1,10 +1,12 @@
-"""`ServeBackend`: the TCP server's `Backend` over Ray Serve deployment handles.
+"""`ServeBackend`: the TCP server's `Backend` over a running Ray Serve application.
 
-The reconstruction pipeline reads top to bottom in `_reconstruct`:
+LOGIN and GET_GLB go to `Accounts` in this process. A reconstruction is
+the stage deployments chained in the order of `serve_app.stages.STAGES`:
 
-    frames      = FrameExtractor.decode_images(images) | .sample_video(path)
-    predictions = VGGTInference.predict(frames)
-    stored      = GlbExporter.export_and_store(predictions, user, name)
+    response = Upload(...)
+    for handle in stages:                      # FrameExtractor, VGGTInference, GlbExporter
+        response = handle.run.remote(response)
+    reconstruction = await response
 
 Each call gets the previous call's `DeploymentResponse` as its argument, so
 Serve hands the next replica an object reference: the decoded frames go from
@@ -21,65 +23,63 @@ Errors: a `ServiceError` raised in a replica reaches the caller wrapped in a
 `unwrap_service_error` turns it back into the plain `ServiceError` so the
 server sends its `ERROR_*` code and logs its message. Anything else (a dead
 replica, a bug) propagates and the server answers `ERROR_INTERNAL`.
-
-LOGIN and GET_GLB are handled by an `Accounts` object: inside the ingress
-replica that is the ingress itself (local calls, no hop); for the standalone
-proxy (`python -m tcp_proxy`) it is the ingress deployment's handle.
 """
 
 from __future__ import annotations
 
-import logging
+import dataclasses
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
-import numpy as np
+from ray.serve.handle import DeploymentHandle
 
-from serve_app.errors import ServiceError
-from tcp_proxy.backend import Reconstruction, User
-
-log = logging.getLogger(__name__)
-
-DEFAULT_APP_NAME = "vggt"
-INGRESS_NAME = "TCPIngress"
-FRAMES_NAME = "FrameExtractor"
-INFERENCE_NAME = "VGGTInference"
-EXPORTER_NAME = "GlbExporter"
+from serve_app.accounts import Accounts
+from serve_app.stages import Job, Reconstruction, Upload
+from tcp_proxy.backend import User
+from tcp_proxy.errors import ServiceError
 
 
-# --- what travels between the stage replicas (through the object store) ---------------
+class ServeBackend:
+    """tcp_proxy.backend.Backend: accounts in this process, the stages through deployment handles."""
+
+    def __init__(self, accounts: Accounts, stages: Sequence[DeploymentHandle]) -> None:
+        """stages: one handle per stage deployment, in the order of STAGES."""
+        self._accounts = accounts
+        self._stages = list(stages)
+
+    async def login(self, username: str, password: str, address: str) -> User | None:
+        return await self._accounts.login(username, password, address)
+
+    async def get_glb(self, hash_text: str) -> bytes:
+        return await self._accounts.get_glb(hash_text)
+
+    async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
+        images = tuple(images)
+        return await self._reconstruct(Upload(Job(user.id, f"images:{len(images)}"), images=images))
+
+    async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
+        return await self._reconstruct(Upload(Job(user.id, "video"), video_path=video_path))
+
+    async def _reconstruct(self, upload: Upload) -> Reconstruction:
+        started = time.perf_counter()
+        response: Any = upload
+        for handle in self._stages:
+            response = handle.run.remote(response)
+        result: Reconstruction = await _await(response)
+        return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})
 
 
-@dataclass
-class FrameBatch:
-    """FrameExtractor's output: RGB uint8 frames plus what the later stages report."""
-
-    frames: list[np.ndarray]
-    source: str  # "images" or "video"
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class PredictionBatch:
-    """VGGTInference's output: the numpy predictions dict of `serve_app.vggt.runner`."""
-
-    predictions: dict[str, np.ndarray]
-    frame_count: int
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class StoredReconstruction:
-    """GlbExporter's output: the stored GLB and every stage's time."""
-
-    hashed_name: str
-    glb: bytes
-    frame_count: int
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-# --- errors --------------------------------------------------------------------------
+async def _await(response: Any) -> Any:
+    """Await a DeploymentResponse, re-raising a replica's ServiceError as itself."""
+    try:
+        return await response
+    except ServiceError as exc:  # RayTaskError(SomeServiceError) is one too
+        raise unwrap_service_error(exc) from None
+    except Exception as exc:
+        unwrapped = unwrap_service_error(exc)
+        if unwrapped is not exc:
+            raise unwrapped from None
+        raise
 
 
 def unwrap_service_error(exc: BaseException) -> BaseException:
@@ -106,88 +106,3 @@ def _is_ray_class(cls: type) -> bool:
 
 def _is_ray_wrapper(exc: BaseException) -> bool:
     return _is_ray_class(type(exc))
-
-
-async def _await(response: Any) -> Any:
-    """Await a DeploymentResponse, re-raising a replica's ServiceError as itself."""
-    try:
-        return await response
-    except ServiceError as exc:  # RayTaskError(SomeServiceError) is one too
-        raise unwrap_service_error(exc) from None
-    except Exception as exc:
-        unwrapped = unwrap_service_error(exc)
-        if unwrapped is not exc:
-            raise unwrapped from None
-        raise
-
-
-# --- accounts: LOGIN and GET_GLB ------------------------------------------------------
-
-
-class Accounts(Protocol):
-    async def login(self, username: str, password: str, address: str) -> User | None: ...
-
-    async def get_glb(self, hash_text: str) -> bytes: ...
-
-
-class HandleAccounts:
-    """Accounts of a running app, reached through its ingress deployment's handle."""
-
-    def __init__(self, ingress: Any):
-        self._ingress = ingress
-
-    async def login(self, username: str, password: str, address: str) -> User | None:
-        return await _await(self._ingress.login.remote(username, password, address))
-
-    async def get_glb(self, hash_text: str) -> bytes:
-        return await _await(self._ingress.get_glb.remote(hash_text))
-
-
-# --- the backend ----------------------------------------------------------------------
-
-
-class ServeBackend:
-    """tcp_proxy.backend.Backend implemented with deployment handles."""
-
-    def __init__(self, *, frames: Any, inference: Any, exporter: Any, accounts: Accounts):
-        self._frames = frames
-        self._inference = inference
-        self._exporter = exporter
-        self._accounts = accounts
-
-    @classmethod
-    def from_app(cls, app_name: str = DEFAULT_APP_NAME) -> "ServeBackend":
-        """The backend of a running application (call after `ray.init(address=...)`)."""
-        from ray import serve
-
-        return cls(
-            frames=serve.get_deployment_handle(FRAMES_NAME, app_name),
-            inference=serve.get_deployment_handle(INFERENCE_NAME, app_name),
-            exporter=serve.get_deployment_handle(EXPORTER_NAME, app_name),
-            accounts=HandleAccounts(serve.get_app_handle(app_name)),
-        )
-
-    async def login(self, username: str, password: str, address: str) -> User | None:
-        return await self._accounts.login(username, password, address)
-
-    async def get_glb(self, hash_text: str) -> bytes:
-        return await self._accounts.get_glb(hash_text)
-
-    async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
-        images = list(images)
-        frames = self._frames.decode_images.remote(images)
-        return await self._reconstruct(user, frames, f"images:{len(images)}")
-
-    async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
-        frames = self._frames.sample_video.remote(video_path)
-        return await self._reconstruct(user, frames, "video")
-
-    async def _reconstruct(self, user: User, frames: Any, original_name: str) -> Reconstruction:
-        started = time.perf_counter()
-        predictions = self._inference.predict.remote(frames)
-        stored: StoredReconstruction = await _await(
-            self._exporter.export_and_store.remote(predictions, user.id, original_name)
-        )
-        timings = dict(stored.timings)
-        timings["pipeline"] = time.perf_counter() - started
-        return Reconstruction(name=f"{stored.hashed_name}.glb", glb=stored.glb, timings=timings)

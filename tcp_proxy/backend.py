@@ -1,22 +1,24 @@
-"""What the TCP server needs from the rest of the service.
+"""What the TCP server needs from the rest of the service, and the types it exchanges.
 
 The server speaks the protocol and enforces limits; everything else (users,
-reconstruction, stored files) is behind this interface. The production
-implementation calls Ray Serve deployment handles (`serve_app.app`); unit tests
-of the server may pass a small in-memory one.
+reconstruction, stored files) is behind `Backend`. The service implements it
+over Ray Serve (`serve_app.serve_backend.ServeBackend`); the server's tests
+pass a small in-memory one.
 
-Every method raises `serve_app.errors.ServiceError` subclasses for answers the
-client should see as an `ERROR_*` code.
+Every method raises `tcp_proxy.errors.ServiceError` subclasses for answers
+the client should see as an `ERROR_*` code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 
 @dataclass(frozen=True)
 class User:
+    """A logged-in user: `is_vip` is true only while the VIP status is in force."""
+
     id: int
     username: str
     is_vip: bool
@@ -24,9 +26,20 @@ class User:
 
 @dataclass(frozen=True)
 class Reconstruction:
-    name: str  # "<hashed_name>.glb"
+    """A finished reconstruction: the GLB and, once stored, its share hash."""
+
     glb: bytes
-    timings: dict[str, float] = field(default_factory=dict, compare=False)  # stage -> seconds, for logs
+    hashed_name: str | None = None  # 64 hex characters once stored; None when only returned
+    frame_count: int = 0  # frames that went into the model
+    point_count: int = 0  # points in the GLB
+    timings: Mapping[str, float] = field(default_factory=dict, compare=False)  # stage -> seconds, for logs
+
+    @property
+    def name(self) -> str:
+        """The name an IMAGE/VIDEO reply carries: `<hashed_name>.glb`."""
+        if self.hashed_name is None:
+            raise ValueError("the reconstruction was not stored: it has no share hash")
+        return f"{self.hashed_name}.glb"
 
 
 class Backend(Protocol):

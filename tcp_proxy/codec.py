@@ -1,4 +1,4 @@
-"""The wire protocol of PROTOCOL.md, without any I/O.
+"""The wire protocol of docs/PROTOCOL.md, without any I/O.
 
 `RequestReader` turns the bytes a client sends into events; the `encode_*`
 functions turn answers into the bytes of a reply. Nothing here touches a
@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Union
 
-from serve_app import errors
+from . import errors
 
 LOGIN = 1
 IMAGE = 2
@@ -157,7 +157,6 @@ class RequestReader:
         self._error: ProtocolError | None = None
         self._command = 0
         self._remaining = 0  # payload bytes of the current frame not yet consumed
-        self._started = False  # FrameStart of the current frame was returned
         # IMAGE parsing
         self._count: int | None = None
         self._images: list[bytes] = []
@@ -361,23 +360,13 @@ def reconstruction_header(name: str, glb_length: int) -> bytes:
     return U32.pack(len(raw)) + raw + U32.pack(glb_length)
 
 
-def encode_reconstruction(name: str, glb: bytes) -> bytes:
-    """IMAGE/VIDEO success: `u32 name_length` + name + `u32 length` + GLB."""
-    return reconstruction_header(name, len(glb)) + glb
-
-
 def glb_header(glb_length: int) -> bytes:
     """The bytes before the GLB in a GET_GLB reply."""
     return U32.pack(glb_length)
 
 
-def encode_glb(glb: bytes) -> bytes:
-    """GET_GLB success: `u32 length` + GLB."""
-    return glb_header(len(glb)) + glb
-
-
 def encode_error(command: int, code: str) -> bytes:
-    """An error in the shape the command's reply always has (PROTOCOL.md, Errors)."""
+    """An error in the shape the command's reply always has (docs/PROTOCOL.md, Errors)."""
     if command == LOGIN:
         return encode_login(False)
     raw = code.encode("ascii")

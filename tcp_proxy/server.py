@@ -39,14 +39,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
-from serve_app.config import ProxySettings
-from serve_app.errors import NotLoggedInError, ServiceError, VipRequiredError
-
 from . import codec
 from .backend import Backend, User
 from .codec import IMAGE, VIDEO
+from .errors import NotLoggedInError, ServiceError, VipRequiredError
 from .limits import Limit
 from .sessions import SessionTable, normalize_address
+from .settings import ProxySettings
 
 log = logging.getLogger("tcp_proxy")
 
@@ -129,6 +128,11 @@ class ProxyServer:
     @property
     def pending_reconstructions(self) -> int:
         return self.reconstructions.in_use
+
+    @property
+    def serving(self) -> bool:
+        """Whether the listening socket accepts connections."""
+        return self._server is not None and self._server.is_serving()
 
     def stats(self) -> dict[str, int]:
         """Gauges for metrics."""

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from serve_app.config import AppSettings
@@ -17,7 +19,7 @@ def test_nested_values_override_defaults_and_round_trip():
     settings = AppSettings.from_dict({"model": {"preset": "tiny", "device": "cpu"}, "frames": {"fps": 1}})
     assert settings.model.preset == "tiny"
     assert settings.frames.fps == 1.0 and isinstance(settings.frames.fps, float)
-    assert AppSettings.from_dict(settings.to_dict()) == settings
+    assert AppSettings.from_dict(dataclasses.asdict(settings)) == settings
 
 
 @pytest.mark.parametrize(
@@ -29,7 +31,7 @@ def test_nested_values_override_defaults_and_round_trip():
         ({"proxy": {"bind_sessions_to_ip": 1}}, "must be true or false"),
         ({"model": {"device": "tpu"}}, "model.device must be one of"),
         ({"export": {"source": "mesh"}}, "export.source must be one of"),
-        ({"export": {"conf_percentile": 100}}, "conf_percentile"),
+        ({"export": {"conf_percentile": 100.5}}, "export.conf_percentile must be in [0, 100]"),
         ({"frames": {"fps": 0}}, "frames.fps must be positive"),
         ({"frames": "fast"}, "must be a mapping"),
     ],
@@ -47,7 +49,7 @@ def test_settings_are_frozen():
 
 
 def test_optional_settings_are_still_checked():
-    with pytest.raises(ValueError, match="export.max_points must be positive"):
+    with pytest.raises(ValueError, match="export.max_points must be a positive integer"):
         AppSettings.from_dict({"export": {"max_points": "many"}})
     with pytest.raises(ValueError, match="export.downsample must be one of"):
         AppSettings.from_dict({"export": {"downsample": "random"}})

@@ -1,150 +1,81 @@
-"""The in-process pipeline: stage order, timings, export options, storing like the service."""
+"""The in-process pipeline: it runs serve_app.stages.STAGES in order, timed, building each stage once."""
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 
 import numpy as np
 import pytest
+from stage_doubles import PredictableRunner
 
 from serve_app import pipeline as pipeline_module
-from serve_app.config import AppSettings, ExportSettings
-from serve_app.export import export_glb
-from serve_app.pipeline import Pipeline, export_options
-from serve_app.storage import Database, GlbStore
-from serve_app.storage.models import GlbFile, User
+from serve_app.config import AppSettings
+from serve_app.pipeline import Pipeline
+from serve_app.stages import STAGES, ExportStage, InferenceStage, Job, Predictions, Stage, Upload
+from serve_app.storage.models import GlbFile
+from tcp_proxy.errors import BadImageError
 
 
-def small_predictions(frames: int) -> dict[str, np.ndarray]:
-    """Frame s, pixel (i, j) at (s, i, j) with confidence 1 + s."""
-    s, i, j = np.meshgrid(np.arange(frames), np.arange(3), np.arange(4), indexing="ij")
-    return {
-        "world_points": np.stack([s, i, j], axis=-1).astype(np.float32),
-        "world_points_conf": (1.0 + s).astype(np.float32),
-        "images": np.full((frames, 3, 3, 4), 0.5, np.float32),
-        "extrinsic": np.tile(np.eye(4, dtype=np.float32)[:3], (frames, 1, 1)),
-    }
-
-
-class FakeRunner:
-    def __init__(self):
-        self.seen = []
-
-    def predict(self, frames):
-        self.seen.append(len(frames))
-        return small_predictions(len(frames))
-
-
-@pytest.fixture
-def fake_frames(monkeypatch):
-    """Decoding replaced by counting: one frame per blob, three per video."""
-    calls = []
-
-    def decode_images(blobs, **limits):
-        calls.append(("images", len(blobs), limits))
-        return [np.zeros((4, 4, 3), np.uint8)] * len(blobs)
-
-    def sample_video(path, **sampling):
-        calls.append(("video", path, sampling))
-        return [np.zeros((4, 4, 3), np.uint8)] * 3
-
-    monkeypatch.setattr(pipeline_module, "decode_images", decode_images)
-    monkeypatch.setattr(pipeline_module, "sample_video", sample_video)
-    return calls
-
-
-@pytest.fixture
-def store(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'app.db'}")
-    db.upgrade()
-    with db.session() as session:
-        session.add(User(id=7, username="alice", password_hash="x"))
-    yield GlbStore(db, tmp_path / "storage")
-    db.dispose()
-
-
-def test_settings_map_onto_export_keywords():
-    accepted = set(inspect.signature(export_glb).parameters) - {"predictions"}
-    assert set(export_options(ExportSettings())) <= accepted
-
-
-def test_glb_from_images_runs_the_stages_in_order(fake_frames):
-    stages = []
+def test_runs_the_declared_stages_in_order(photo_bytes, predictable_runner):
+    labels = []
 
     @contextlib.contextmanager
-    def progress(stage):
-        stages.append(stage)
+    def progress(label):
+        labels.append(label)
         yield
 
-    runner = FakeRunner()
-    pipeline = Pipeline(AppSettings(), runner=runner, progress=progress)
-    result = pipeline.glb_from_images([b"a", b"b"])
-    assert stages == ["decode", "inference", "export"]
-    assert list(result.timings) == ["decode", "inference", "export"]
+    settings = AppSettings()
+    pipeline = Pipeline(settings, stages=[InferenceStage(settings, predictable_runner)], progress=progress)
+    result = pipeline.run(Upload(Job(), images=tuple(photo_bytes[:2])))
+    names = [stage.name for stage in STAGES]
+    assert names == ["decode", "inference", "export"]
+    assert labels == names and list(result.timings) == names
     assert all(seconds >= 0 for seconds in result.timings.values())
-    assert runner.seen == [2]
-    assert fake_frames[0] == ("images", 2, {"max_images": 20, "max_pixels": 50_000_000})
-    assert result.frame_count == 2 and result.stored is None
-    # 2 frames x 12 pixels; the 3rd percentile is 1.0 and points at it are kept
-    assert result.point_count == 24
-    assert result.glb[:4] == b"glTF" and result.glb_size == len(result.glb)
+    assert predictable_runner.seen == [2]  # the two photos, decoded
+    assert result.frame_count == 2 and result.hashed_name is None
+    assert result.point_count == 24  # 2 frames x 12 pixels; the 3rd percentile (1.0) is kept
+    assert result.glb[:4] == b"glTF"
 
 
-def test_settings_and_overrides_reach_the_export(fake_frames):
-    settings = AppSettings.from_dict({"export": {"conf_percentile": 0.0, "max_points": 5}, "frames": {"max_side": 640}})
-    pipeline = Pipeline(settings, runner=FakeRunner(), export_overrides={"frame": 1})
-    result = pipeline.glb_from_video("clip.mp4")
-    frames = settings.frames
-    assert fake_frames[0] == (
-        "video",
-        "clip.mp4",
-        {"fps": frames.fps, "max_frames": frames.max_frames, "sharpest": frames.sharpest, "max_side": 640},
-    )
-    assert result.frame_count == 3
-    assert result.point_count == 5  # frame 1 only (12 points), capped at 5
+def test_video_with_the_settings_limits(video_clip, predictable_runner):
+    settings = AppSettings.from_dict({"frames": {"fps": 1.0, "max_frames": 2}, "export": {"frame": 1}})
+    pipeline = Pipeline(settings, stages=[InferenceStage(settings, predictable_runner)])
+    result = pipeline.run(Upload(Job(), video_path=str(video_clip)))
+    assert predictable_runner.seen == [2] and result.frame_count == 2
+    assert result.point_count == 12  # frame 1 only
 
 
-def test_reconstruct_stores_file_and_row(fake_frames, store):
-    pipeline = Pipeline(AppSettings(), runner=FakeRunner(), store=store)
-    result = pipeline.reconstruct_video("clip.mp4", user_id=7, original_name="clip.mp4")
-    assert list(result.timings) == ["decode", "inference", "export", "store"]
-    stored = result.stored
-    assert len(stored.hashed_name) == 64
-    assert stored.file_path.read_bytes() == result.glb
-    assert stored.file_size == result.glb_size
-    assert store.read(stored.hashed_name) == result.glb
-    with store._db.session() as session:
-        row = session.query(GlbFile).filter_by(hashed_name=stored.hashed_name).one()
-        assert (row.user_id, row.original_name, row.file_size) == (7, "clip.mp4", result.glb_size)
+def test_a_job_with_an_owner_is_stored(photo_bytes, predictable_runner, owned_store):
+    settings = AppSettings()
+    stages = [InferenceStage(settings, predictable_runner), ExportStage(settings, owned_store)]
+    pipeline = Pipeline(settings, stages=stages)
+    result = pipeline.run(Upload(Job(7, "photos"), images=tuple(photo_bytes)))
+    assert owned_store.read(result.hashed_name) == result.glb
+    with owned_store._db.session() as session:
+        row = session.query(GlbFile).filter_by(hashed_name=result.hashed_name).one()
+        assert (row.user_id, row.original_name) == (7, "photos")
 
 
-def test_reconstruct_images_stores_too(fake_frames, store):
-    pipeline = Pipeline(AppSettings(), runner=FakeRunner(), store=store)
-    result = pipeline.reconstruct_images([b"a"] * 4, user_id=7, original_name="photos")
-    assert result.frame_count == 4
-    assert store.read(result.stored.hashed_name) == result.glb
+def test_bad_input_fails_before_the_model_is_loaded(monkeypatch, owned_store):
+    import serve_app.vggt.runner as runner_module
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("the model was loaded for a bad upload")
+
+    monkeypatch.setattr(runner_module, "InferenceRunner", no_model)
+    settings = AppSettings.from_dict({"model": {"preset": "tiny"}})
+    pipeline = Pipeline(settings, stages=[ExportStage(settings, owned_store)])
+    with pytest.raises(BadImageError):
+        pipeline.run(Upload(Job(7, "x"), images=(b"junk",)))
+    assert not (owned_store.root / "out").exists()
 
 
-def test_errors_propagate_and_nothing_is_stored(monkeypatch, store):
-    from serve_app.errors import NoFramesError
-
-    def no_frames(path, **sampling):
-        raise NoFramesError("no readable frame")
-
-    monkeypatch.setattr(pipeline_module, "sample_video", no_frames)
-    pipeline = Pipeline(AppSettings(), runner=FakeRunner(), store=store)
-    with pytest.raises(NoFramesError):
-        pipeline.reconstruct_video("bad.mp4", user_id=7, original_name="bad.mp4")
-    assert not (store.root / "out").exists() or not any((store.root / "out").rglob("*.glb"))
-
-
-def test_model_is_loaded_once_as_its_own_stage(fake_frames, monkeypatch):
+def test_the_model_is_loaded_once_and_reported_as_load(photo_bytes, monkeypatch):
     import serve_app.vggt.runner as runner_module
 
     built = []
 
-    class CountingRunner(FakeRunner):
+    class CountingRunner(PredictableRunner):
         def __init__(self, settings):
             super().__init__()
             built.append(settings)
@@ -152,8 +83,33 @@ def test_model_is_loaded_once_as_its_own_stage(fake_frames, monkeypatch):
     monkeypatch.setattr(runner_module, "InferenceRunner", CountingRunner)
     settings = AppSettings.from_dict({"model": {"preset": "tiny"}})
     pipeline = Pipeline(settings)
-    first = pipeline.glb_from_images([b"a"])
-    second = pipeline.glb_from_images([b"a"])
+    first = pipeline.run(Upload(Job(), images=(photo_bytes[0],)))
+    second = pipeline.run(Upload(Job(), images=(photo_bytes[0],)))
     assert list(first.timings) == ["decode", "load", "inference", "export"]
     assert list(second.timings) == ["decode", "inference", "export"]
     assert built == [settings.model]
+    assert pipeline.stage(InferenceStage).runner.seen == [1, 1]
+
+
+class HalveConfidence(Stage[Predictions, Predictions]):
+    """A stage a newcomer might add between inference and export."""
+
+    name = "denoise"
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+
+    def run(self, item: Predictions) -> Predictions:
+        arrays = dict(item.arrays)
+        arrays["world_points_conf"] = np.where(arrays["world_points_conf"] > 1.5, arrays["world_points_conf"], 0.0)
+        return Predictions(item.job, arrays, item.frame_count)
+
+
+def test_a_new_stage_needs_only_its_class_and_a_line_in_the_declaration(photo_bytes, predictable_runner, monkeypatch):
+    decode, infer, export = STAGES
+    monkeypatch.setattr(pipeline_module, "STAGES", (decode, infer, HalveConfidence, export))
+    settings = AppSettings.from_dict({"export": {"conf_percentile": 0}})
+    pipeline = Pipeline(settings, stages=[InferenceStage(settings, predictable_runner)])
+    result = pipeline.run(Upload(Job(), images=tuple(photo_bytes[:2])))
+    assert list(result.timings) == ["decode", "inference", "denoise", "export"]
+    assert result.point_count == 12  # frame 0 (confidence 1) dropped by the new stage

@@ -1,6 +1,7 @@
-"""Predictions to GLB: `predictions_to_glb` (bytes) and `export_glb` (bytes plus counts)."""
+"""Predictions to GLB: `export_glb` (bytes plus counts) with `ExportOptions`, and `predictions_to_glb` (bytes)."""
 
+from .options import ExportOptions
 from .points import prediction_keys
 from .scene import GlbExport, export_glb, predictions_to_glb
 
-__all__ = ["GlbExport", "export_glb", "predictions_to_glb", "prediction_keys"]
+__all__ = ["ExportOptions", "GlbExport", "export_glb", "predictions_to_glb", "prediction_keys"]

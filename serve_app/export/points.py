@@ -8,25 +8,19 @@ with confidence <= 1e-5), optionally drop near-black and near-white pixels.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-POINT_SOURCES = ("pointmap", "depth")
-DOWNSAMPLE_METHODS = ("uniform", "voxel")
+from .options import ExportOptions
+
 MIN_CONFIDENCE = 1e-5  # points at or below this are never kept
 BLACK_SUM_LIMIT = 16  # rgb sums below this count as black background
 WHITE_CHANNEL_LIMIT = 240  # all three channels above this count as white background
 SEARCH_SAMPLE = 1_000_000  # points used to choose the voxel size
 GRID_LIMIT = 2_000_000  # cells per axis at most (cell indices fit in 21 bits)
 
-Downsample = Literal["uniform", "voxel"]
-
 
 def prediction_keys(source: str) -> tuple[str, ...]:
     """The prediction arrays an export from `source` reads; the others need not travel to it."""
-    if source not in POINT_SOURCES:
-        raise ValueError(f"source must be one of {POINT_SOURCES}, got {source!r}")
     if source == "pointmap":
         return ("world_points", "world_points_conf", "images", "extrinsic")
     return ("world_points_from_depth", "depth_conf", "images", "extrinsic")
@@ -38,8 +32,6 @@ def points_and_confidence(predictions: dict, source: str) -> tuple[np.ndarray, n
     "pointmap" falls back to the depth unprojection when the point map is
     absent; a missing confidence counts as 1 everywhere.
     """
-    if source not in POINT_SOURCES:
-        raise ValueError(f"source must be one of {POINT_SOURCES}, got {source!r}")
     if source == "pointmap" and "world_points" in predictions:
         points_key, conf_key = "world_points", "world_points_conf"
     else:
@@ -70,9 +62,7 @@ def frame_index(frame: int | None, frame_count: int) -> int | None:
 
 
 def confidence_threshold(conf: np.ndarray, percentile: float) -> float:
-    """The confidence below which the lowest `percentile` percent of points lie."""
-    if not 0.0 <= percentile <= 100.0:
-        raise ValueError(f"confidence percentile must be within [0, 100], got {percentile}")
+    """The confidence below which the lowest `percentile` percent of points lie (checked by ExportOptions)."""
     if percentile == 0.0 or conf.size == 0:
         return 0.0
     return float(np.percentile(conf, percentile))
@@ -97,23 +87,19 @@ def keep_mask(
 
 def select_points(
     predictions: dict,
+    options: ExportOptions = ExportOptions(),
     *,
-    conf_percentile: float = 3.0,
-    source: str = "pointmap",
-    mask_black_bg: bool = False,
-    mask_white_bg: bool = False,
-    frame: int | None = None,
     conf_scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Kept points [N,3] float32 and their colours [N,3] uint8.
+    """Kept points [N,3] float32 and their colours [N,3] uint8, by `options`.
 
     `conf_scale` [S,H,W] multiplies the confidence first (the sky mask).
     """
-    points, conf = points_and_confidence(predictions, source)
+    points, conf = points_and_confidence(predictions, options.source)
     images = np.asarray(predictions["images"])
     if conf_scale is not None:
         conf = conf * conf_scale
-    index = frame_index(frame, len(points))
+    index = frame_index(options.frame, len(points))
     if index is not None:
         points, conf, images = points[index : index + 1], conf[index : index + 1], images[index : index + 1]
     vertices = points.reshape(-1, 3)
@@ -121,9 +107,9 @@ def select_points(
     keep = keep_mask(
         conf.reshape(-1),
         colors,
-        percentile=conf_percentile,
-        mask_black_bg=mask_black_bg,
-        mask_white_bg=mask_white_bg,
+        percentile=options.conf_percentile,
+        mask_black_bg=options.mask_black_bg,
+        mask_white_bg=options.mask_white_bg,
     )
     return vertices[keep].astype(np.float32, copy=False), colors[keep]
 
@@ -142,12 +128,8 @@ def cap_points(
     merges points per grid cell (mean position and colour), choosing the
     coarsest cell that still leaves about `max_points`, then thins the rest.
     """
-    if method not in DOWNSAMPLE_METHODS:
-        raise ValueError(f"downsample method must be one of {DOWNSAMPLE_METHODS}, got {method!r}")
     if max_points is None or len(vertices) <= max_points:
         return vertices, colors
-    if max_points < 1:
-        raise ValueError(f"max_points must be at least 1, got {max_points}")
     if method == "voxel":
         vertices, colors = voxel_downsample(vertices, colors, max_points)
         if len(vertices) <= max_points:

@@ -15,8 +15,8 @@ import numpy as np
 
 from .cameras import camera_colors, frustum_mesh
 from .glb import Geometry, write_glb
+from .options import ExportOptions
 from .points import cap_points, frame_index, select_points
-from .sky import load_segmenter, sky_confidence_scale
 from .transforms import OPENGL_FROM_OPENCV, apply_transform, homogeneous, rotation_about
 
 # shown when nothing survives the selection, so the file is never empty
@@ -61,59 +61,51 @@ def build_geometries(
     return geometries
 
 
-def export_glb(
+def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> GlbExport:
+    """VGGT predictions (numpy, batch dim removed) to a GLB point cloud, with point counts.
+
+    What is kept and how is `options` (`ExportOptions`: confidence percentile,
+    point source, background and sky masks, one frame, point cap, camera markers).
+    """
+    world_to_camera = homogeneous(predictions["extrinsic"])
+    index = frame_index(options.frame, len(world_to_camera))
+    sky_scale = None
+    if options.mask_sky:
+        from .sky import load_segmenter, sky_confidence_scale  # OpenCV and onnxruntime only when asked for
+
+        sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(options.skyseg_model))
+    vertices, colors = select_points(predictions, options, conf_scale=sky_scale)
+    selected_count = len(vertices)
+    if selected_count == 0:
+        vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
+    else:
+        marker_scale = scene_scale(vertices)  # from every kept point, so capping keeps marker sizes
+        vertices, colors = cap_points(vertices, colors, options.max_points, method=options.downsample)
+
+    if index is not None:
+        world_to_camera = world_to_camera[index : index + 1]
+    geometries = build_geometries(
+        vertices, colors, world_to_camera, show_cameras=options.show_cameras, marker_scale=marker_scale
+    )
+    return GlbExport(glb=write_glb(geometries), point_count=len(vertices), selected_count=selected_count)
+
+
+def predictions_to_glb(
     predictions: dict,
-    *,
     conf_percentile: float = 3.0,
     source: str = "pointmap",
     mask_black_bg: bool = False,
     mask_white_bg: bool = False,
     show_cameras: bool = False,
     frame: int | None = None,
-    max_points: int | None = None,
-    downsample: str = "uniform",
-    mask_sky: bool = False,
-    skyseg_model: str | None = None,
-) -> GlbExport:
-    """VGGT predictions (numpy, batch dim removed) to a GLB point cloud, with point counts.
-
-    conf_percentile: drop this percentage of the least confident points (0 keeps all
-        with confidence > 1e-5). source: "pointmap" (world_points) or "depth"
-        (world_points_from_depth with depth_conf). mask_black_bg / mask_white_bg:
-        drop near-black (rgb sum < 16) / near-white (all channels > 240) pixels.
-    show_cameras: add a coloured marker per camera. frame: export this frame only.
-    max_points: cap the point count ("uniform" seeded subset or "voxel" merging).
-    mask_sky: drop sky pixels; needs `skyseg_model`, the path of a local skyseg.onnx.
-    """
-    world_to_camera = homogeneous(predictions["extrinsic"])
-    index = frame_index(frame, len(world_to_camera))
-    sky_scale = None
-    if mask_sky:
-        sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(skyseg_model))
-    vertices, colors = select_points(
-        predictions,
+) -> bytes:
+    """GLB bytes of the predictions with the reference viewer's options (see `ExportOptions`)."""
+    options = ExportOptions(
         conf_percentile=conf_percentile,
-        source=source,
+        source=source,  # type: ignore[arg-type]
         mask_black_bg=mask_black_bg,
         mask_white_bg=mask_white_bg,
-        frame=index,
-        conf_scale=sky_scale,
+        show_cameras=show_cameras,
+        frame=frame,
     )
-    selected_count = len(vertices)
-    if selected_count == 0:
-        vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
-    else:
-        marker_scale = scene_scale(vertices)  # from every kept point, so capping keeps marker sizes
-        vertices, colors = cap_points(vertices, colors, max_points, method=downsample)
-
-    if index is not None:
-        world_to_camera = world_to_camera[index : index + 1]
-    geometries = build_geometries(
-        vertices, colors, world_to_camera, show_cameras=show_cameras, marker_scale=marker_scale
-    )
-    return GlbExport(glb=write_glb(geometries), point_count=len(vertices), selected_count=selected_count)
-
-
-def predictions_to_glb(predictions: dict, **options) -> bytes:
-    """GLB bytes of `export_glb` (same options), for callers that need only the file."""
-    return export_glb(predictions, **options).glb
+    return export_glb(predictions, options).glb

@@ -15,7 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..errors import SkySegmentationUnavailableError
+from tcp_proxy.errors import SkySegmentationUnavailableError
 
 MODEL_INPUT_SIZE = 320  # the segmentation model takes 320x320 RGB
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

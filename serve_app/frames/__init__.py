@@ -2,7 +2,7 @@
 
 `sample_video` reads a video file (`video.py`), `decode_images` and
 `decode_image` read uploaded photo bytes (`photos.py`). Bad input raises a
-`serve_app.errors.ServiceError` subclass, never a decoder's own exception.
+`tcp_proxy.errors.ServiceError` subclass, never a decoder's own exception.
 """
 
 from serve_app.frames.photos import decode_image, decode_images

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from serve_app.errors import BadImageError, NoFramesError, TooManyImagesError
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
 
 FORMATS = ("JPEG", "PNG", "WEBP")  # JPEG includes multi-picture (MPO) files
 DEFAULT_MAX_PIXELS = 50_000_000

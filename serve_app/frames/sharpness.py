@@ -43,11 +43,6 @@ def laplacian_variance(grey: np.ndarray, side: int = SCORE_SIDE) -> float:
     return float(deviation[0, 0]) ** 2
 
 
-def rgb_sharpness(rgb: np.ndarray, side: int = SCORE_SIDE) -> float:
-    """Sharpness of an RGB uint8 image."""
-    return laplacian_variance(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), side)
-
-
 def frame_sharpness(frame, side: int = SCORE_SIDE) -> float:
     """Sharpness of a decoded `av.VideoFrame`."""
     return laplacian_variance(_grey(frame, side), side)

@@ -29,7 +29,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from serve_app.errors import NoFramesError
+from tcp_proxy.errors import NoFramesError
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
 from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_times
 from serve_app.frames.sharpness import frame_sharpness

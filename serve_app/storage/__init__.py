@@ -15,7 +15,6 @@ from serve_app.storage.users import (
     PasswordTooLongError,
     UnknownUserError,
     UserExistsError,
-    UserInfo,
     UserStore,
     UserStoreError,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "StoredGlb",
     "UnknownUserError",
     "UserExistsError",
-    "UserInfo",
     "UserStore",
     "UserStoreError",
     "check_storage",

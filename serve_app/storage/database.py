@@ -13,7 +13,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,11 +46,6 @@ class Database:
             config = _alembic_config(self.url)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-
-    def current_revision(self) -> str | None:
-        """The Alembic revision the database is at (None before any upgrade)."""
-        with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
 
     def dispose(self) -> None:
         """Close pooled connections."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from serve_app.errors import FileMissingError, HashNotFoundError
+from tcp_proxy.errors import FileMissingError, HashNotFoundError
 from serve_app.storage.database import Database
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow

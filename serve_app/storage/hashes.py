@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from serve_app.errors import InvalidHashError
+from tcp_proxy.errors import InvalidHashError
 
 HASH_PATTERN = re.compile(r"[0-9a-f]{64}")
 GLB_SUFFIX = ".glb"

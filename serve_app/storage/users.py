@@ -10,7 +10,6 @@ scrypt hash.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,7 +18,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from serve_app.config import AuthSettings
 from serve_app.storage.database import Database
-from serve_app.storage.models import STATUS_ACTIVE, STATUS_DISABLED, User, utcnow
+from serve_app.storage.models import STATUS_ACTIVE, STATUS_DISABLED, utcnow
+from serve_app.storage.models import User as UserRow
 from serve_app.storage.passwords import (
     OWASP_PARAMS,
     ScryptParams,
@@ -29,6 +29,7 @@ from serve_app.storage.passwords import (
     verify_password,
 )
 from serve_app.storage.throttle import LoginThrottle
+from tcp_proxy.backend import User
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,6 @@ class PasswordTooLongError(UserStoreError):
     pass
 
 
-@dataclass(frozen=True)
-class UserInfo:
-    """What a login yields: `is_vip` is true only while the VIP status is in force."""
-
-    id: int
-    username: str
-    is_vip: bool
-
-
 class UserStore:
     """Users in the `users` table, with login throttling."""
 
@@ -85,7 +77,7 @@ class UserStore:
         self.throttle = throttle or LoginThrottle(auth_settings)
         self._decoy_hash: str | None = None  # verified for unknown users, to even out timing
 
-    def authenticate(self, username: Any, password: Any, address: str | None = None) -> UserInfo | None:
+    def authenticate(self, username: Any, password: Any, address: str | None = None) -> User | None:
         """The user if the password is right and the account active, else None."""
         if not isinstance(username, str) or not isinstance(password, str):
             return None
@@ -96,7 +88,7 @@ class UserStore:
             log.info("login refused for %r from %s: throttled", username, address)
             return None
         with self._db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
+            user = session.scalar(select(UserRow).where(UserRow.username == username))
         if user is None:
             verify_password(password, self._decoy())
             return self._refuse(username, address, "unknown user")
@@ -111,10 +103,10 @@ class UserStore:
         self.throttle.record_success(username)
         return _info(user)
 
-    def get(self, username: str) -> UserInfo | None:
+    def get(self, username: str) -> User | None:
         """The user's current id and VIP status, or None if there is no such user."""
         with self._db.session() as session:
-            user = session.scalar(select(User).where(User.username == username))
+            user = session.scalar(select(UserRow).where(UserRow.username == username))
         return None if user is None else _info(user)
 
     def create(
@@ -123,11 +115,11 @@ class UserStore:
         password: str,
         is_vip: bool = False,
         vip_expire_time: datetime | None = None,
-    ) -> UserInfo:
+    ) -> User:
         """Add an active user; raises UserExistsError if the name is taken."""
         _check_username(username)
         password_hash = self._hash(password)
-        user = User(
+        user = UserRow(
             username=username,
             password_hash=password_hash,
             is_vip=is_vip,
@@ -163,7 +155,7 @@ class UserStore:
     def list(self) -> list[dict[str, Any]]:
         """Every user as a dict (no password hashes), ordered by id."""
         with self._db.session() as session:
-            users = session.scalars(select(User).order_by(User.id)).all()
+            users = session.scalars(select(UserRow).order_by(UserRow.id)).all()
         return [
             {
                 "id": user.id,
@@ -198,23 +190,23 @@ class UserStore:
         """Store a current scrypt hash; a failure here does not fail the login."""
         try:
             with self._db.session() as session:
-                user = session.get(User, user_id)
+                user = session.get(UserRow, user_id)
                 if user is not None:
                     user.password_hash = hash_password(password, self._params)
         except SQLAlchemyError:
             log.warning("could not rewrite the password hash of user id %s", user_id, exc_info=True)
 
 
-def _info(user: User) -> UserInfo:
-    return UserInfo(id=user.id, username=user.username, is_vip=_vip_in_force(user))
+def _info(user: UserRow) -> User:
+    return User(id=user.id, username=user.username, is_vip=_vip_in_force(user))
 
 
-def _vip_in_force(user: User) -> bool:
+def _vip_in_force(user: UserRow) -> bool:
     return bool(user.is_vip) and (user.vip_expire_time is None or user.vip_expire_time > utcnow())
 
 
-def _existing(session, username: str) -> User:
-    user = session.scalar(select(User).where(User.username == username))
+def _existing(session, username: str) -> UserRow:
+    user = session.scalar(select(UserRow).where(UserRow.username == username))
     if user is None:
         raise UnknownUserError(f"no user named {username!r}")
     return user

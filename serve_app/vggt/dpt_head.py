@@ -82,11 +82,12 @@ class DPTHead(nn.Module):
         dim_in: int,
         output_dim: int,
         activation: str,
-        patch_size: int = 14,
-        features: int = 256,
-        out_channels: tuple[int, ...] = (256, 512, 1024, 1024),
-        hidden: int = 32,
+        patch_size: int,
+        features: int,
+        out_channels: tuple[int, ...],
+        hidden: int,
     ) -> None:
+        """Sizes come from VGGTConfig (patch_size, dpt_features, dpt_out_channels, dpt_hidden)."""
         super().__init__()
         if activation not in ("exp", "inv_log"):
             raise ValueError(f"unknown activation {activation!r}")

@@ -24,8 +24,7 @@ class VGGT(nn.Module):
             config = VGGTConfig()
         elif isinstance(config, str):
             config = preset(config)
-        self.config = config
-        self.head_chunk_frames = config.head_chunk_frames  # may be changed at run time
+        self.config = config  # replaced as a whole to change head_chunk_frames after loading
         self.aggregator = Aggregator(config)
         dim = 2 * config.embed_dim
         self.camera_head = CameraHead(
@@ -82,8 +81,8 @@ class VGGT(nn.Module):
             dpt_inputs = [layers[i] for i in cfg.keep_layers]  # cast to the head dtype chunk by chunk
             del layers
             pose_enc_list = [p.float() for p in self.camera_head(camera_tokens)]
-            depth, depth_conf = self.depth_head(dpt_inputs, (H, W), start, self.head_chunk_frames)
-            points, points_conf = self.point_head(dpt_inputs, (H, W), start, self.head_chunk_frames)
+            depth, depth_conf = self.depth_head(dpt_inputs, (H, W), start, cfg.head_chunk_frames)
+            points, points_conf = self.point_head(dpt_inputs, (H, W), start, cfg.head_chunk_frames)
         out = {
             "pose_enc": pose_enc_list[-1],
             "pose_enc_list": pose_enc_list,

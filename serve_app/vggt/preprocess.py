@@ -21,8 +21,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-PATCH = 14  # the model's patch size: output sides are multiples of it
-TARGET_SIZE = 518  # 37 patches, the resolution the checkpoint was trained at
+from .config import VGGTConfig
+
+# Defaults are VGGT-1B's (VGGTConfig): output sides are multiples of the patch size, and
+# the long (pad) or horizontal (crop) side is the training resolution.
+PATCH_SIZE = VGGTConfig.patch_size
+TARGET_SIZE = VGGTConfig.img_size
 
 Mode = Literal["crop", "pad"]
 
@@ -33,10 +37,11 @@ def preprocess_images(
     images: Sequence[np.ndarray],
     mode: Mode = "crop",
     target_size: int = TARGET_SIZE,
+    patch_size: int = PATCH_SIZE,
 ) -> torch.Tensor:
     """Resize, crop or pad RGB(A) uint8 frames into one [N,3,H,W] float32 batch in [0, 1].
 
-    crop: width -> target_size, height scaled to a multiple of 14, centre rows
+    crop: width -> target_size, height scaled to a multiple of patch_size, centre rows
     kept when taller than target_size. pad: longer side -> target_size, then
     padded with white (1.0) to a square. Frames that still differ in size are
     padded with white, centred, to the largest height and width.
@@ -46,7 +51,7 @@ def preprocess_images(
     if len(images) == 0:
         raise ValueError("at least one image is required")
 
-    tensors = [_preprocess_one(img, mode, target_size) for img in images]  # each [3,h,w]
+    tensors = [_preprocess_one(img, mode, target_size, patch_size) for img in images]  # each [3,h,w]
     shapes = {tuple(t.shape[1:]) for t in tensors}
     if len(shapes) > 1:
         log.warning("frames differ in size after resizing %s; padding with white", sorted(shapes))
@@ -56,16 +61,18 @@ def preprocess_images(
     return torch.stack(tensors)  # [N,3,H,W]
 
 
-def resized_size(width: int, height: int, mode: Mode, target_size: int = TARGET_SIZE) -> tuple[int, int]:
+def resized_size(
+    width: int, height: int, mode: Mode, target_size: int = TARGET_SIZE, patch_size: int = PATCH_SIZE
+) -> tuple[int, int]:
     """(new_width, new_height) before any crop or pad; Python round (half to even)."""
     if mode == "pad" and height > width:
         new_h = target_size
-        new_w = round(width * (new_h / height) / PATCH) * PATCH
+        new_w = round(width * (new_h / height) / patch_size) * patch_size
     else:
         new_w = target_size
-        new_h = round(height * (new_w / width) / PATCH) * PATCH
+        new_h = round(height * (new_w / width) / patch_size) * patch_size
     # Extreme aspect ratios would round to 0 (the reference loader then fails); keep one patch.
-    return max(new_w, PATCH), max(new_h, PATCH)
+    return max(new_w, patch_size), max(new_h, patch_size)
 
 
 def to_rgb_image(img: np.ndarray) -> Image.Image:
@@ -86,9 +93,9 @@ def to_rgb_image(img: np.ndarray) -> Image.Image:
     return pil.convert("RGB")
 
 
-def _preprocess_one(img: np.ndarray, mode: Mode, target_size: int) -> torch.Tensor:
+def _preprocess_one(img: np.ndarray, mode: Mode, target_size: int, patch_size: int) -> torch.Tensor:
     pil = to_rgb_image(img)
-    new_w, new_h = resized_size(pil.width, pil.height, mode, target_size)
+    new_w, new_h = resized_size(pil.width, pil.height, mode, target_size, patch_size)
     pil = pil.resize((new_w, new_h), Image.Resampling.BICUBIC)
     hwc = torch.from_numpy(np.asarray(pil).copy())  # [h,w,3] uint8
     chw = hwc.permute(2, 0, 1).to(torch.float32).div_(255.0)  # [3,h,w] in [0,1]

@@ -9,6 +9,7 @@ depth-unprojected points.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from serve_app.config import ModelSettings
-from serve_app.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
+from tcp_proxy.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
 
 from .checkpoint import CheckpointError, load_model
 from .config import VGGTConfig, preset
@@ -68,7 +69,6 @@ def estimate_memory(
     width: int,
     weight_bytes: int,
     act_bytes: int = 4,
-    head_chunk_frames: int | None = None,
 ) -> MemoryEstimate:
     """Peak-memory model of one forward pass: bytes held by live tensors, slightly above the real peak.
 
@@ -99,7 +99,7 @@ def estimate_memory(
     P = 1 + cfg.num_register_tokens + h * w
     T = frames * P
     C = cfg.embed_dim
-    c = min(head_chunk_frames or cfg.head_chunk_frames, frames)
+    c = min(cfg.head_chunk_frames, frames)
     F = cfg.dpt_features
     per_token = int(C * (4 + 3 * 4 + 2 * cfg.mlp_ratio * act_bytes))  # bytes of token-wise work per token
     if T <= cfg.token_chunk:
@@ -181,7 +181,8 @@ class InferenceRunner:
         if device.type == "cuda" and settings.weights_bf16 and self._dtype == torch.bfloat16:
             model.aggregator.to(torch.bfloat16)  # before the move: no float32 copy on the GPU; heads stay float32
         model = model.to(device)
-        model.head_chunk_frames = settings.head_chunk_frames
+        if model.config.head_chunk_frames != settings.head_chunk_frames:
+            model.config = dataclasses.replace(model.config, head_chunk_frames=settings.head_chunk_frames)
         for param in model.parameters():
             param.requires_grad_(False)
         self.model = model
@@ -203,7 +204,7 @@ class InferenceRunner:
     def estimate(self, frames: int, height: int, width: int) -> MemoryEstimate:
         """Memory estimate for `frames` preprocessed frames of height x width."""
         act = torch.finfo(self._dtype).bits // 8
-        return estimate_memory(self.config, frames, height, width, self.weight_bytes, act, self.model.head_chunk_frames)
+        return estimate_memory(self.config, frames, height, width, self.weight_bytes, act)
 
     def check_memory(self, frames: int, height: int, width: int) -> MemoryEstimate:
         """Raise TooManyFramesError when the estimate exceeds the free device memory."""
@@ -226,7 +227,8 @@ class InferenceRunner:
         """
         if len(frames) == 0:
             raise NoFramesError("no frames to reconstruct")
-        images = preprocess_images(frames, mode=self.settings.preprocess_mode)  # [S,3,H,W]
+        cfg = self.config
+        images = preprocess_images(frames, self.settings.preprocess_mode, cfg.img_size, cfg.patch_size)  # [S,3,H,W]
         S, _, H, W = images.shape
         with self._lock:  # one forward at a time: the check sees the memory it will have
             self.check_memory(S, H, W)

@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from serve_app.export import predictions_to_glb
+from serve_app.export import ExportOptions, export_glb, predictions_to_glb
 
 COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 COMPONENT_DTYPES = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -84,7 +84,7 @@ def exports(predictions) -> dict[str, bytes]:
         "cameras": predictions_to_glb(predictions, show_cameras=True),
         "frame": predictions_to_glb(predictions, show_cameras=True, frame=1, source="depth"),
         "fallback": predictions_to_glb(zero, show_cameras=True),
-        "capped": predictions_to_glb(predictions, show_cameras=True, max_points=2, downsample="voxel"),
+        "capped": export_glb(predictions, ExportOptions(show_cameras=True, max_points=2, downsample="voxel")).glb,
     }
 
 

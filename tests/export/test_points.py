@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from serve_app.export.points import cap_points, confidence_threshold, select_points, voxel_downsample
+from serve_app.export.options import ExportOptions
 
 
 def kept_indices(vertices: np.ndarray) -> list[int]:
@@ -20,7 +21,7 @@ def test_default_percentile_drops_the_least_confident_point(predictions):
 
 
 def test_colors_are_the_image_bytes_of_the_kept_pixels(predictions, helpers):
-    _, colors = select_points(predictions, conf_percentile=0)
+    _, colors = select_points(predictions, ExportOptions(conf_percentile=0))
     assert colors.dtype == np.uint8
     np.testing.assert_array_equal(colors, helpers.colors)
 
@@ -30,7 +31,7 @@ def test_colors_are_the_image_bytes_of_the_kept_pixels(predictions, helpers):
     [(0, list(range(8))), (50, [4, 5, 6, 7]), (100, [7]), (12.5, [1, 2, 3, 4, 5, 6, 7])],
 )
 def test_percentile_threshold(predictions, percentile, expected):
-    vertices, _ = select_points(predictions, conf_percentile=percentile)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=percentile))
     assert kept_indices(vertices) == expected
 
 
@@ -38,37 +39,41 @@ def test_threshold_is_numpy_percentile_and_zero_means_none():
     conf = np.arange(1, 9, dtype=np.float32)
     assert confidence_threshold(conf, 3.0) == pytest.approx(1.21)
     assert confidence_threshold(conf, 0.0) == 0.0
-    with pytest.raises(ValueError):
-        confidence_threshold(conf, 101.0)
+
+
+@pytest.mark.parametrize("percentile", [-1.0, 100.5, 101.0, True, "3"])
+def test_percentile_range_is_checked_once_in_the_options(percentile):
+    with pytest.raises(ValueError, match="conf_percentile"):
+        ExportOptions(conf_percentile=percentile)
 
 
 def test_near_zero_confidence_is_always_dropped(predictions):
     conf = predictions["world_points_conf"].reshape(-1)
     conf[5] = 1e-5
     conf[6] = 2e-5
-    vertices, _ = select_points(predictions, conf_percentile=0)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0))
     assert kept_indices(vertices) == [0, 1, 2, 3, 4, 6, 7]
 
 
 def test_black_background_mask_uses_rgb_sum_below_16(predictions):
-    vertices, _ = select_points(predictions, conf_percentile=0, mask_black_bg=True)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0, mask_black_bg=True))
     assert kept_indices(vertices) == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_white_background_mask_needs_all_channels_above_240(predictions):
-    vertices, _ = select_points(predictions, conf_percentile=0, mask_white_bg=True)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0, mask_white_bg=True))
     assert kept_indices(vertices) == [0, 2, 3, 4, 5, 6, 7]
 
 
 def test_both_masks_and_the_percentile_combine(predictions):
-    vertices, _ = select_points(predictions, conf_percentile=50, mask_black_bg=True, mask_white_bg=True)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=50, mask_black_bg=True, mask_white_bg=True))
     assert kept_indices(vertices) == [4, 5, 6, 7]
-    vertices, _ = select_points(predictions, conf_percentile=0, mask_black_bg=True, mask_white_bg=True)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0, mask_black_bg=True, mask_white_bg=True))
     assert kept_indices(vertices) == [2, 3, 4, 5, 6, 7]
 
 
 def test_depth_source_uses_unprojected_points_and_depth_confidence(predictions):
-    vertices, colors = select_points(predictions, source="depth", conf_percentile=50)
+    vertices, colors = select_points(predictions, ExportOptions(source="depth", conf_percentile=50))
     # depth confidence is 8 - k: the 50th percentile (4.5) keeps k = 0..3
     np.testing.assert_array_equal(vertices[:, 0], [-1, -2, -3, -4])
     np.testing.assert_array_equal(vertices[:, 1:], [[20, 200]] * 4)
@@ -76,34 +81,34 @@ def test_depth_source_uses_unprojected_points_and_depth_confidence(predictions):
 
 def test_pointmap_falls_back_to_depth_points_when_absent(predictions):
     del predictions["world_points"]
-    vertices, _ = select_points(predictions, source="pointmap", conf_percentile=0)
+    vertices, _ = select_points(predictions, ExportOptions(source="pointmap", conf_percentile=0))
     np.testing.assert_array_equal(vertices[:, 0], -np.arange(1, 9))
 
 
 def test_single_frame_and_its_own_percentile(predictions):
-    vertices, colors = select_points(predictions, frame=1, conf_percentile=0)
+    vertices, colors = select_points(predictions, ExportOptions(frame=1, conf_percentile=0))
     assert kept_indices(vertices) == [4, 5, 6, 7]
-    vertices, _ = select_points(predictions, frame=1, conf_percentile=50)  # of 5..8: 6.5
+    vertices, _ = select_points(predictions, ExportOptions(frame=1, conf_percentile=50))  # of 5..8: 6.5
     assert kept_indices(vertices) == [6, 7]
-    vertices, _ = select_points(predictions, frame=-2, conf_percentile=0)
+    vertices, _ = select_points(predictions, ExportOptions(frame=-2, conf_percentile=0))
     assert kept_indices(vertices) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("frame", [2, -3, 1.0, True])
 def test_bad_frame_is_refused(predictions, frame):
     with pytest.raises(ValueError):
-        select_points(predictions, frame=frame)
+        select_points(predictions, ExportOptions(frame=frame))
 
 
 def test_bad_source_is_refused(predictions):
     with pytest.raises(ValueError, match="source"):
-        select_points(predictions, source="mesh")
+        select_points(predictions, ExportOptions(source="mesh"))
 
 
 def test_confidence_scale_removes_masked_pixels_first(predictions):
     scale = np.ones((2, 2, 2), np.float32)
     scale[0, 1, 1] = 0  # k = 3
-    vertices, _ = select_points(predictions, conf_percentile=0, conf_scale=scale)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0), conf_scale=scale)
     assert kept_indices(vertices) == [0, 1, 2, 4, 5, 6, 7]
 
 
@@ -153,9 +158,9 @@ def test_voxel_cap_respects_the_limit_on_a_surface():
     assert len(merged) >= len(capped)
 
 
-def test_cap_refuses_unknown_method_and_zero():
-    vertices, colors = _cloud(10)
-    with pytest.raises(ValueError):
-        cap_points(vertices, colors, 5, method="random")
-    with pytest.raises(ValueError):
-        cap_points(vertices, colors, 0)
+@pytest.mark.parametrize(
+    "options", [{"downsample": "random"}, {"max_points": 0}, {"max_points": 2.5}, {"source": "mesh"}, {"frame": "1"}]
+)
+def test_options_refuse_what_the_export_cannot_do(options):
+    with pytest.raises(ValueError, match="export"):
+        ExportOptions(**options)

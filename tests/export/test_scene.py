@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from serve_app.export import export_glb, predictions_to_glb
+from serve_app.export.options import ExportOptions
 from serve_app.export.cameras import camera_colors
 from serve_app.export.scene import alignment_transform, scene_scale
 
@@ -56,7 +57,7 @@ def test_alignment_matrix_is_first_camera_flip_and_half_turn():
 
 def test_fallback_point_when_nothing_survives(predictions, helpers):
     predictions["world_points_conf"][:] = 0.0
-    result = export_glb(predictions, show_cameras=True)
+    result = export_glb(predictions, ExportOptions(show_cameras=True))
     assert (result.point_count, result.selected_count) == (1, 0)
     points, colors = helpers.cloud_of(result.glb)
     np.testing.assert_allclose(points, [[-1.0, 0.0, 0.0]], atol=1e-6)  # (1, 0, 0) in the first camera's view
@@ -86,22 +87,22 @@ def test_camera_markers_sized_and_coloured(predictions, helpers):
 
 def test_point_cap_in_the_glb(predictions, helpers):
     full, _ = helpers.cloud_of(predictions_to_glb(predictions, conf_percentile=0))
-    result = export_glb(predictions, conf_percentile=0, max_points=3)
+    result = export_glb(predictions, ExportOptions(conf_percentile=0, max_points=3))
     assert (result.point_count, result.selected_count) == (3, 8)
     capped, _ = helpers.cloud_of(result.glb)
     assert len(capped) == 3
     assert all(any(np.allclose(p, q) for q in full) for p in capped)
-    assert export_glb(predictions, conf_percentile=0, max_points=3).glb == result.glb
+    assert export_glb(predictions, ExportOptions(conf_percentile=0, max_points=3)).glb == result.glb
 
 
 def test_cap_keeps_marker_size(predictions, helpers):
     uncapped = helpers.cameras_of(predictions_to_glb(predictions, show_cameras=True))
-    capped = helpers.cameras_of(predictions_to_glb(predictions, show_cameras=True, max_points=2))
+    capped = helpers.cameras_of(export_glb(predictions, ExportOptions(show_cameras=True, max_points=2)).glb)
     np.testing.assert_allclose(uncapped[0].vertices, capped[0].vertices)
 
 
 def test_voxel_cap_in_the_glb(predictions, helpers):
-    result = export_glb(predictions, conf_percentile=0, max_points=4, downsample="voxel")
+    result = export_glb(predictions, ExportOptions(conf_percentile=0, max_points=4, downsample="voxel"))
     assert result.point_count <= 4
     assert len(helpers.cloud_of(result.glb)[0]) == result.point_count
 
@@ -116,6 +117,15 @@ def test_size_shrinks_with_the_cap():
         "extrinsic": np.tile(np.eye(4, dtype=np.float32)[:3], (S, 1, 1)),
     }
     full = export_glb(predictions)
-    capped = export_glb(predictions, max_points=200)
+    capped = export_glb(predictions, ExportOptions(max_points=200))
     # 16 bytes per point: float32 xyz plus RGBA bytes
     assert len(full.glb) - len(capped.glb) == pytest.approx(16 * (full.point_count - 200), abs=64)
+
+
+def test_predictions_to_glb_keeps_its_public_signature():
+    import inspect
+
+    params = list(inspect.signature(predictions_to_glb).parameters)
+    assert params == [
+        "predictions", "conf_percentile", "source", "mask_black_bg", "mask_white_bg", "show_cameras", "frame",
+    ]  # fmt: skip

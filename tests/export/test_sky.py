@@ -7,19 +7,19 @@ import builtins
 import numpy as np
 import pytest
 
-from serve_app.errors import SkySegmentationUnavailableError
-from serve_app.export import predictions_to_glb, sky
+from serve_app.export import ExportOptions, export_glb, sky
 from serve_app.export.points import select_points
+from tcp_proxy.errors import SkySegmentationUnavailableError
 
 
 def test_refused_without_a_configured_model(predictions):
     with pytest.raises(SkySegmentationUnavailableError, match="skyseg.onnx"):
-        predictions_to_glb(predictions, mask_sky=True)
+        export_glb(predictions, ExportOptions(mask_sky=True))
 
 
 def test_refused_when_the_file_is_missing(predictions, tmp_path):
     with pytest.raises(SkySegmentationUnavailableError, match="not found"):
-        predictions_to_glb(predictions, mask_sky=True, skyseg_model=str(tmp_path / "skyseg.onnx"))
+        export_glb(predictions, ExportOptions(mask_sky=True, skyseg_model=str(tmp_path / "skyseg.onnx")))
 
 
 def test_refused_without_onnxruntime(tmp_path, monkeypatch):
@@ -62,5 +62,5 @@ def test_sky_pixels_are_dropped(predictions):
 
     scale = sky.sky_confidence_scale(predictions["images"], top_row_is_sky)
     assert scale.shape == (2, 2, 2)
-    vertices, _ = select_points(predictions, conf_percentile=0, conf_scale=scale)
+    vertices, _ = select_points(predictions, ExportOptions(conf_percentile=0), conf_scale=scale)
     assert [int(x) - 1 for x in vertices[:, 0]] == [2, 3, 6, 7]

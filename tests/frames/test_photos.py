@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve_app.errors import BadImageError, NoFramesError, TooManyImagesError
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
 from serve_app.frames import decode_image, decode_images
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from serve_app.frames import sample_video
-from serve_app.frames.sharpness import frame_sharpness, laplacian_variance, rgb_sharpness
+from serve_app.frames.sharpness import frame_sharpness, laplacian_variance
 
 
 def test_blur_lowers_the_score():
@@ -47,3 +47,8 @@ def test_sharpest_picks_the_sharp_frame_of_each_window(media, tmp_path):
     assert picked == sorted(sharp)
     plain = [media.read_index(f) for f in sample_video(path, fps=1.0)]
     assert plain == [0, 10, 20]
+
+
+def rgb_sharpness(rgb: np.ndarray) -> float:
+    """Sharpness of an RGB uint8 image through OpenCV's own grey conversion: the reference."""
+    return laplacian_variance(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))

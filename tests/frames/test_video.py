@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from serve_app.errors import NoFramesError
+from tcp_proxy.errors import NoFramesError
 from serve_app.frames import sample_video
 from serve_app.frames.sampling import even_indices
 

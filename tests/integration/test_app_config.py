@@ -1,9 +1,9 @@
 """The Serve configs and the builder's decisions, without starting Ray.
 
 The running app is covered by test_service.py; these check what `serve run`
-reads (config/serve.yaml, config/serve.dev.yaml), the builder's GPU choice,
-and the VGGTInference replica's degraded and broken states directly on the
-deployment's class.
+reads (config/serve.yaml, config/serve.dev.yaml), the graph the builder makes
+from the declared stages, its GPU choice, and the VGGTInference replica's
+degraded and broken states directly on the deployment's class.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from serve_app import app as app_module
-from serve_app.config import AppSettings, ModelSettings
-from serve_app.errors import BadImageError, ModelUnavailableError, ServiceError
-from serve_app.export import prediction_keys, predictions_to_glb
-from serve_app.serve_backend import FrameBatch, unwrap_service_error
+from serve_app.config import AppSettings
+from serve_app.deployments import STAGE_DEPLOYMENTS, vggt_inference
+from serve_app.serve_backend import unwrap_service_error
+from serve_app.stages import STAGES, Frames, Job
+from tcp_proxy.errors import BadImageError, ModelUnavailableError, ServiceError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,68 +73,70 @@ def test_builder_accepts_dotted_cli_args():
         app_module.build_app({"model.nonsense": "1"})
 
 
+def test_builder_binds_one_deployment_per_declared_stage_in_order():
+    built = app_module.build_app({"model": {"preset": "tiny", "device": "cpu"}})
+    ingress_args = built._bound_deployment.init_args
+    settings, *stages = ingress_args
+    assert isinstance(settings, AppSettings)
+    assert [bound._bound_deployment.name for bound in stages] == [STAGE_DEPLOYMENTS[s].name for s in STAGES]
+    assert [STAGE_DEPLOYMENTS[s].name for s in STAGES] == ["FrameExtractor", "VGGTInference", "GlbExporter"]
+    for stage, bound in zip(STAGES, stages):
+        assert STAGE_DEPLOYMENTS[stage].func_or_class.stage_class is stage  # each wraps exactly its stage
+
+
 @pytest.mark.parametrize(
-    ("device", "gpus", "num_gpus", "resolved"),
+    ("device", "gpus", "num_gpus", "resolved", "threads"),
     [
-        ("auto", 0.0, 0, "cpu"),  # no GPU: CPU, with a warning, not a replica pending forever
-        ("auto", 2.0, 1, "cuda"),
-        ("cpu", 2.0, 0, "cpu"),
-        ("cuda", 0.0, 1, "cuda"),  # asked for: waits for a GPU node (autoscaling clusters)
+        ("auto", 0.0, 0, "cpu", -1),  # no GPU: CPU on every core, with a warning, not a replica pending forever
+        ("auto", 2.0, 1, "cuda", 0),
+        ("cpu", 2.0, 0, "cpu", -1),
+        ("cuda", 0.0, 1, "cuda", 0),  # asked for: waits for a GPU node (autoscaling clusters)
     ],
 )
-def test_inference_placement(monkeypatch, caplog, device, gpus, num_gpus, resolved):
-    monkeypatch.setattr(app_module, "_cluster_gpus", lambda: (gpus, "the Ray cluster"))
-    placement = app_module._inference_placement(ModelSettings(device=device))
-    assert placement["device"] == resolved
-    assert placement["ray_actor_options"].get("num_gpus", 0) == num_gpus
-    assert placement["ray_actor_options"]["num_cpus"] > 0
+def test_inference_placement(monkeypatch, caplog, device, gpus, num_gpus, resolved, threads):
+    monkeypatch.setattr(vggt_inference, "cluster_gpus", lambda: (gpus, "the Ray cluster"))
+    settings = AppSettings.from_dict({"model": {"device": device}})
+    placed, options = STAGE_DEPLOYMENTS[STAGES[1]].func_or_class.placement(settings)
+    assert placed.model.device == resolved and placed.model.torch_threads == threads
+    assert placed.frames == settings.frames and placed.export == settings.export
+    assert options["ray_actor_options"]["num_gpus"] == num_gpus
+    assert options["ray_actor_options"]["num_cpus"] > 0
     if device == "auto" and not gpus:
         assert "no GPU" in caplog.text
 
 
 # --- the VGGTInference replica's states, on the class itself ---------------------------
 
-VGGTInference = app_module.VGGTInference.func_or_class
+VGGTInference = vggt_inference.VGGTInference.func_or_class
 
 
 def _frames(n=2):
     rng = np.random.default_rng(0)
-    return FrameBatch([rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(n)], "images")
+    return Frames(Job(1, "x"), [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(n)], "images")
 
 
 def test_inference_without_checkpoint_starts_degraded(tmp_path, caplog):
-    replica = VGGTInference(ModelSettings(preset="vggt-1b", checkpoint=str(tmp_path / "none.pt"), device="cpu"))
-    assert "fetch_weights.py" in caplog.text  # the log says how to get model.pt
+    settings = AppSettings.from_dict({"model": {"checkpoint": str(tmp_path / "none.pt"), "device": "cpu"}})
+    replica = VGGTInference(settings)
+    assert "NOT loaded" in caplog.text and "fetch_weights.py" in caplog.text  # the log says how to get model.pt
     replica.check_health()  # healthy: a restart would not bring the file, and would loop
-    status = replica.status()
-    assert status["loaded"] is False and "not found" in status["error"]
-    with pytest.raises(ModelUnavailableError) as caught:
-        replica.predict(_frames())
-    assert caught.value.code == "ERROR_MODEL_NOT_LOADED"
+    assert replica.status()["loaded"] is False
+    with pytest.raises(ModelUnavailableError):
+        replica.run(_frames())
 
 
-def test_inference_passes_on_only_what_the_export_reads():
-    keys = prediction_keys("pointmap")
-    replica = VGGTInference(ModelSettings(preset="tiny", device="cpu"), 0, keys)
-    out = replica.predict(_frames())
-    assert set(out.predictions) == {"world_points", "world_points_conf", "images", "extrinsic"}
-    glb = predictions_to_glb(out.predictions, source="pointmap")  # enough to export
-    assert glb[:4] == b"glTF"
-    assert set(prediction_keys("depth")) == {"world_points_from_depth", "depth_conf", "images", "extrinsic"}
-
-
-def test_inference_reports_unhealthy_after_a_cuda_failure():
-    replica = VGGTInference(ModelSettings(preset="tiny", device="cpu"))
-    out = replica.predict(_frames())
-    assert out.predictions["world_points"].shape[0] == 2 and "inference" in out.timings
+def test_inference_replica_runs_timed_and_turns_unhealthy_after_a_cuda_failure():
+    replica = VGGTInference(AppSettings.from_dict({"model": {"preset": "tiny", "device": "cpu"}}))
+    out = replica.run(_frames())
+    assert out.arrays["world_points"].shape[0] == 2 and list(out.timings) == ["inference"]
     replica.check_health()
 
     def broken(_frames):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
-    replica._runner.predict = broken
+    replica.stage.runner.predict = broken
     with pytest.raises(RuntimeError):
-        replica.predict(_frames())
+        replica.run(_frames())
     with pytest.raises(RuntimeError, match="unusable"):
         replica.check_health()  # Serve replaces the replica
 

@@ -1,6 +1,6 @@
 """The running service over real sockets: the wire protocol end to end.
 
-Every test speaks PROTOCOL.md from a plain socket (`integration_wire.Conn`)
+Every test speaks docs/PROTOCOL.md from a plain socket (`integration_wire.Conn`)
 to the app deployed by the `service` fixture (tiny untrained model on CPU).
 """
 
@@ -297,21 +297,25 @@ def test_service_errors_survive_handles(service):
     """A ServiceError raised in a replica reaches the caller as itself (via Ray's wrapping)."""
     from ray import serve
 
-    from serve_app.errors import BadImageError, ServiceError
-    from serve_app.serve_backend import FRAMES_NAME, unwrap_service_error
+    from serve_app.serve_backend import unwrap_service_error
+    from serve_app.stages import Job, Upload
+    from tcp_proxy.errors import BadImageError, ServiceError
 
-    handle = serve.get_deployment_handle(FRAMES_NAME, service.name)
+    handle = serve.get_deployment_handle("FrameExtractor", service.name)
     with pytest.raises(ServiceError) as caught:
-        handle.decode_images.remote([b"junk"]).result()
+        handle.run.remote(Upload(Job(), images=(b"junk",))).result()
     assert caught.value.code == "ERROR_BAD_IMAGE"
     plain = unwrap_service_error(caught.value)
     assert type(plain) is BadImageError and plain.code == "ERROR_BAD_IMAGE" and plain.message
 
 
 def test_status_and_standalone_backend(service, jpegs):
-    """The ingress reports itself; ServeBackend.from_app drives the same app from outside."""
+    """The ingress reports itself; a ServeBackend of its own (the standalone proxy's) drives the same app."""
     import asyncio
 
+    from serve_app.accounts import Accounts
+    from serve_app.config import AppSettings
+    from serve_app.deployments import stage_handles
     from serve_app.serve_backend import ServeBackend
 
     status = service.handle.status.remote().result()
@@ -319,18 +323,22 @@ def test_status_and_standalone_backend(service, jpegs):
     assert status["model"]["loaded"] is True and status["model"]["device"] == "cpu"
 
     async def run():
-        backend = ServeBackend.from_app(service.name)
+        storage = {"database_url": service.database_url, "storage_root": str(service.storage_root)}
+        accounts = await Accounts.open(AppSettings.from_dict({"storage": storage}))
+        backend = ServeBackend(accounts, stage_handles(service.name))
         user = await backend.login("alice", PASSWORD, "198.51.100.7")
         assert user is not None and user.username == "alice"
         assert await backend.login("alice", "nope", "198.51.100.7") is None
         result = await backend.reconstruct_images(user, jpegs[:2])
         assert HASH_NAME.match(result.name)
-        assert set(result.timings) >= {"decode", "inference", "export", "store"}
+        assert list(result.timings) == ["decode", "inference", "export", "pipeline"]
+        assert result.frame_count == 2 and result.point_count > 0
         assert await backend.get_glb(result.name) == result.glb
-        from serve_app.errors import HashNotFoundError
+        from tcp_proxy.errors import HashNotFoundError
 
         with pytest.raises(HashNotFoundError):
             await backend.get_glb("1" * 64)
+        accounts.close()
 
     asyncio.run(run())
 
@@ -357,7 +365,7 @@ def test_custom_metrics_are_exported(service, jpegs):
     image_ok = re.compile(r'ray_vggt_requests_total\{(?=[^}]*command="IMAGE")(?=[^}]*outcome="OK")[^}]*\}')
 
     def complete(text: str) -> bool:
-        stages = all(f'stage="{stage}"' in text for stage in ("decode", "inference", "export", "store"))
+        stages = all(f'stage="{stage}"' in text for stage in ("decode", "inference", "export"))
         return all(name in text for name in wanted) and stages and bool(image_ok.search(text))
 
     deadline = time.monotonic() + 60

@@ -11,7 +11,7 @@ from pathlib import Path
 import proxy_fakes as fakes
 import pytest
 
-from serve_app.config import ProxySettings
+from tcp_proxy.settings import ProxySettings
 from tcp_proxy.server import start_server
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from serve_app.errors import FileMissingError, HashNotFoundError, InvalidHashError
+from tcp_proxy.errors import FileMissingError, HashNotFoundError, InvalidHashError
 from serve_app.storage import GlbStore, StoredGlb
 from serve_app.storage.models import GlbFile
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from serve_app.errors import InvalidHashError
+from tcp_proxy.errors import InvalidHashError
 from serve_app.storage import new_hashed_name, normalize_hash
 
 VALID = "0123456789abcdef" * 4

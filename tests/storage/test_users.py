@@ -12,9 +12,9 @@ from serve_app.storage import (
     PasswordTooLongError,
     UnknownUserError,
     UserExistsError,
-    UserInfo,
 )
 from serve_app.storage.passwords import verify_password
+from tcp_proxy.backend import User
 
 
 def stored_hash(db, username):
@@ -26,7 +26,7 @@ def stored_hash(db, username):
 
 def test_create_then_authenticate(users, db):
     created = users.create("alice", "pa55word", is_vip=True)
-    assert created == UserInfo(id=created.id, username="alice", is_vip=True)
+    assert created == User(id=created.id, username="alice", is_vip=True)
     assert users.authenticate("alice", "pa55word", "10.0.0.1") == created
     stored = stored_hash(db, "alice")
     assert stored.startswith("scrypt$") and "pa55word" not in stored

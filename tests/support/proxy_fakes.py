@@ -8,7 +8,7 @@ import os
 import struct
 from typing import Sequence
 
-from serve_app.errors import HashNotFoundError, InvalidHashError, NoFramesError
+from tcp_proxy.errors import HashNotFoundError, InvalidHashError, NoFramesError
 from tcp_proxy.backend import Reconstruction, User
 
 USERS = {"demo": ("123456", False), "vip": ("gold", True)}
@@ -44,7 +44,7 @@ class FakeBackend:
         digest = hashlib.sha256(user.username.encode() + data).hexdigest()
         glb = b"glTF" + data[:64]
         self.stored[digest] = glb
-        return Reconstruction(f"{digest}.glb", glb, {"model": 0.01})
+        return Reconstruction(glb=glb, hashed_name=digest, timings={"model": 0.01})
 
     async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
         return await self._store(user, b"|".join(images))

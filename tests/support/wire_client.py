@@ -1,4 +1,4 @@
-"""A plain-socket client of the wire protocol (PROTOCOL.md) for the integration tests.
+"""A plain-socket client of the wire protocol (docs/PROTOCOL.md) for the integration tests.
 
 Deliberately independent of tcp_proxy's codec and scripts/client.py: it writes
 and reads the bytes the deployed clients write and read.

@@ -86,14 +86,14 @@ def test_login_replies_are_exact():
 
 def test_reconstruction_reply():
     name = "a" * 64 + ".glb"
-    assert codec.encode_reconstruction(name, b"GLB") == b"\x00\x00\x00\x44" + name.encode() + b"\x00\x00\x00\x03GLB"
+    assert codec.reconstruction_header(name, 3) + b"GLB" == b"\x00\x00\x00\x44" + name.encode() + b"\x00\x00\x00\x03GLB"
     with pytest.raises(ValueError):
-        codec.encode_reconstruction("x" * 1025, b"")
+        codec.reconstruction_header("x" * 1025, 0)
 
 
 def test_glb_reply():
-    assert codec.encode_glb(b"glTF") == b"\x00\x00\x00\x04glTF"
-    assert codec.encode_glb(b"") == b"\x00\x00\x00\x00"
+    assert codec.glb_header(4) + b"glTF" == b"\x00\x00\x00\x04glTF"
+    assert codec.glb_header(0) == b"\x00\x00\x00\x00"
 
 
 @pytest.mark.parametrize(

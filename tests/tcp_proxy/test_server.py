@@ -18,8 +18,8 @@ from proxy_fakes import (
     read_u32_block,
 )
 
-from serve_app.config import ProxySettings
-from serve_app.errors import BadImageError
+from tcp_proxy.settings import ProxySettings
+from tcp_proxy.errors import BadImageError
 from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN, VIDEO
 from tcp_proxy.server import start_server
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from serve_app.config import ModelSettings
-from serve_app.errors import TooManyFramesError
+from tcp_proxy.errors import TooManyFramesError
 from serve_app.vggt import VGGT, VGGTConfig
 from serve_app.vggt.runner import InferenceRunner
 

@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from serve_app.vggt.geometry import (
-    extri_intri_to_pose_encoding,
-    mat_to_quat,
-    pose_encoding_to_extri_intri,
-    quat_to_mat,
-    unproject_depth_map_to_point_map,
-)
+from pose_encoding import extri_intri_to_pose_encoding, mat_to_quat
+
+from serve_app.vggt.geometry import pose_encoding_to_extri_intri, quat_to_mat, unproject_depth_map_to_point_map
 
 
 def random_pose_enc(shape, seed=0):

@@ -1,5 +1,6 @@
 """VGGT model: output contract, input validation, key layout, memory-related behaviour."""
 
+import dataclasses
 import json
 import pathlib
 
@@ -77,11 +78,12 @@ def test_head_chunking_does_not_change_results(tiny):
     x = torch.rand(3, 3, 28, 42)
     with torch.no_grad():
         whole = tiny(x)
-        tiny.head_chunk_frames = 2
+        config = tiny.config
+        tiny.config = dataclasses.replace(config, head_chunk_frames=2)
         try:
             chunked = tiny(x)
         finally:
-            tiny.head_chunk_frames = tiny.config.head_chunk_frames
+            tiny.config = config
     for key in ("depth", "depth_conf", "world_points", "world_points_conf"):
         assert torch.allclose(whole[key], chunked[key], atol=1e-6, rtol=1e-5)
 

@@ -5,8 +5,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from uv_embedding import uv_position_embedding
+
 from serve_app.vggt.dpt_head import add_uv_embedding_
-from serve_app.vggt.layers.position_embedding import resize_dino_pos_embed, uv_position_embedding
+from serve_app.vggt.layers.position_embedding import resize_dino_pos_embed
 
 
 def make_pos_embed(m=37, dim=8, seed=0):

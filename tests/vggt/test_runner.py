@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from serve_app.config import ModelSettings
-from serve_app.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
+from tcp_proxy.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
 from serve_app.vggt import VGGTConfig
 from serve_app.vggt.geometry import pose_encoding_to_extri_intri, unproject_depth_map_to_point_map
 from serve_app.vggt.preprocess import preprocess_images

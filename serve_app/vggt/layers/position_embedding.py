@@ -43,7 +43,7 @@ def _sincos_1d(coords: torch.Tensor, channels: int, omega_0: float = 100.0) -> t
 def uv_embedding_axes(
     h: int, w: int, channels: int, aspect_ratio: float, dtype=torch.float32, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two factors of `uv_position_embedding`: x part [channels/2, w], y part [channels/2, h].
+    """The two factors of the UV position embedding: x part [channels/2, w], y part [channels/2, h].
 
     The embedding is separable: its first channels/2 channels depend on the
     column only, the rest on the row only. Each axis is evaluated once per
@@ -59,17 +59,3 @@ def uv_embedding_axes(
     emb_x = _sincos_1d(xs, channels // 2).float().to(dtype).t()  # [C/2, w]
     emb_y = _sincos_1d(ys, channels // 2).float().to(dtype).t()  # [C/2, h]
     return emb_x, emb_y
-
-
-def uv_position_embedding(
-    h: int, w: int, channels: int, aspect_ratio: float, dtype=torch.float32, device=None
-) -> torch.Tensor:
-    """Sin/cos embedding of a normalised UV grid for an h x w feature map.
-
-    The grid spans +-(a/diag)(w-1)/w horizontally and +-(1/diag)(h-1)/h
-    vertically (a = image W/H, diag = sqrt(a^2+1)), sampled in `dtype`.
-    Half of the channels encode x, half y. Returns [channels, h, w] in dtype.
-    """
-    emb_x, emb_y = uv_embedding_axes(h, w, channels, aspect_ratio, dtype=dtype, device=device)
-    half = channels // 2
-    return torch.cat((emb_x[:, None, :].expand(half, h, w), emb_y[:, :, None].expand(half, h, w)), dim=0)

@@ -1,8 +1,9 @@
-"""Errors a client can be told about, each with its wire code.
+"""The protocol's error codes, one exception class per `ERROR_*` code.
 
-Every stage raises a `ServiceError` subclass for bad input or an unavailable
-resource; the TCP proxy turns `.code` into the `ERROR_*` reply of
-PROTOCOL.md and the CLIs print `.message`. One class, one meaning.
+The backend the server calls (and everything behind it) raises a
+`ServiceError` subclass for bad input or an unavailable resource; the server
+sends `.code` as the `ERROR_*` reply of docs/PROTOCOL.md and logs `.message`;
+the command-line tools print `.message`. One class, one meaning.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Settings loading of the standalone proxy (`python -m tcp_proxy`)."""
+"""Settings loading of the standalone proxy (`python -m serve_app.standalone_proxy`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tcp_proxy.__main__ import load_settings, parse_args
+from serve_app.standalone_proxy import load_settings, parse_args
 
 
 def test_defaults_without_config():

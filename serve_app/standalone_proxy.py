@@ -1,13 +1,15 @@
 """Run the TCP proxy on its own, in front of a running Ray Serve application.
 
-    python -m tcp_proxy --address auto --app vggt [--port 4567] [--config config/serve.yaml]
+    python -m serve_app.standalone_proxy --address auto --app vggt [--port 4568] [--config config/serve.yaml]
 
 It joins the Ray cluster (`ray.init(address=...)`), reaches the application's
-deployments through `ServeBackend.from_app(app)` and serves the protocol
-until SIGINT/SIGTERM. Settings come from the `args` of the application in a
-Serve config file (or a plain settings mapping) when `--config` is given,
-else from the defaults; `--host`/`--port` override the proxy's address
-(pick another port if the application's ingress already listens on 4567).
+stage deployments through their handles (`serve_app.deployments.stage_handles`),
+answers LOGIN and GET_GLB from the database and storage root of the settings
+(`Accounts`), and serves the protocol until SIGINT/SIGTERM. Settings come
+from the `args` of the application in a Serve config file (or a plain
+settings mapping) when `--config` is given, else from the defaults;
+`--host`/`--port` override the proxy's address (pick another port if the
+application's ingress already listens on 4567).
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from contextlib import suppress
 from typing import Any
 
 from serve_app.config import AppSettings
-
-from .server import start_server
+from tcp_proxy.server import start_server
 
 log = logging.getLogger("tcp_proxy")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tcp_proxy", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m serve_app.standalone_proxy", description=__doc__.split("\n\n")[0])
     p.add_argument("--address", default="auto", help="Ray cluster address for ray.init (default: auto)")
     p.add_argument("--app", default="vggt", help="name of the running Serve application (default: vggt)")
     p.add_argument("--config", help="Serve config YAML (the app's args are used) or a settings YAML")
@@ -57,11 +58,14 @@ def load_settings(path: str | None, app_name: str) -> AppSettings:
 async def serve(args: argparse.Namespace) -> None:
     import ray
 
+    from serve_app.accounts import Accounts
+    from serve_app.deployments import stage_handles
     from serve_app.serve_backend import ServeBackend
 
     settings = load_settings(args.config, args.app)
     ray.init(address=args.address, logging_level=logging.WARNING)
-    backend = ServeBackend.from_app(args.app)
+    accounts = await Accounts.open(settings)
+    backend = ServeBackend(accounts, stage_handles(args.app))
     server = await start_server(
         settings.proxy, backend, max_images=settings.frames.max_images, host=args.host, port=args.port
     )
@@ -75,6 +79,7 @@ async def serve(args: argparse.Namespace) -> None:
     finally:
         log.info("shutting down (%s)", server.stats())
         await server.close()
+        accounts.close()
 
 
 def main(argv: list[str] | None = None) -> None:

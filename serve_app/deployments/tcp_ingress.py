@@ -1,0 +1,106 @@
+"""`TCPIngress`: hosts the TCP server of `tcp_proxy` on port 4567, in front of the stage deployments.
+
+It runs the protocol server on its replica's event loop with a
+`ServeBackend`: LOGIN and GET_GLB through `Accounts` in this replica,
+reconstructions through the stage deployments' handles, in the order of
+`serve_app.stages.STAGES`. One replica: it binds the port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from serve_app.accounts import Accounts
+from serve_app.config import AppSettings
+from serve_app.metrics import service_metrics
+from serve_app.request_history import RequestHistory
+from serve_app.serve_backend import ServeBackend
+from serve_app.stages import STAGES, InferenceStage
+from tcp_proxy.server import RequestRecord, start_server
+
+from .stage_deployment import release_free_memory
+from .vggt_inference import WEIGHTS_HINT
+
+log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` output and the replica logs
+
+
+@serve.deployment(
+    name="TCPIngress",
+    num_replicas=1,  # it binds the TCP port
+    ray_actor_options={"num_cpus": 0.1},
+    max_ongoing_requests=64,  # handle calls only (status, recent_requests, get_port)
+    graceful_shutdown_timeout_s=10,
+)
+class TCPIngress:
+    async def __init__(self, settings: AppSettings, *stages: DeploymentHandle) -> None:
+        """stages: one handle per stage deployment, in the order of STAGES."""
+        self._metrics = service_metrics()
+        self._history = RequestHistory(self._metrics)
+        self._model: DeploymentHandle = stages[STAGES.index(InferenceStage)]
+        self._model_status: dict[str, Any] | None = None
+        self._accounts = await Accounts.open(settings)
+        backend = ServeBackend(self._accounts, stages)
+        self._server = await start_server(
+            settings.proxy, backend, max_images=settings.frames.max_images, on_request=self._on_request
+        )
+        log.info("TCP protocol server listening on %s:%d", settings.proxy.host, self._server.port)
+        self._status_task = asyncio.get_running_loop().create_task(self._log_model_status())
+
+    async def _log_model_status(self) -> None:
+        """Say once whether reconstructions can run (the VGGT replica may still be loading)."""
+        try:
+            status = await self._model.status.remote()
+        except Exception:
+            log.exception("could not ask VGGTInference for its status")
+            return
+        self._model_status = status
+        if status.get("loaded"):
+            log.info("VGGT model %r ready on %s", status.get("preset"), status.get("device"))
+        else:
+            log.error("VGGT model not loaded: %s; %s", status.get("error"), WEIGHTS_HINT)
+
+    def _on_request(self, record: RequestRecord) -> None:
+        self._history.record(record)
+        self._report_load()
+
+    def _report_load(self) -> None:
+        server = self._server
+        if server is not None:
+            self._metrics.set_proxy_load(server.active_connections, server.pending_reconstructions)
+
+    # Introspection for tests, benchmarks and operators.
+
+    def get_port(self) -> int:
+        return self._server.port
+
+    def recent_requests(self) -> list[dict[str, Any]]:
+        return self._history.recent()
+
+    async def status(self) -> dict[str, Any]:
+        if self._model_status is None or not self._model_status.get("loaded"):
+            try:
+                self._model_status = await self._model.status.remote()
+            except Exception as exc:  # pragma: no cover - reported, not raised
+                self._model_status = {"loaded": False, "error": repr(exc)}
+        return {"port": self._server.port, "pid": os.getpid(), "model": self._model_status, **self._server.stats()}
+
+    def check_health(self) -> None:
+        release_free_memory()
+        self._report_load()
+        if not self._server.serving:
+            raise RuntimeError("the TCP server is not listening")
+
+    async def __del__(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None:
+            self._server = None
+            await server.close()
+        accounts = getattr(self, "_accounts", None)
+        if accounts is not None:
+            accounts.close()

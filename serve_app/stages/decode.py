@@ -1,0 +1,30 @@
+"""Decode: photo files or a video file to RGB frames (`serve_app.frames`)."""
+
+from __future__ import annotations
+
+from serve_app.config import AppSettings
+from serve_app.frames import decode_images, sample_video
+
+from .messages import Frames, Upload
+from .stage import Stage
+
+
+class DecodeStage(Stage[Upload, Frames]):
+    name = "decode"
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings.frames
+
+    def run(self, upload: Upload) -> Frames:
+        limits = self.settings
+        if upload.video_path is not None:
+            frames = sample_video(
+                upload.video_path,
+                fps=limits.fps,
+                max_frames=limits.max_frames,
+                sharpest=limits.sharpest,
+                max_side=limits.max_side or None,
+            )
+        else:
+            frames = decode_images(upload.images, max_images=limits.max_images, max_pixels=limits.max_image_pixels)
+        return Frames(upload.job, list(frames), upload.source)

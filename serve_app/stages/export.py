@@ -1,0 +1,40 @@
+"""Export: predictions to GLB bytes (`serve_app.export`), stored as file + row when the job has an owner."""
+
+from __future__ import annotations
+
+from serve_app.config import AppSettings
+from serve_app.export import export_glb
+from serve_app.storage import Database, GlbStore
+
+from .messages import Predictions, Reconstruction
+from .stage import Stage
+
+
+class ExportStage(Stage[Predictions, Reconstruction]):
+    name = "export"
+
+    def __init__(self, settings: AppSettings, store: GlbStore | None = None) -> None:
+        """store: the GLB store to save into; else opened from settings.storage on first save."""
+        self.options = settings.export
+        self._storage = settings.storage
+        self._store = store
+
+    @property
+    def store(self) -> GlbStore:
+        if self._store is None:
+            db = Database(self._storage.database_url)
+            db.upgrade()  # an empty or older database is brought up to date
+            self._store = GlbStore(db, self._storage.storage_root)
+        return self._store
+
+    def run(self, item: Predictions) -> Reconstruction:
+        exported = export_glb(item.arrays, self.options)
+        hashed_name = None
+        if item.job.user_id is not None:
+            hashed_name = self.store.save(exported.glb, item.job.user_id, item.job.original_name).hashed_name
+        return Reconstruction(
+            glb=exported.glb,
+            hashed_name=hashed_name,
+            frame_count=item.frame_count,
+            point_count=exported.point_count,
+        )

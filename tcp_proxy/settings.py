@@ -1,0 +1,20 @@
+"""The TCP server's settings: the `proxy` section of the service's config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    host: str = "0.0.0.0"
+    port: int = 4567  # fixed by deployed clients
+    max_payload_bytes: int = 512 * 1024 * 1024  # larger frames are refused from the header
+    read_timeout_s: float = 60.0  # longest silence between bytes of one request
+    idle_timeout_s: float = 300.0  # longest silence between requests (never while one is computed)
+    max_connections: int = 256
+    max_pending_reconstructions: int = 8  # queued + running; more answer ERROR_BUSY
+    session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
+    bind_sessions_to_ip: bool = True  # the Android app reconnects per request
+    require_vip_for_video: bool = True  # server-side check of what the app enforces
+    spool_dir: str = ""  # uploads are streamed here; "" = system temp dir

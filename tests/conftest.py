@@ -1,0 +1,47 @@
+"""Fixtures for the stage and pipeline tests: real encoded photos and a video, a predictable runner.
+
+Imports of media and storage libraries stay inside the fixtures: tests/vggt must
+run where only torch, numpy, pillow and pytest are installed (scripts/gpu_checks.sh).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def predictable_runner():
+    from stage_doubles import PredictableRunner
+
+    return PredictableRunner()
+
+
+@pytest.fixture(scope="session")
+def photo_bytes() -> list[bytes]:
+    """Three real JPEG photos, 160x120."""
+    import media_files
+
+    return [media_files.jpeg_bytes(media_files.textured_frame(i, blur=1.0, seed=i)) for i in range(3)]
+
+
+@pytest.fixture(scope="session")
+def video_clip(tmp_path_factory):
+    """A real H.264 MP4: 3 s at 10 fps, 160x120."""
+    import media_files
+
+    path = tmp_path_factory.mktemp("media") / "clip.mp4"
+    return media_files.write_video(path, [media_files.numbered_frame(i) for i in range(30)], fps=10)
+
+
+@pytest.fixture
+def owned_store(tmp_path):
+    """A GLB store on a fresh SQLite database holding one user, alice, with id 7."""
+    from serve_app.storage import Database, GlbStore
+    from serve_app.storage.models import User
+
+    db = Database(f"sqlite:///{tmp_path / 'app.db'}")
+    db.upgrade()
+    with db.session() as session:
+        session.add(User(id=7, username="alice", password_hash="x"))
+    yield GlbStore(db, tmp_path / "storage")
+    db.dispose()

@@ -1,0 +1,49 @@
+"""DecodeStage: real photos and a real video to frames, with the limits of the settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from serve_app.config import AppSettings
+from serve_app.stages import DecodeStage, Job, Upload
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
+
+
+def test_photos_become_upright_rgb_frames(photo_bytes):
+    job = Job(7, "images:3")
+    frames = DecodeStage(AppSettings()).run(Upload(job, images=tuple(photo_bytes)))
+    assert frames.job == job and frames.source == "images"
+    assert [f.shape for f in frames.frames] == [(120, 160, 3)] * 3
+
+
+def test_video_is_sampled_at_the_configured_rate(video_clip):
+    settings = AppSettings.from_dict({"frames": {"fps": 1.0, "max_frames": 2}})
+    frames = DecodeStage(settings).run(Upload(Job(1, "video"), video_path=str(video_clip)))
+    assert frames.source == "video"
+    assert len(frames.frames) == 2  # 3 s at 1 fps gives 3, capped at max_frames
+    assert frames.frames[0].shape == (120, 160, 3)
+
+
+def test_limits_come_from_the_settings(photo_bytes):
+    stage = DecodeStage(AppSettings.from_dict({"frames": {"max_images": 2}}))
+    with pytest.raises(TooManyImagesError):
+        stage.run(Upload(Job(), images=tuple(photo_bytes)))
+
+
+@pytest.mark.parametrize(
+    ("upload", "error"),
+    [
+        (Upload(Job(), images=(b"not an image",)), BadImageError),
+        (Upload(Job(), images=()), NoFramesError),
+    ],
+)
+def test_bad_uploads_raise_their_wire_error(upload, error):
+    with pytest.raises(error):
+        DecodeStage(AppSettings()).run(upload)
+
+
+def test_unreadable_video_raises_no_frames(tmp_path):
+    path = tmp_path / "junk.mp4"
+    path.write_bytes(b"\x00 not a video" * 100)
+    with pytest.raises(NoFramesError):
+        DecodeStage(AppSettings()).run(Upload(Job(), video_path=str(path)))
