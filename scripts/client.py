@@ -5,6 +5,7 @@
         images a.jpg b.jpg --out model.glb
     python scripts/client.py --user vip --password ... video clip.mp4
     python scripts/client.py get <hash> --out model.glb
+    python scripts/client.py --user demo --password 123456 list      # your stored GLBs, newest first
 
 By default the login and the request share one connection; `--reconnect`
 opens one connection per request instead, as the Android app does (the
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence, Union
 
-LOGIN, IMAGE, VIDEO, GET_GLB = 1, 2, 3, 4
+LOGIN, IMAGE, VIDEO, GET_GLB, LIST = 1, 2, 3, 4, 5
 MAX_NAME_BYTES = 1024
 CHUNK = 1024 * 1024
 ImageSource = Union[str, os.PathLike, bytes]
@@ -111,6 +112,17 @@ class Client:
             raise ServerError(data.decode("ascii", errors="replace"))
         return data
 
+    def list(self) -> list[dict]:
+        """The logged-in user's stored GLBs, newest first: hash, original_name, file_size, created_at."""
+        self._send_frame(LIST, b"")
+        data = self._read_block()
+        if len(data) < 1024 and data.startswith((b"ERROR_", b"UNKNOWN_COMMAND")):
+            raise ServerError(data.decode("ascii", errors="replace"))
+        entries = json.loads(data.decode("utf-8"))
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "hash" in e for e in entries):
+            raise ProtocolViolation(f"unexpected LIST reply {data[:200]!r}")
+        return entries
+
     # -- wire ------------------------------------------------------------
     def _socket(self) -> socket.socket:
         self.connect()
@@ -175,6 +187,13 @@ def _read_chunks(f: BinaryIO) -> Iterable[bytes]:
 
 
 # -- CLI ------------------------------------------------------------------
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class InputError(Exception):
+    """A local problem found before anything is sent (missing file, unwritable output)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Reconstruction service client (TCP protocol).")
     p.add_argument("--host", default="127.0.0.1")
@@ -195,16 +214,32 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("get", help="download a GLB by its hash")
     s.add_argument("hash")
     s.add_argument("--out", help="where to save the GLB (default: <hash>.glb)")
+    s = sub.add_parser("list", help="your stored GLBs, newest first (recovers results whose reply was lost)")
+    s.add_argument("--json", action="store_true", help="print the server's JSON as is")
     return p
 
 
-def _save(data: bytes, out: str | None, name: str) -> str:
-    path = out or name
-    Path(path).write_bytes(data)
-    return path
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything local that can be wrong, before connecting: files to send, where to write."""
+    sources = args.files if args.command == "images" else [args.file] if args.command == "video" else []
+    for source in sources:
+        if not os.path.isfile(source) or not os.access(source, os.R_OK):
+            raise InputError(f"cannot read {source}")
+    out = getattr(args, "out", None)
+    if out:
+        folder = Path(out).parent if str(Path(out).parent) else Path(".")
+        if Path(out).is_dir():
+            raise InputError(f"--out {out} is a folder; give a file name")
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise InputError(f"--out {out}: cannot write into {folder}")
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_inputs(args)
+    except InputError as exc:
+        print(f"client: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     client = Client(args.host, args.port, timeout=args.timeout)
     progress = not args.quiet
     try:
@@ -213,15 +248,17 @@ def run(args: argparse.Namespace) -> int:
             ok, vip = client.login(args.user, password)
             if args.command == "login":
                 print(json.dumps([ok, vip]))
-                return 0 if ok else 1
+                return EXIT_OK if ok else EXIT_FAILED
             if not ok:
                 print("login failed", file=sys.stderr)
-                return 1
+                return EXIT_FAILED
             if args.reconnect:
                 client.close()
         elif args.command == "login":
             print("login needs --user", file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
+        if args.command == "list":
+            return _print_list(client.list(), args.json)
         if args.command == "images":
             name, glb = client.images(args.files, progress=progress)
         elif args.command == "video":
@@ -230,17 +267,35 @@ def run(args: argparse.Namespace) -> int:
             text = args.hash.strip()
             glb = client.get(text)
             name = text if text.endswith(".glb") else f"{text}.glb"
-        path = _save(glb, args.out, name)
-        print(f"{name} -> {path} ({len(glb)} bytes)")
-        return 0
     except ServerError as exc:
         print(f"server error: {exc.code}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     except (OSError, ProtocolViolation) as exc:
         print(f"connection problem: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     finally:
         client.close()
+    print(name, flush=True)  # the share hash first: it survives a failed write below
+    path = args.out or name
+    try:
+        Path(path).write_bytes(glb)
+    except OSError as exc:
+        print(f"cannot write {path}: {exc.strerror or exc}; fetch it again with: get {name}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{name} -> {path} ({len(glb)} bytes)")
+    return EXIT_OK
+
+
+def _print_list(entries: list[dict], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for entry in entries:
+        created = entry.get("created_at") or "-"
+        print(f"{entry['hash']}.glb  {created}  {entry.get('file_size', 0):>12,} B  {entry.get('original_name', '')}")
+    if not entries:
+        print("no stored GLBs", file=sys.stderr)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

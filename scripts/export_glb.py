@@ -5,23 +5,37 @@
     export_glb.py --images photos/ --out out_dir/ --preset tiny
     export_glb.py --images a.jpg b.jpg --save-to-db --user-id 1 --original-name scene
 
+The setup guide's spellings work too, as aliases (`--video_path`, `--conf_thres`,
+`--prediction_mode "Predicted Pointmap"`, `--save_to_db`, `--show_cam`, ...):
+
+    export_glb.py --video_path clip.mp4 --out outputs --fps 0.4 --prediction_mode "Predicted Pointmap"
+
 Runs the service's stages in-process (decode, inference, export, and with
 --save-to-db the same storage layer as the service), one progress bar per
-stage, then prints a one-line summary. Bad input exits with status 2 and a
-one-line message.
+stage, then prints a one-line summary. Every argument is checked before
+anything is decoded; bad input exits with status 2 and a one-line message.
+`--out` names a file when it ends in `.glb`, else a folder (created if
+needed) that gets `<input name>.glb`. The checkpoint is `./model.pt`, else
+the repository root's (where `fetch_weights.py` puts it).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 from serve_app.export.options import DOWNSAMPLE_METHODS, POINT_SOURCES
+from serve_app.frames.photos import SUFFIXES as IMAGE_SUFFIXES  # what the decoder opens
+from serve_app.vggt.config import PRESETS
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHECKPOINT = "model.pt"
 EXIT_BAD_INPUT = 2
+# the setup guide's --prediction_mode values
+PREDICTION_MODES = {"Predicted Pointmap": "pointmap", "Depthmap and Camera Branch": "depth"}
 
 
 class InputError(Exception):
@@ -36,35 +50,51 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(description="Photos or a video to a VGGT point cloud (GLB).")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--video", metavar="PATH", help="a video file")
-    source.add_argument("--images", metavar="PATH", nargs="+", help="a folder of photos, or photo files")
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", metavar="FILE_OR_DIR", help="write the GLB here (a folder gets <input name>.glb)")
-    target.add_argument("--save-to-db", action="store_true", help="store it like the service (file + glb_files row)")
-    parser.add_argument("--user-id", type=int, help="owner of the stored GLB (with --save-to-db)")
-    parser.add_argument("--original-name", help="name recorded with the stored GLB (default: the input's name)")
+    source.add_argument("--video", "--video_path", metavar="PATH", help="a video file")
+    source.add_argument("--images", "--image_folder", metavar="PATH", nargs="+", help="a folder of photos, or photos")
+    parser.add_argument("--out", metavar="FILE_OR_DIR", help="write the GLB: a .glb file, or a folder for <input>.glb")
+    parser.add_argument(
+        "--save-to-db", "--save_to_db", action="store_true", help="store it like the service (file + glb_files row)"
+    )
+    parser.add_argument("--user-id", "--user_id", type=int, help="owner of the stored GLB (with --save-to-db)")
+    parser.add_argument("--original-name", "--original_name", help="name recorded with the stored GLB")
     parser.add_argument("--database-url", help="database for --save-to-db (default: the service's)")
     parser.add_argument("--storage-root", help="folder holding out/ for --save-to-db (default: the service's)")
 
     parser.add_argument("--fps", type=float, help="frames sampled per second of video")
     parser.add_argument("--max-frames", type=int, help="at most this many frames (video), or photos")
 
-    parser.add_argument("--conf-percentile", type=float, help="drop this percent of the least confident points")
+    parser.add_argument(
+        "--conf-percentile", "--conf_thres", type=float, help="drop this percent of the least confident points"
+    )
     parser.add_argument("--source", choices=POINT_SOURCES, help="point map, or depth unprojected with cameras")
-    parser.add_argument("--mask-black-bg", action="store_true", help="drop near-black pixels")
-    parser.add_argument("--mask-white-bg", action="store_true", help="drop near-white pixels")
-    parser.add_argument("--show-cameras", action="store_true", help="add a marker per camera")
+    parser.add_argument(
+        "--prediction_mode",
+        choices=list(PREDICTION_MODES),
+        help='the setup guide\'s name for --source: "Predicted Pointmap" = pointmap, "Depthmap and Camera Branch" = depth',
+    )
+    parser.add_argument("--mask-black-bg", "--mask_black_bg", action="store_true", help="drop near-black pixels")
+    parser.add_argument("--mask-white-bg", "--mask_white_bg", action="store_true", help="drop near-white pixels")
+    parser.add_argument("--show-cameras", "--show_cam", action="store_true", help="add a marker per camera")
     parser.add_argument("--frame", type=int, help="export only this frame (0-based)")
     parser.add_argument("--max-points", type=int, help="cap the point count (smaller files for phones)")
     parser.add_argument("--downsample", choices=DOWNSAMPLE_METHODS, help="how --max-points thins (default: uniform)")
     parser.add_argument("--mask-sky", action="store_true", help="drop sky pixels (needs --skyseg-model)")
     parser.add_argument("--skyseg-model", metavar="PATH", default="skyseg.onnx", help="local sky segmentation model")
 
-    parser.add_argument("--checkpoint", default="model.pt", help="VGGT-1B weights (default: model.pt)")
-    parser.add_argument("--preset", default="vggt-1b", help='model preset; "tiny" is an UNTRAINED demo model')
+    parser.add_argument("--checkpoint", help=f"VGGT-1B weights (default: ./{CHECKPOINT}, else {REPO_ROOT / CHECKPOINT})")
+    parser.add_argument("--preset", default="vggt-1b", choices=PRESETS, help='"tiny" is an UNTRAINED demo model')
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+def checkpoint_path(args: argparse.Namespace) -> str:
+    """--checkpoint, else ./model.pt, else the repository root's model.pt (fetch_weights.py's default)."""
+    if args.checkpoint:
+        return args.checkpoint
+    here = Path(CHECKPOINT)
+    return str(here if here.is_file() or not (REPO_ROOT / CHECKPOINT).is_file() else REPO_ROOT / CHECKPOINT)
 
 
 def settings_from(args: argparse.Namespace):
@@ -74,7 +104,7 @@ def settings_from(args: argparse.Namespace):
     frames = {"fps": args.fps, "max_frames": args.max_frames, "max_images": args.max_frames}
     export = {
         "conf_percentile": args.conf_percentile,
-        "source": args.source,
+        "source": args.source or PREDICTION_MODES.get(args.prediction_mode or ""),
         "mask_black_bg": args.mask_black_bg or None,
         "mask_white_bg": args.mask_white_bg or None,
         "show_cameras": args.show_cameras or None,
@@ -85,7 +115,7 @@ def settings_from(args: argparse.Namespace):
         "skyseg_model": args.skyseg_model if args.mask_sky else None,
     }
     storage = {"database_url": args.database_url, "storage_root": args.storage_root}
-    model = {"checkpoint": args.checkpoint, "preset": args.preset, "device": args.device}
+    model = {"checkpoint": checkpoint_path(args), "preset": args.preset, "device": args.device}
     sections = {"frames": frames, "export": export, "storage": storage, "model": model}
     try:
         return AppSettings.from_dict({name: _given(values) for name, values in sections.items()})
@@ -98,6 +128,10 @@ def _given(values: dict) -> dict:
 
 
 def check_args(args: argparse.Namespace) -> None:
+    if not args.out and not args.save_to_db:
+        raise InputError("one of the arguments --out --save-to-db is required")
+    if args.source and args.prediction_mode and args.source != PREDICTION_MODES[args.prediction_mode]:
+        raise InputError("--source and --prediction_mode disagree")
     if args.save_to_db and args.user_id is None:
         raise InputError("--save-to-db needs --user-id")
     if not args.save_to_db and (args.user_id is not None or args.original_name):
@@ -134,10 +168,29 @@ def input_name(args: argparse.Namespace) -> str:
 
 
 def output_path(out: str, name: str) -> Path:
+    """A `.glb` path is the file; anything else is a folder that gets `<name>.glb`."""
     path = Path(out)
-    if path.is_dir() or out.endswith(("/", "\\")):
-        return path / f"{Path(name).stem}.glb"
-    return path
+    if path.suffix.lower() == ".glb" and not path.is_dir():
+        return path
+    return path / f"{Path(name).stem}.glb"
+
+
+def check_output(target: Path) -> None:
+    """Refuse, before any work, an output that cannot be written."""
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a folder")
+    for parent in (target.parent, *target.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"cannot write {target}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK):
+                raise InputError(f"cannot write {target}: {parent} is not writable")
+            break
+
+
+def check_frame(frame: int | None, frame_count: int, what: str) -> None:
+    if frame is not None and not -frame_count <= frame < frame_count:
+        raise InputError(f"--frame {frame} is out of range: {what} give {frame_count} frames")
 
 
 def stage_bars(quiet: bool):
@@ -177,6 +230,14 @@ def run(args: argparse.Namespace) -> str:
         raise InputError(f"no such video: {args.video}")
     images = image_files(args.images) if args.images else None
     settings = settings_from(args)
+    if images is not None:
+        check_frame(args.frame, len(images), f"{len(images)} photos")
+    else:
+        check_frame(args.frame, settings.frames.max_frames, "videos")  # at most max_frames are sampled
+    name = args.original_name or input_name(args)
+    target = output_path(args.out, input_name(args)) if args.out else None
+    if target is not None:
+        check_output(target)
     stages = [ExportStage(settings, open_store(settings, args.user_id))] if args.save_to_db else []
     pipeline = Pipeline(settings, stages=stages, progress=stage_bars(args.quiet))
 
@@ -186,24 +247,23 @@ def run(args: argparse.Namespace) -> str:
             file=sys.stderr,
         )
 
-    name = args.original_name or input_name(args)
     job = Job(user_id=args.user_id if args.save_to_db else None, original_name=name)
     if images is not None:
         upload = Upload(job, images=tuple(p.read_bytes() for p in images))
     else:
         upload = Upload(job, video_path=args.video)
     result = pipeline.run(upload)
+    done = []
     if args.save_to_db:
         path = pipeline.stage(ExportStage).store.path_for(result.hashed_name)
-        where = f"stored {result.hashed_name} ({path})"
-    else:
-        target = output_path(args.out, name)
+        done.append(f"stored {result.hashed_name} ({path})")
+    if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(result.glb)
-        where = f"wrote {target}"
+        done.append(f"wrote {target}")
     stages_text = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.timings.items())
     return (
-        f"{where}: {result.frame_count} frames, {result.point_count:,} points, "
+        f"{', '.join(done)}: {result.frame_count} frames, {result.point_count:,} points, "
         f"{len(result.glb) / 1e6:.2f} MB GLB in {sum(result.timings.values()):.2f}s ({stages_text})"
     )
 

@@ -1,4 +1,4 @@
-"""LOGIN and GET_GLB: users and stored GLBs, for whichever process hosts the TCP server.
+"""LOGIN, GET_GLB and LIST: users and stored GLBs, for whichever process hosts the TCP server.
 
 `Accounts` opens the database (upgrading its schema), checks passwords with
 at most `LOGIN_CONCURRENCY` scrypt verifications at once (each ~128 MiB and
@@ -13,13 +13,14 @@ import asyncio
 
 from serve_app.config import AppSettings
 from serve_app.storage import Database, GlbStore, UserStore
-from tcp_proxy.backend import User
+from tcp_proxy.backend import GlbInfo, Reconstruction, User
+from tcp_proxy.errors import ServiceError
 
 LOGIN_CONCURRENCY = 2  # scrypt verifications at once
 
 
 class Accounts:
-    """Users (login) and the GLB store (download by hash) of one database."""
+    """Users (login) and the GLB store (download by hash, a user's list) of one database."""
 
     def __init__(self, settings: AppSettings) -> None:
         """Opens the database without touching it; call `open` (or `upgrade`) before use."""
@@ -41,6 +42,23 @@ class Accounts:
 
     async def get_glb(self, hash_text: str) -> bytes:
         return await asyncio.to_thread(self._glbs.read, hash_text)
+
+    async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
+        return await asyncio.to_thread(self._glbs.list_for_user, user.id, limit)
+
+    async def stored_result(self, user_id: int, source_digest: str) -> Reconstruction | None:
+        """The user's stored GLB computed from `source_digest` (the result cache), or None."""
+
+        def find() -> Reconstruction | None:
+            hashed_name = self._glbs.find_by_digest(user_id, source_digest)
+            if hashed_name is None:
+                return None
+            try:
+                return Reconstruction(glb=self._glbs.read(hashed_name), hashed_name=hashed_name)
+            except ServiceError:  # removed meanwhile: compute it again
+                return None
+
+        return await asyncio.to_thread(find)
 
     def close(self) -> None:
         self._db.dispose()

@@ -11,6 +11,7 @@ server's `tcp_proxy.settings.ProxySettings`, `export` is
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ Device = Literal["auto", "cpu", "cuda"]
 class StorageSettings:
     database_url: str = "sqlite:///./vggt_app.db"  # existing deployments keep this file
     storage_root: str = "."  # GLBs go to <storage_root>/out/YYYY-MM-DD/<hash>.glb
+    reuse_results: bool = True  # the same upload by the same user answers the stored GLB (serve_app.result_cache)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,24 @@ class AppSettings:
             section_cls = f.default_factory().__class__  # type: ignore[misc]
             built[name] = _build_section(section_cls, name, data.get(name) or {})
         return cls(**built)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], app_name: str | None = None) -> "AppSettings":
+        """Settings from a Serve config (the `args` of application `app_name`, or of its only
+        application) or from a plain settings mapping in YAML. Errors are ValueError/OSError."""
+        import yaml
+
+        with open(path, encoding="utf-8") as f:
+            doc: Any = yaml.safe_load(f) or {}
+        if isinstance(doc, dict) and isinstance(doc.get("applications"), list):
+            apps = [a for a in doc["applications"] if isinstance(a, dict)]
+            named = [a for a in apps if app_name is not None and a.get("name") == app_name]
+            if not named and len(apps) != 1:
+                raise ValueError(f"no application named {app_name!r} in {path}")
+            doc = (named or apps)[0].get("args") or {}
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path} holds no settings mapping")
+        return cls.from_dict(doc)
 
     @classmethod
     def from_args(cls, args: dict[str, Any] | None) -> "AppSettings":

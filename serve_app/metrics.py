@@ -1,17 +1,20 @@
 """Custom Ray Serve metrics of the service.
 
-They are exported with Ray's other metrics (Prometheus names get the `ray_`
-prefix, counters a `_total` suffix) and show up in the Ray dashboard's
+Names follow Prometheus conventions (base units in the name: `_seconds`,
+`_bytes`; Ray adds the `ray_` prefix, and the `_total` suffix to counters,
+so `vggt_received_bytes` is scraped as `ray_vggt_received_bytes_total`). They
+are exported with Ray's other metrics and show up in the Ray dashboard's
 metrics view and in Grafana next to Serve's own `ray_serve_*` series. Serve
 adds the `deployment`, `replica` and `application` tags itself.
 
 | metric | kind | tags | recorded by |
 | --- | --- | --- | --- |
 | `vggt_requests` | counter | command, outcome (`OK`, `LOGIN_FAILED`, `DISCONNECTED` or the `ERROR_*` code sent) | ingress, one per request |
-| `vggt_request_latency_s` | histogram | command | ingress: header received to reply sent (upload included) |
-| `vggt_stage_latency_s` | histogram | stage (the `name` of each of `STAGES`: `decode`, `inference`, `export`) | `run_stage` |
+| `vggt_request_duration_seconds` | histogram | command | ingress: header received to reply sent (upload included) |
+| `vggt_stage_duration_seconds` | histogram | stage (the `name` of each of `STAGES`: `decode`, `inference`, `export`) | `run_stage` |
 | `vggt_frames_per_request` | histogram | source (`images`, `video`) | the decode stage's replica (`run_stage`) |
-| `vggt_bytes_in` / `vggt_bytes_out` | counter | command | ingress (request payload / reply bytes) |
+| `vggt_received_bytes` / `vggt_sent_bytes` | counter | command | ingress (request frames / replies) |
+| `vggt_result_cache_lookups` | counter | outcome (`hit`, `miss`) | ingress: an upload found (or not) among the user's stored results |
 | `vggt_model_loaded` | gauge | | VGGTInference: 1 when the model is loaded, 0 when it could not be |
 | `vggt_open_connections` / `vggt_pending_reconstructions` | gauge | | ingress (TCP server), refreshed per request and every 10 s |
 
@@ -46,13 +49,13 @@ class ServiceMetrics:
             tag_keys=("command", "outcome"),
         )
         self.request_latency = metrics.Histogram(
-            "vggt_request_latency_s",
+            "vggt_request_duration_seconds",
             description="Time from a request's header to its reply sent (upload included), by command.",
             boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("command",),
         )
         self.stage_latency = metrics.Histogram(
-            "vggt_stage_latency_s",
+            "vggt_stage_duration_seconds",
             description="Time spent in one pipeline stage: decode, inference or export (export includes storing).",
             boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("stage",),
@@ -64,12 +67,12 @@ class ServiceMetrics:
             tag_keys=("source",),
         )
         self.bytes_in = metrics.Counter(
-            "vggt_bytes_in",
+            "vggt_received_bytes",
             description="Request payload bytes received, by command.",
             tag_keys=("command",),
         )
         self.bytes_out = metrics.Counter(
-            "vggt_bytes_out",
+            "vggt_sent_bytes",
             description="Reply bytes sent, by command.",
             tag_keys=("command",),
         )
@@ -80,6 +83,11 @@ class ServiceMetrics:
         self.pending_reconstructions = metrics.Gauge(
             "vggt_pending_reconstructions",
             description="IMAGE/VIDEO requests queued or running (over proxy.max_pending_reconstructions: ERROR_BUSY).",
+        )
+        self.cache_lookups = metrics.Counter(
+            "vggt_result_cache_lookups",
+            description="Uploads looked up among the user's stored results: hit (answered from storage) or miss.",
+            tag_keys=("outcome",),
         )
         self.model_loaded = metrics.Gauge(
             "vggt_model_loaded",
@@ -127,6 +135,12 @@ class ServiceMetrics:
             self.pending_reconstructions.set(pending_reconstructions)
         except Exception:  # pragma: no cover - defensive
             log.debug("recording proxy gauges failed", exc_info=True)
+
+    def record_cache_lookup(self, hit: bool) -> None:
+        try:
+            self.cache_lookups.inc(1, tags={"outcome": "hit" if hit else "miss"})
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording cache metric failed", exc_info=True)
 
     def set_model_loaded(self, loaded: bool) -> None:
         try:

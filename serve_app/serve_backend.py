@@ -1,7 +1,9 @@
 """`ServeBackend`: the TCP server's `Backend` over a running Ray Serve application.
 
-LOGIN and GET_GLB go to `Accounts` in this process. A reconstruction is
-the stage deployments chained in the order of `serve_app.stages.STAGES`:
+LOGIN, GET_GLB and LIST go to `Accounts` in this process. A reconstruction
+first looks for the same upload among the user's stored results
+(`serve_app.result_cache`); if there is none, it is the stage deployments
+chained in the order of `serve_app.stages.STAGES`:
 
     response = Upload(...)
     for handle in stages:                      # FrameExtractor, VGGTInference, GlbExporter
@@ -27,31 +29,48 @@ replica, a bug) propagates and the server answers `ERROR_INTERNAL`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.accounts import Accounts
+from serve_app.result_cache import ResultCache
 from serve_app.stages import Job, Reconstruction, Upload
-from tcp_proxy.backend import User
+from tcp_proxy.backend import GlbInfo, User
 from tcp_proxy.errors import ServiceError
+
+
+class CacheMetrics(Protocol):
+    def record_cache_lookup(self, hit: bool) -> None: ...
 
 
 class ServeBackend:
     """tcp_proxy.backend.Backend: accounts in this process, the stages through deployment handles."""
 
-    def __init__(self, accounts: Accounts, stages: Sequence[DeploymentHandle]) -> None:
-        """stages: one handle per stage deployment, in the order of STAGES."""
+    def __init__(
+        self,
+        accounts: Accounts,
+        stages: Sequence[DeploymentHandle],
+        cache: ResultCache | None = None,
+        metrics: CacheMetrics | None = None,
+    ) -> None:
+        """stages: one handle per stage deployment, in the order of STAGES; cache: None computes every upload."""
         self._accounts = accounts
         self._stages = list(stages)
+        self._cache = cache
+        self._metrics = metrics
 
     async def login(self, username: str, password: str, address: str) -> User | None:
         return await self._accounts.login(username, password, address)
 
     async def get_glb(self, hash_text: str) -> bytes:
         return await self._accounts.get_glb(hash_text)
+
+    async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
+        return await self._accounts.list_glbs(user, limit)
 
     async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
         images = tuple(images)
@@ -62,6 +81,14 @@ class ServeBackend:
 
     async def _reconstruct(self, upload: Upload) -> Reconstruction:
         started = time.perf_counter()
+        if self._cache is not None and upload.job.user_id is not None:
+            key = await asyncio.to_thread(self._cache.key, upload)
+            stored = await self._accounts.stored_result(upload.job.user_id, key)
+            if self._metrics is not None:
+                self._metrics.record_cache_lookup(stored is not None)
+            if stored is not None:
+                return dataclasses.replace(stored, timings={"cache": time.perf_counter() - started})
+            upload = dataclasses.replace(upload, job=dataclasses.replace(upload.job, source_digest=key))
         response: Any = upload
         for handle in self._stages:
             response = handle.run.remote(response)

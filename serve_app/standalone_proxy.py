@@ -19,7 +19,6 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
-from typing import Any
 
 from serve_app.config import AppSettings
 from tcp_proxy.server import start_server
@@ -42,17 +41,10 @@ def load_settings(path: str | None, app_name: str) -> AppSettings:
     """AppSettings from a Serve config (the named application's args) or a plain mapping."""
     if not path:
         return AppSettings()
-    import yaml
-
-    with open(path, encoding="utf-8") as f:
-        doc: Any = yaml.safe_load(f) or {}
-    if isinstance(doc, dict) and isinstance(doc.get("applications"), list):
-        apps = [a for a in doc["applications"] if isinstance(a, dict)]
-        named = [a for a in apps if a.get("name") == app_name]
-        if not named and len(apps) != 1:
-            raise SystemExit(f"no application named {app_name!r} in {path}")
-        doc = (named or apps)[0].get("args") or {}
-    return AppSettings.from_dict(doc)
+    try:
+        return AppSettings.from_file(path, app_name)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"{path}: {exc}") from None
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -60,12 +52,14 @@ async def serve(args: argparse.Namespace) -> None:
 
     from serve_app.accounts import Accounts
     from serve_app.deployments import stage_handles
+    from serve_app.result_cache import ResultCache
     from serve_app.serve_backend import ServeBackend
 
     settings = load_settings(args.config, args.app)
     ray.init(address=args.address, logging_level=logging.WARNING)
     accounts = await Accounts.open(settings)
-    backend = ServeBackend(accounts, stage_handles(args.app))
+    cache = ResultCache(settings) if settings.storage.reuse_results else None
+    backend = ServeBackend(accounts, stage_handles(args.app), cache)
     server = await start_server(
         settings.proxy, backend, max_images=settings.frames.max_images, host=args.host, port=args.port
     )

@@ -12,6 +12,7 @@ the client should see as an `ERROR_*` code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Mapping, Protocol, Sequence
 
 
@@ -42,6 +43,16 @@ class Reconstruction:
         return f"{self.hashed_name}.glb"
 
 
+@dataclass(frozen=True)
+class GlbInfo:
+    """One stored GLB of a user, as LIST reports it."""
+
+    hashed_name: str
+    original_name: str
+    file_size: int
+    created_at: datetime | None  # UTC
+
+
 class Backend(Protocol):
     async def login(self, username: str, password: str, address: str) -> User | None:
         """The user on success; None for any failure (unknown, wrong, disabled, throttled)."""
@@ -54,3 +65,6 @@ class Backend(Protocol):
 
     async def get_glb(self, hash_text: str) -> bytes:
         """GLB bytes by share hash as typed by a user (white space, `.glb` tolerated)."""
+
+    async def list_glbs(self, user: User, limit: int) -> Sequence[GlbInfo]:
+        """The user's stored GLBs, newest first, at most `limit`."""

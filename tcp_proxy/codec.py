@@ -7,7 +7,7 @@ socket, a file or a clock, so every byte can be tested directly.
 Usage: feed bytes with `receive_data` (b"" at end of stream), then call
 `next_event` until it returns `NEED_DATA`. Each frame of a known command
 starts with `FrameStart`; then comes exactly one of `Login`, `Images`,
-`VideoChunk`... `VideoEnd`, `GetGlb` or `Rejected`, unless the caller
+`VideoChunk`... `VideoEnd`, `GetGlb`, `ListGlbs` or `Rejected`, unless the caller
 answered the frame early and called `skip_payload`. An unknown command gives
 only `Rejected(command, UNKNOWN_COMMAND)` and its payload is skipped, so the
 connection stays in step. A frame that cannot be read safely raises
@@ -19,20 +19,23 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Union
+from datetime import timezone
+from typing import Sequence, Union
 
 from . import errors
+from .backend import GlbInfo
 
 LOGIN = 1
 IMAGE = 2
 VIDEO = 3
 GET_GLB = 4
-COMMAND_NAMES = {LOGIN: "LOGIN", IMAGE: "IMAGE", VIDEO: "VIDEO", GET_GLB: "GET_GLB"}
+LIST = 5  # an extension: deployed apps never send it
+COMMAND_NAMES = {LOGIN: "LOGIN", IMAGE: "IMAGE", VIDEO: "VIDEO", GET_GLB: "GET_GLB", LIST: "LIST"}
 
 HEADER = struct.Struct(">BI")
 U32 = struct.Struct(">I")
 MAX_NAME_BYTES = 1024  # the app rejects longer names
-SMALL_PAYLOAD_BYTES = 64 * 1024  # LOGIN and GET_GLB payloads are held whole; cap them
+SMALL_PAYLOAD_BYTES = 64 * 1024  # LOGIN, GET_GLB and LIST payloads are held whole; cap them
 
 UNKNOWN_COMMAND = "UNKNOWN_COMMAND"
 ERROR_PAYLOAD_TOO_LARGE = errors.PayloadTooLargeError.code
@@ -124,6 +127,11 @@ class GetGlb:
 
 
 @dataclass(frozen=True)
+class ListGlbs:
+    """A LIST request (its payload, normally empty, is ignored)."""
+
+
+@dataclass(frozen=True)
 class Rejected:
     """The codec refused the frame; answer `encode_error(command, code)`.
 
@@ -139,7 +147,7 @@ class ConnectionClosed:
     """The client ended the stream between frames."""
 
 
-Event = Union[FrameStart, Login, Images, VideoChunk, VideoEnd, GetGlb, Rejected, ConnectionClosed]
+Event = Union[FrameStart, Login, Images, VideoChunk, VideoEnd, GetGlb, ListGlbs, Rejected, ConnectionClosed]
 
 # reader states
 _HEADER, _BODY, _SKIP, _ERROR = "header", "body", "skip", "error"
@@ -240,7 +248,7 @@ class RequestReader:
                 raise ProtocolError("unknown command, payload too large", code=UNKNOWN_COMMAND, command=command)
             self._enter_skip()
             return Rejected(command, UNKNOWN_COMMAND)
-        limit = SMALL_PAYLOAD_BYTES if command in (LOGIN, GET_GLB) else self.max_payload_bytes
+        limit = SMALL_PAYLOAD_BYTES if command in (LOGIN, GET_GLB, LIST) else self.max_payload_bytes
         if length > limit:
             raise ProtocolError(
                 f"declared payload {length} over the limit {limit}", code=ERROR_PAYLOAD_TOO_LARGE, command=command
@@ -280,6 +288,8 @@ class RequestReader:
         self._frame_done()
         if command == LOGIN:
             return _parse_login(payload)
+        if command == LIST:
+            return ListGlbs()
         return GetGlb(payload.decode("utf-8", errors="replace"))
 
     def _reject(self, code: str) -> Rejected:
@@ -363,6 +373,29 @@ def reconstruction_header(name: str, glb_length: int) -> bytes:
 def glb_header(glb_length: int) -> bytes:
     """The bytes before the GLB in a GET_GLB reply."""
     return U32.pack(glb_length)
+
+
+def encode_list(glbs: Sequence[GlbInfo]) -> bytes:
+    """LIST success: `u32 length` + a compact UTF-8 JSON array, one object per GLB, in the given order."""
+    entries = [
+        {
+            "hash": glb.hashed_name,
+            "original_name": glb.original_name,
+            "file_size": glb.file_size,
+            "created_at": _iso_utc(glb.created_at),
+        }
+        for glb in glbs
+    ]
+    return _sized(json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace"))
+
+
+def _iso_utc(moment) -> str | None:
+    """ISO 8601 in UTC with a `Z`; naive times are taken as UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="seconds") + "Z"
 
 
 def encode_error(command: int, code: str) -> bytes:

@@ -407,6 +407,8 @@ class _Connection:
             await self._login(event)
         elif isinstance(event, codec.GetGlb):
             await self._get_glb(event.hash_text)
+        elif isinstance(event, codec.ListGlbs):
+            await self._list()
         elif isinstance(event, codec.Rejected):
             if self.request is None:  # unknown command: no FrameStart
                 self.request = _Request(event.command, 0, time.monotonic())
@@ -519,6 +521,28 @@ class _Connection:
             await self._answer_error(code)
         else:
             await self._answer([codec.glb_header(len(glb)), glb], OUTCOME_OK)
+
+    async def _list(self) -> None:
+        """LIST: the logged-in user's stored GLBs, newest first, so a lost reply can be recovered."""
+        req = self.request
+        assert req is not None
+        user = self.server.sessions.user_for(self, self.peer)
+        if user is None:
+            await self._answer_error(ERROR_NOT_LOGGED_IN)
+            return
+        req.username = user.username
+        glbs, code = await self._call(self.server.backend.list_glbs, user, self.settings.list_limit)
+        self._mark("backend")
+        if code is not None:
+            await self._answer_error(code)
+            return
+        try:
+            reply = codec.encode_list(list(glbs)[: self.settings.list_limit])
+        except (TypeError, ValueError, AttributeError):
+            log.exception("backend returned an unusable listing")
+            await self._answer_error(codec.ERROR_INTERNAL)
+            return
+        await self._answer([reply], OUTCOME_OK)
 
     async def _call(self, method: Callable[..., Awaitable[Any]], *args: Any) -> tuple[Any, str | None]:
         """(result, None), or (None, code) for a failure the client may hear about."""

@@ -17,4 +17,5 @@ class ProxySettings:
     session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
     bind_sessions_to_ip: bool = True  # the Android app reconnects per request
     require_vip_for_video: bool = True  # server-side check of what the app enforces
+    list_limit: int = 100  # LIST answers at most this many GLBs (the newest)
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir

@@ -20,6 +20,7 @@ from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
 from serve_app.metrics import service_metrics
 from serve_app.request_history import RequestHistory
+from serve_app.result_cache import ResultCache
 from serve_app.serve_backend import ServeBackend
 from serve_app.stages import STAGES, InferenceStage
 from tcp_proxy.server import RequestRecord, start_server
@@ -45,7 +46,8 @@ class TCPIngress:
         self._model: DeploymentHandle = stages[STAGES.index(InferenceStage)]
         self._model_status: dict[str, Any] | None = None
         self._accounts = await Accounts.open(settings)
-        backend = ServeBackend(self._accounts, stages)
+        cache = ResultCache(settings) if settings.storage.reuse_results else None
+        backend = ServeBackend(self._accounts, stages, cache, self._metrics)
         self._server = await start_server(
             settings.proxy, backend, max_images=settings.frames.max_images, on_request=self._on_request
         )

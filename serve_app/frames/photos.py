@@ -1,4 +1,4 @@
-"""Uploaded photos (JPEG, PNG, WebP bytes) to upright RGB uint8 arrays.
+"""Uploaded photos (JPEG, PNG, WebP, HEIC/HEIF bytes) to upright RGB uint8 arrays.
 
 * The size in the header is checked before any pixel is decoded, so a small
   file that would expand to a huge image is refused cheaply.
@@ -15,10 +15,13 @@ from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
+from pillow_heif import register_heif_opener
 
 from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
 
-FORMATS = ("JPEG", "PNG", "WEBP")  # JPEG includes multi-picture (MPO) files
+register_heif_opener()  # lets Pillow open HEIC/HEIF (iPhone photos); once per process, on import
+FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")  # JPEG includes multi-picture (MPO) files, HEIF the .heic files
+SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")  # file names of those formats
 DEFAULT_MAX_PIXELS = 50_000_000
 
 Blob = bytes | bytearray | memoryview

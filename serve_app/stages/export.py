@@ -31,7 +31,10 @@ class ExportStage(Stage[Predictions, Reconstruction]):
         exported = export_glb(item.arrays, self.options)
         hashed_name = None
         if item.job.user_id is not None:
-            hashed_name = self.store.save(exported.glb, item.job.user_id, item.job.original_name).hashed_name
+            job = item.job
+            hashed_name = self.store.save(
+                exported.glb, job.user_id, job.original_name, source_digest=job.source_digest
+            ).hashed_name
         return Reconstruction(
             glb=exported.glb,
             hashed_name=hashed_name,

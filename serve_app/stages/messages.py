@@ -26,6 +26,7 @@ class Job:
 
     user_id: int | None = None  # owner of the stored GLB; None: the GLB is returned, not stored
     original_name: str = ""  # recorded with the stored GLB
+    source_digest: str | None = None  # result cache key, stored with the GLB (serve_app.result_cache)
 
 
 @dataclass(frozen=True)

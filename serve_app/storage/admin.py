@@ -1,7 +1,10 @@
 """The user administration command line behind `scripts/users.py` and `scripts/create_user.py`.
 
-Both upgrade the database first, print one clear line per outcome, and exit
-non-zero on bad input (taken username, unknown user, empty password).
+Both work on the service's database (`serve_app.storage.location`: `--config`,
+`$VGGT_CONFIG`, `--database-url`), upgrade it first, print one clear line per
+outcome, and exit non-zero on bad input (taken username, unknown user, empty
+password, a database that is not there). Only creating a user may create the
+database.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from serve_app.config import AuthSettings, StorageSettings
-from serve_app.storage.database import Database
+from serve_app.config import AuthSettings
+from serve_app.storage.location import LocationError, add_location_options, open_database, storage_settings
 from serve_app.storage.users import UserStore, UserStoreError
 
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
@@ -46,15 +49,15 @@ def create_user_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("username")
     parser.add_argument("password")
     parser.add_argument("is_vip", nargs="?", type=parse_flag, default=False, help="true/1/yes/y/t for VIP")
-    _add_database_option(parser)
+    add_location_options(parser)
     args = parser.parse_args(argv)
-    return _run(args, lambda users: _add(users, args.username, args.password, args.is_vip, None))
+    return _run(args, lambda users: _add(users, args.username, args.password, args.is_vip, None), create=True)
 
 
 def users_main(argv: Sequence[str] | None = None) -> int:
     """`users.py {add,passwd,vip,disable,enable,list}`."""
     parser = argparse.ArgumentParser(description="Manage users of the reconstruction service.")
-    _add_database_option(parser)
+    add_location_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     add = commands.add_parser("add", help="create a user")
@@ -77,21 +80,16 @@ def users_main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("list", help="show every user")
 
     args = parser.parse_args(argv)
-    return _run(args, lambda users: _USER_COMMANDS[args.command](users, args))
+    return _run(args, lambda users: _USER_COMMANDS[args.command](users, args), create=args.command == "add")
 
 
-def _add_database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        default=StorageSettings().database_url,
-        help="SQLAlchemy URL (default: %(default)s, relative to the working directory)",
-    )
-
-
-def _run(args: argparse.Namespace, action) -> int:
-    db = Database(args.database_url)
+def _run(args: argparse.Namespace, action, *, create: bool) -> int:
     try:
-        db.upgrade()
+        db = open_database(storage_settings(args).database_url, create=create)
+    except LocationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         action(UserStore(db, AuthSettings()))
     except UserStoreError as error:
         print(f"error: {error}", file=sys.stderr)

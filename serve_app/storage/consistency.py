@@ -31,6 +31,7 @@ DEFAULT_MIN_AGE_S = 600.0
 class StorageReport:
     rows_without_files: list[str]  # hashed names
     files_without_rows: list[Path]  # absolute paths
+    rows_checked: int = 0  # rows in glb_files when checked
 
     @property
     def consistent(self) -> bool:
@@ -58,7 +59,7 @@ def check_storage(
         for path in _stored_files(root)
         if path not in referenced and _modified_at(path) <= newest_allowed
     ]
-    return StorageReport(sorted(rows_without_files), sorted(files_without_rows))
+    return StorageReport(sorted(rows_without_files), sorted(files_without_rows), len(rows))
 
 
 def repair_storage(db: Database, report: StorageReport) -> None:

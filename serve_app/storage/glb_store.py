@@ -17,11 +17,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from tcp_proxy.errors import FileMissingError, HashNotFoundError
 from serve_app.storage.database import Database
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
 from serve_app.storage.paths import relative_glb_path, resolve_inside
+from tcp_proxy.backend import GlbInfo
+from tcp_proxy.errors import FileMissingError, HashNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,18 @@ class GlbStore:
         self._db = db
         self.root = Path(storage_root).resolve()
 
-    def save(self, glb: bytes, user_id: int, original_name: str, is_public: bool = False) -> StoredGlb:
-        """Write the file and its row together; on any failure neither remains."""
+    def save(
+        self,
+        glb: bytes,
+        user_id: int,
+        original_name: str,
+        is_public: bool = False,
+        source_digest: str | None = None,
+    ) -> StoredGlb:
+        """Write the file and its row together; on any failure neither remains.
+
+        source_digest: what the GLB was computed from (the result cache's key), if known.
+        """
         hashed_name = new_hashed_name()
         relative_path = relative_glb_path(utcnow().date(), hashed_name)
         final_path = self.root / relative_path
@@ -60,6 +71,7 @@ class GlbStore:
                         user_id=user_id,
                         file_size=len(glb),
                         is_public=is_public,
+                        source_digest=source_digest,
                     )
                 )
         except BaseException:
@@ -89,6 +101,35 @@ class GlbStore:
             return path.read_bytes()
         except FileNotFoundError:
             raise FileMissingError(f"the file of {path.stem} is missing") from None
+
+    def find_by_digest(self, user_id: int, source_digest: str) -> str | None:
+        """The hashed name of the user's newest GLB computed from `source_digest` whose file is there."""
+        query = (
+            select(GlbFile.hashed_name, GlbFile.file_path)
+            .where(GlbFile.user_id == user_id, GlbFile.source_digest == source_digest)
+            .order_by(GlbFile.created_at.desc(), GlbFile.id.desc())
+        )
+        with self._db.session() as session:
+            rows = session.execute(query).all()
+        for hashed_name, stored_path in rows:
+            path = resolve_inside(self.root, stored_path)
+            if path is not None and path.is_file():
+                return hashed_name
+        return None
+
+    def list_for_user(self, user_id: int, limit: int) -> list[GlbInfo]:
+        """The user's GLBs, newest first (ties: the later row first), at most `limit`."""
+        query = (
+            select(GlbFile)
+            .where(GlbFile.user_id == user_id)
+            .order_by(GlbFile.created_at.desc(), GlbFile.id.desc())
+            .limit(max(0, limit))
+        )
+        with self._db.session() as session:
+            rows = session.scalars(query).all()
+            return [
+                GlbInfo(row.hashed_name, row.original_name or "", row.file_size or 0, row.created_at) for row in rows
+            ]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, false
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUS_ACTIVE = 1
@@ -49,3 +49,6 @@ class GlbFile(Base):
     file_size: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
     is_public: Mapped[bool | None] = mapped_column(Boolean, default=False, server_default=false())
+    source_digest: Mapped[str | None] = mapped_column(String(64))  # result cache key (serve_app.result_cache)
+
+    __table_args__ = (Index("ix_glb_files_user_id_source_digest", "user_id", "source_digest"),)

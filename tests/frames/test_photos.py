@@ -72,6 +72,18 @@ def test_webp(media):
     assert decode_image(buffer.getvalue()).shape == (48, 64, 3)
 
 
+def test_heic_from_an_iphone_is_decoded_upright(media):
+    """HEIC (HEVC in HEIF), with the sideways storage and EXIF orientation phones use."""
+    buffer = io.BytesIO()
+    sideways = np.ascontiguousarray(np.rot90(media.quadrants(64, 48)))  # stored 48 wide, 64 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    Image.fromarray(sideways).save(buffer, "HEIF", quality=95, exif=exif.tobytes())
+    upright = decode_image(buffer.getvalue())
+    assert upright.shape == (48, 64, 3)
+    assert media.quadrant_colours(upright) == media.quadrant_colours(media.quadrants(64, 48))
+
+
 def test_truncated_jpeg(media):
     blob = media.jpeg_bytes(np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8))
     with pytest.raises(BadImageError, match="truncated"):

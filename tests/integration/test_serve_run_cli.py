@@ -1,10 +1,11 @@
 """`serve run config/serve.dev.yaml` as an operator runs it, driven over TCP.
 
-The test copies config/serve.dev.yaml with three values changed (a free TCP
-port, a temp database, a temp storage root; nothing else) and runs
-`serve run --address local <copy>` from the repository root in its own
-process group, on its own fresh local Ray cluster (dashboard included, as on
-a real machine). It runs before the session fixture's cluster exists (see
+The test follows the setup guide in a fresh working directory: it creates a
+user with `scripts/create_user.py demo 123456 true`, then runs `serve run
+--address local <copy of config/serve.dev.yaml>` there with one value changed
+(a free TCP port; nothing else), in its own process group, on its own fresh
+local Ray cluster (dashboard included, as on a real machine), and logs in as
+demo. It runs before the session fixture's cluster exists (see
 conftest.pytest_collection_modifyitems).
 """
 
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from service_users import PASSWORD, create_users
 from wire_client import Conn
 
 pytestmark = pytest.mark.timeout(600)
@@ -64,19 +64,24 @@ def test_serve_run_dev_config(tmp_path, jpegs):
         pytest.skip("the `serve` CLI is not installed next to this Python")
     config = yaml.safe_load((REPO / "config" / "serve.dev.yaml").read_text())
     port = _free_port()
-    database_url = f"sqlite:///{tmp_path / 'cli.db'}"
-    args = config["applications"][0]["args"]
-    args["proxy"]["port"] = port
-    args["storage"] = {"database_url": database_url, "storage_root": str(tmp_path / "store")}
+    config["applications"][0]["args"]["proxy"]["port"] = port
     config_path = tmp_path / "serve.dev.yaml"
     config_path.write_text(yaml.safe_dump(config))
+    created = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "create_user.py"), "demo", "123456", "true"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
 
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     log_path = tmp_path / "serve_run.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(serve_bin), "run", "--address", "local", str(config_path)],
-            cwd=REPO,
+            cwd=tmp_path,  # the operator's working directory: relative paths of the config resolve here
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -86,14 +91,13 @@ def test_serve_run_dev_config(tmp_path, jpegs):
         started = time.monotonic()
         _wait_for_port(port, proc, log_path)
         print(f"serve run opened port {port} after {time.monotonic() - started:.1f} s")
-        create_users(database_url)  # the ingress upgraded the empty database before listening
         with Conn(port) as c:
-            assert c.login("vip", PASSWORD)[:2] == [True, True]
+            assert c.login("demo", "123456")[:2] == [True, True]
             reply = c.images(jpegs)
             assert reply.error is None, reply.data[:100]
             assert len(reply.name) == 68 and reply.name.endswith(".glb")
             assert c.get_glb(reply.name) == reply.data
-        assert list((tmp_path / "store" / "out").rglob(reply.name))
+        assert list((tmp_path / "out").rglob(reply.name))
     finally:
         _stop(proc)
     output = log_path.read_text(errors="replace")

@@ -54,6 +54,11 @@ def _check_stored(service, reply, username: str | None = None) -> str:
     return hashed
 
 
+def _unique(jpeg: bytes, tag: str) -> bytes:
+    """The same photo as a different upload: decoders ignore bytes after a JPEG's end marker."""
+    return jpeg + tag.encode()
+
+
 def _spool_files(service) -> list[str]:
     return sorted(os.listdir(service.spool_dir)) if service.spool_dir.exists() else []
 
@@ -105,6 +110,32 @@ def test_video_refused_for_non_vip(service, video_bytes):
         assert c.login("alice", PASSWORD)[:2] == [True, False]
         assert c.video(video_bytes).error == "ERROR_VIP_REQUIRED"
         assert c.login("alice", PASSWORD)[0] is True  # the connection stays usable
+
+
+def test_the_same_upload_again_answers_the_stored_result(service, jpegs):
+    photos = [_unique(jpegs[0], "cached"), jpegs[2]]
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        first = c.images(photos)
+        hashed = _check_stored(service, first)
+        rows_after_first = service.stored()[0]
+        again = c.images(photos)
+        assert (again.name, again.data) == (first.name, first.data)  # same share hash, same bytes
+        assert service.stored()[0] == rows_after_first  # no new row, no new file
+        other_order = c.images(photos[::-1])
+        assert other_order.error is None and other_order.name != first.name  # another upload: computed
+    timings = service.handle.recent_requests.remote().result()[-2]["timings"]
+    assert "cache" in timings and "inference" not in timings
+    with Conn(service.port) as c:  # another user with the same photos gets a result of their own
+        assert c.login("vip", PASSWORD)[0] is True
+        theirs = c.images(photos)
+        assert _check_stored(service, theirs) != hashed
+    row = service.row(hashed)
+    (service.storage_root / row.file_path).unlink()  # a stored result whose file is gone is computed again
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        recomputed = c.images(photos)
+        assert _check_stored(service, recomputed) != hashed
 
 
 def test_get_glb_bad_and_unknown_hash(service):
@@ -171,6 +202,30 @@ def test_failed_login_keeps_the_binding(service, jpegs):
         assert second.login("alice", "wrong")[0] is False
     with Conn(service.port, source=address) as third:
         _check_stored(service, third.images(jpegs[:2]))
+
+
+def test_a_result_whose_reply_was_lost_is_found_with_list(service, jpegs):
+    """The phone lost its connection during the reconstruction: LIST, then GET_GLB, recover it."""
+    with Conn(service.port) as c:
+        assert c.list() == b"ERROR_NOT_LOGGED_IN"
+        assert c.login("carol", PASSWORD)[0] is True
+        before = {entry["hash"] for entry in c.list()}
+        with Conn(service.port, source=c.source) as gone:
+            gone.send(frame(IMAGE, images_payload([_unique(jpegs[0], "lost reply"), jpegs[1]])))  # and hang up
+        deadline = time.monotonic() + 120
+        while True:
+            listed = c.list()  # the connection's own login: no session expiry
+            new = [entry for entry in listed if entry["hash"] not in before]
+            if new or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert len(new) == 1 and new == listed[:1], listed  # newest first
+    entry = new[0]
+    assert entry["original_name"] == "images:2" and entry["created_at"].endswith("Z")
+    with Conn(service.port) as anyone:
+        glb = anyone.get_glb(entry["hash"])
+    assert glb[:4] == b"glTF" and len(glb) == entry["file_size"]
+    assert entry["hash"] in service.stored()[0]
 
 
 def test_expired_session(service, jpegs):
@@ -269,7 +324,7 @@ def test_twenty_concurrent_clients(service, jpegs):
         try:
             with Conn(service.port, timeout=600) as c:
                 assert c.login("alice" if i % 2 else "vip", PASSWORD)[0] is True
-                reply = c.images([jpegs[i % 3], jpegs[(i + 1) % 3]])
+                reply = c.images([_unique(jpegs[i % 3], f"concurrent {i}"), jpegs[(i + 1) % 3]])
                 assert reply.error is None, reply.data[:60]
                 assert HASH_NAME.match(reply.name)
                 assert c.get_glb(reply.name) == reply.data
@@ -354,11 +409,13 @@ def test_custom_metrics_are_exported(service, jpegs):
     url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
     wanted = [
         "ray_vggt_requests_total",
-        "ray_vggt_stage_latency_s_bucket",
+        "ray_vggt_request_duration_seconds_bucket",
+        "ray_vggt_stage_duration_seconds_bucket",
         "ray_vggt_frames_per_request_bucket",
-        "ray_vggt_bytes_in_total",
-        "ray_vggt_bytes_out_total",
+        "ray_vggt_received_bytes_total",
+        "ray_vggt_sent_bytes_total",
         "ray_vggt_model_loaded",
+        "ray_vggt_result_cache_lookups_total",
         "ray_vggt_open_connections",
         "ray_vggt_pending_reconstructions",
     ]

@@ -134,3 +134,47 @@ def test_cli_reconnect_relies_on_address_binding(server, files, tmp_path, capsys
     assert capsys.readouterr().out.strip().endswith("[false, false]")
     assert client_mod.main(base + ["get", "not-a-hash"]) == 1
     assert "ERROR_INVALID_HASH" in capsys.readouterr().err
+
+
+def test_cli_list_and_library_list(server, files, tmp_path, capsys):
+    base = ["--host", "127.0.0.1", "--port", str(server.port), "--quiet"]
+    login = ["--user", "demo", "--password", "123456"]
+    assert client_mod.main(base + ["list"]) == 1  # a fresh server: no login from here yet
+    assert "ERROR_NOT_LOGGED_IN" in capsys.readouterr().err
+    for image in ("a.jpg", "b.png"):
+        assert client_mod.main(base + login + ["images", str(files / image), "--out", str(tmp_path / "x.glb")]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines() if " -> " in line]
+    assert client_mod.main(base + login + ["list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == names[::-1]  # newest first
+    with Client("127.0.0.1", server.port) as c:
+        assert c.login("vip", "gold") == (True, True)
+        assert c.list() == []
+
+
+def test_cli_checks_local_inputs_before_connecting(files, tmp_path, capsys):
+    unused = ["--host", "127.0.0.1", "--port", "1", "--user", "demo", "--password", "x"]  # nothing listens on 1
+    assert client_mod.main(unused + ["images", str(files / "missing.jpg")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert client_mod.main(unused + ["video", str(files / "clip.mp4"), "--out", str(files / "a.jpg" / "x.glb")]) == 2
+    assert "cannot write into" in capsys.readouterr().err
+    assert client_mod.main(unused + ["get", "ab" * 32, "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_cli_prints_the_hash_even_when_the_file_cannot_be_written(server, files, tmp_path, capsys, monkeypatch):
+    base = ["--host", "127.0.0.1", "--port", str(server.port), "--quiet", "--user", "demo", "--password", "123456"]
+    out = tmp_path / "result.glb"
+    real_write = Path.write_bytes
+
+    def disk_full(path, data):
+        if path == out:
+            raise OSError(28, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    assert client_mod.main(base + ["images", str(files / "a.jpg"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    name = captured.out.strip()
+    assert len(name) == 68 and name.endswith(".glb") and name[:-4] in server.backend.stored
+    assert "cannot write" in captured.err and "No space left" in captured.err and "connection" not in captured.err

@@ -54,6 +54,12 @@ def write_photos(folder: Path, count: int = 2) -> Path:
     return folder
 
 
+def plain_file(folder: Path) -> Path:
+    path = folder / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     code = cli.main([*args])
     captured = capsys.readouterr()
@@ -137,6 +143,55 @@ def bad_video(tmp_path: Path) -> Path:
     return path
 
 
+def test_the_setup_guides_spellings(clip, tmp_path, capsys, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    db = Database(url)
+    db.upgrade()
+    with db.session() as session:
+        session.add(User(id=1, username="demo", password_hash="x"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(
+        capsys,
+        "--video_path", str(clip), "--out", "outputs", "--fps", "1", "--prediction_mode", "Predicted Pointmap",
+        "--conf_thres", "50", "--mask_black_bg", "--mask_white_bg", "--show_cam",
+        "--save_to_db", "--user_id", "1", "--original_name", "demo.glb",
+        "--database-url", url, "--storage-root", str(tmp_path / "root"), *TINY, "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    written = tmp_path / "outputs" / "clip.glb"  # a folder for --out without .glb, created
+    assert written.is_file() and f"wrote {Path('outputs') / 'clip.glb'}" in out and out.startswith("stored ")
+    hashed = re.match(r"stored ([0-9a-f]{64}) \(", out).group(1)
+    with db.session() as session:
+        row = session.query(GlbFile).filter_by(hashed_name=hashed).one()
+        assert (row.user_id, row.original_name, row.file_size) == (1, "demo.glb", written.stat().st_size)
+    scene = trimesh.load(io.BytesIO(written.read_bytes()), file_type="glb")
+    assert "camera_000" in scene.geometry  # --show_cam
+    db.dispose()
+    assert "--video_path" in cli.build_parser().format_help() and "--conf_thres" in cli.build_parser().format_help()
+
+
+def test_the_checkpoint_is_found_where_fetch_weights_puts_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = cli.build_parser().parse_args(["--video", "v.mp4", "--out", "x.glb"])
+    assert Path(cli.checkpoint_path(args)) in (REPO / "model.pt", Path("model.pt"))
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path / "checkout")
+    (tmp_path / "checkout").mkdir()
+    (tmp_path / "checkout" / "model.pt").write_bytes(b"weights")
+    assert cli.checkpoint_path(args) == str(tmp_path / "checkout" / "model.pt")
+    (tmp_path / "model.pt").write_bytes(b"local weights")
+    assert cli.checkpoint_path(args) == "model.pt"  # the working directory's wins
+    explicit = cli.build_parser().parse_args(["--video", "v.mp4", "--out", "x.glb", "--checkpoint", "w.pt"])
+    assert cli.checkpoint_path(explicit) == "w.pt"
+
+
+def test_the_folder_scan_takes_what_the_decoder_opens(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.JPG", "b.heic", "c.webp", "d.bmp", "e.tif", "f.txt"):
+        (folder / name).write_bytes(b"x")
+    assert [p.name for p in cli.image_files([str(folder)])] == ["a.JPG", "b.heic", "c.webp"]
+
+
 @pytest.mark.parametrize(
     ("make_args", "message"),
     [
@@ -144,7 +199,12 @@ def bad_video(tmp_path: Path) -> Path:
         (lambda t: ["--video", str(bad_video(t)), "--out", str(t / "x.glb")], ""),
         (lambda t: ["--images", str((t / "empty").mkdir() or t / "empty"), "--out", str(t)], "no photos"),
         (lambda t: ["--images", str(t / "nope.jpg"), "--out", str(t)], "no such file"),
-        (lambda t: ["--images", str(t), "--out", str(t), "--save-to-db"], "not allowed with"),
+        (lambda t: ["--images", str(t), "--out", str(t), "--save-to-db"], "--save-to-db needs --user-id"),
+        (lambda t: ["--video", "v.mp4", "--preset", "huge"], "invalid choice"),
+        (lambda t: ["--video", "v.mp4"], "one of the arguments --out --save-to-db is required"),
+        (lambda t: ["--images", str(write_photos(t / "p")), "--out", str(t), "--frame", "9"], "--frame 9 is out of range"),
+        (lambda t: ["--images", str(write_photos(t / "p")), "--out", str(plain_file(t) / "x.glb")], "is a file"),
+        (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--prediction_mode", "Pointmap"], "invalid choice"),
         (lambda t: ["--out", str(t / "x.glb")], "required"),
         (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--source", "mesh"], "invalid choice"),
         (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--fps", "0"], "--fps must be positive"),

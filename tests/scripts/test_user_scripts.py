@@ -107,6 +107,7 @@ def test_users_tool_manages_an_account(tmp_path):
 
 def test_users_tool_refuses_unknown_users_and_empty_passwords(tmp_path):
     url = f"sqlite:///{tmp_path / 'admin.db'}"
+    assert run(tmp_path, "users.py", "--database-url", url, "add", "alice", "pw").returncode == 0
     unknown = run(tmp_path, "users.py", "--database-url", url, "disable", "nobody")
     assert unknown.returncode != 0 and "nobody" in unknown.stderr
     empty = run(tmp_path, "users.py", "--database-url", url, "add", "bob", stdin="\n")
@@ -115,13 +116,18 @@ def test_users_tool_refuses_unknown_users_and_empty_passwords(tmp_path):
     assert bad_date.returncode != 0 and "2027-01-31" in bad_date.stderr
 
 
-def test_check_storage_reports_and_repairs(tmp_path):
+def storage_with_owner(tmp_path):
+    """(database URL, storage root, open Database, GlbStore, owner's id) of a fresh store."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     root = tmp_path / "storage"
     db = Database(url)
     db.upgrade()
     user = UserStore(db, AuthSettings(), password_params=FAST).create("owner", "pw")
-    store = GlbStore(db, root)
+    return url, root, db, GlbStore(db, root), user
+
+
+def test_check_storage_reports_and_repairs(tmp_path):
+    url, root, db, store, user = storage_with_owner(tmp_path)
     kept = store.save(b"glTF kept", user.id, "a.jpg")
     lost = store.save(b"glTF lost", user.id, "b.jpg")
     lost.file_path.unlink()
@@ -143,3 +149,77 @@ def test_check_storage_reports_and_repairs(tmp_path):
     assert not orphan.exists() and kept.file_path.exists()
     clean = run(tmp_path, "check_storage.py", *options)
     assert clean.returncode == 0 and "consistent" in clean.stdout
+
+
+def _serve_config(path: Path, database: Path, root: Path) -> Path:
+    path.write_text(
+        "applications:\n  - name: vggt\n    import_path: serve_app.app:build_app\n    args:\n"
+        f"      storage: {{database_url: 'sqlite:///{database}', storage_root: '{root}'}}\n"
+    )
+    return path
+
+
+def test_tools_find_the_services_database_from_its_config(tmp_path):
+    service_dir, elsewhere = tmp_path / "service", tmp_path / "elsewhere"
+    service_dir.mkdir(), elsewhere.mkdir()
+    config = _serve_config(tmp_path / "serve.yaml", service_dir / "vggt_app.db", service_dir)
+    assert run(elsewhere, "users.py", "--config", str(config), "add", "alice", "pw").returncode == 0
+    listed = run(elsewhere, "users.py", "--config", str(config), "list")
+    assert listed.returncode == 0 and "alice" in listed.stdout
+    by_env = subprocess.run(
+        [sys.executable, str(SCRIPTS / "users.py"), "list"],
+        cwd=elsewhere,
+        env={**os.environ, "VGGT_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert by_env.returncode == 0 and "alice" in by_env.stdout
+    checked = run(elsewhere, "check_storage.py", "--config", str(config))
+    assert checked.returncode == 0 and "0 rows checked" in checked.stdout
+    assert list(elsewhere.iterdir()) == []  # nothing created where the tools ran
+
+
+def test_read_only_tools_never_create_a_database(tmp_path):
+    listed = run(tmp_path, "users.py", "list")
+    assert listed.returncode != 0
+    assert listed.stderr.count("\n") == 1 and "no database at" in listed.stderr and "vggt_app.db" in listed.stderr
+    for args in (["disable", "x"], ["vip", "x", "on"], ["passwd", "x", "pw"]):
+        assert run(tmp_path, "users.py", *args).returncode != 0
+    checked = run(tmp_path, "check_storage.py")
+    assert checked.returncode == 2 and "no database at" in checked.stderr
+    assert not (tmp_path / "vggt_app.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("not a url", "invalid database URL"),
+        ("nosuchdriver://host/db", "cannot open the database"),
+        ("postgresql://admin:hunter2@127.0.0.1:1/vggt", "cannot open the database"),
+    ],
+)
+def test_a_bad_database_url_is_one_line(tmp_path, url, fragment):
+    for script, args in (("users.py", ["--database-url", url, "list"]), ("check_storage.py", ["--database-url", url])):
+        result = run(tmp_path, script, *args)
+        assert result.returncode != 0
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert fragment in result.stderr and "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_check_storage_refuses_a_repair_that_would_delete_every_row(tmp_path):
+    url, root, db, store, user = storage_with_owner(tmp_path)
+    saved = [store.save(b"glTF", user.id, f"{i}.jpg") for i in range(2)]
+    db.dispose()
+
+    missing_root = run(tmp_path, "check_storage.py", "--database-url", url, "--storage-root", str(tmp_path / "typo"))
+    assert missing_root.returncode == 2 and "does not exist" in missing_root.stderr
+    wrong_root = tmp_path / "empty"
+    wrong_root.mkdir()
+    options = ["--database-url", url, "--storage-root", str(wrong_root), "--repair"]
+    refused = run(tmp_path, "check_storage.py", *options)
+    assert refused.returncode == 2 and "refusing to delete all 2 rows" in refused.stderr
+    assert run(tmp_path, "check_storage.py", "--database-url", url, "--storage-root", str(root)).returncode == 0
+    forced = run(tmp_path, "check_storage.py", *options, "--force")
+    assert forced.returncode == 0 and "2 rows" in forced.stdout
+    assert all(s.file_path.exists() for s in saved)  # the files under the real root were never touched

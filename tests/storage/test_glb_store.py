@@ -163,3 +163,33 @@ def test_unresolvable_stored_path_is_file_missing(store, db, storage_root, user_
     insert_row(db, "7" * 64, stored_path, user_id)
     with pytest.raises(FileMissingError):
         store.read("7" * 64)
+
+
+def test_list_for_user_newest_first_bounded_and_private(store, db, users, user_id):
+    other = users.create("other", "other-password").id
+    saved = [store.save(GLB, user_id, f"upload {i}") for i in range(3)]
+    store.save(GLB, other, "not yours")
+    with db.session() as session:  # created_at decides the order, not the insertion order
+        session.execute(
+            text("UPDATE glb_files SET created_at = :t WHERE hashed_name = :h"),
+            {"t": datetime(2020, 1, 1), "h": saved[2].hashed_name},
+        )
+    listed = store.list_for_user(user_id, 10)
+    assert [g.hashed_name for g in listed] == [saved[1].hashed_name, saved[0].hashed_name, saved[2].hashed_name]
+    assert listed[0].original_name == "upload 1" and listed[0].file_size == len(GLB)
+    assert listed[-1].created_at == datetime(2020, 1, 1)
+    assert [g.hashed_name for g in store.list_for_user(user_id, 1)] == [saved[1].hashed_name]
+    assert store.list_for_user(user_id + 999, 10) == []
+
+
+def test_find_by_digest_is_per_user_and_needs_the_file(store, users, user_id):
+    other = users.create("someone", "pw").id
+    digest = "d" * 64
+    assert store.find_by_digest(user_id, digest) is None
+    older = store.save(GLB, user_id, "a", source_digest=digest)
+    newer = store.save(GLB, user_id, "b", source_digest=digest)
+    store.save(GLB, user_id, "c", source_digest="e" * 64)
+    assert store.find_by_digest(user_id, digest) == newer.hashed_name
+    assert store.find_by_digest(other, digest) is None  # never another user's result
+    newer.file_path.unlink()
+    assert store.find_by_digest(user_id, digest) == older.hashed_name  # a GLB whose file is gone is skipped

@@ -9,7 +9,7 @@ import struct
 from typing import Sequence
 
 from tcp_proxy.errors import HashNotFoundError, InvalidHashError, NoFramesError
-from tcp_proxy.backend import Reconstruction, User
+from tcp_proxy.backend import GlbInfo, Reconstruction, User
 
 USERS = {"demo": ("123456", False), "vip": ("gold", True)}
 
@@ -19,6 +19,7 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.stored: dict[str, bytes] = {}
+        self.owners: dict[str, int] = {}  # hash -> user id, in storing order
         self.gate: asyncio.Event | None = None  # when set, reconstructions wait for it
         self.fail: BaseException | None = None  # raised by reconstructions when set
         self.started = 0
@@ -44,6 +45,7 @@ class FakeBackend:
         digest = hashlib.sha256(user.username.encode() + data).hexdigest()
         glb = b"glTF" + data[:64]
         self.stored[digest] = glb
+        self.owners[digest] = user.id
         return Reconstruction(glb=glb, hashed_name=digest, timings={"model": 0.01})
 
     async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
@@ -55,6 +57,10 @@ class FakeBackend:
         with open(video_path, "rb") as f:
             data = f.read()
         return await self._store(user, data)
+
+    async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
+        mine = [digest for digest, owner in self.owners.items() if owner == user.id]
+        return [GlbInfo(digest, "upload", len(self.stored[digest]), None) for digest in reversed(mine)][:limit]
 
     async def get_glb(self, hash_text: str) -> bytes:
         text = hash_text.strip()

@@ -13,7 +13,7 @@ import struct
 import threading
 from dataclasses import dataclass
 
-LOGIN, IMAGE, VIDEO, GET_GLB = 1, 2, 3, 4
+LOGIN, IMAGE, VIDEO, GET_GLB, LIST = 1, 2, 3, 4, 5
 
 _next_address = 10
 _address_lock = threading.Lock()
@@ -136,3 +136,9 @@ class Conn:
     def get_glb(self, hash_text: str) -> bytes:
         self.send(frame(GET_GLB, hash_text.encode()))
         return self.read_block()
+
+    def list(self) -> list | bytes:
+        """The logged-in user's GLBs (decoded JSON), or the error code's bytes."""
+        self.send(frame(LIST, b""))
+        block = self.read_block()
+        return block if block.startswith(b"ERROR_") else json.loads(block)

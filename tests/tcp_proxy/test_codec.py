@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import struct
+from datetime import datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcp_proxy import codec
+from tcp_proxy.backend import GlbInfo
 from tcp_proxy.codec import (
     GET_GLB,
     IMAGE,
+    LIST,
     LOGIN,
     NEED_DATA,
     VIDEO,
@@ -19,6 +23,7 @@ from tcp_proxy.codec import (
     FrameStart,
     GetGlb,
     Images,
+    ListGlbs,
     Login,
     ProtocolError,
     Rejected,
@@ -282,3 +287,28 @@ def test_any_split_gives_the_same_events(stream, cuts):
     whole = feed(stream)
     assert whole[-1] == ConnectionClosed()
     assert feed(stream, sorted(c for c in cuts if c <= len(stream))) == whole
+
+
+# -- LIST ----------------------------------------------------------------
+def test_list_request_and_its_limits():
+    assert feed(frame(LIST, b"")) == [FrameStart(LIST, 0), ListGlbs(), ConnectionClosed()]
+    assert feed(frame(LIST, b"ignored")) == [FrameStart(LIST, 7), ListGlbs(), ConnectionClosed()]
+    r = RequestReader(max_payload_bytes=10**9, max_images=4)
+    r.receive_data(struct.pack(">BI", LIST, codec.SMALL_PAYLOAD_BYTES + 1))
+    with pytest.raises(ProtocolError) as info:
+        drain(r)
+    assert (info.value.command, info.value.code) == (LIST, codec.ERROR_PAYLOAD_TOO_LARGE)
+
+
+def test_list_reply_bytes():
+    when = datetime(2026, 11, 30, 1, 2, 3)
+    glbs = [GlbInfo("ab" * 32, "photos – ünï", 1234, when), GlbInfo("cd" * 32, "", 0, None)]
+    body = (
+        '[{"hash":"' + "ab" * 32 + '","original_name":"photos – ünï","file_size":1234,'
+        '"created_at":"2026-11-30T01:02:03Z"},'
+        '{"hash":"' + "cd" * 32 + '","original_name":"","file_size":0,"created_at":null}]'
+    ).encode("utf-8")
+    assert codec.encode_list(glbs) == struct.pack(">I", len(body)) + body
+    assert codec.encode_list([]) == b"\x00\x00\x00\x02[]"
+    assert json.loads(codec.encode_list(glbs)[4:])[0]["created_at"] == "2026-11-30T01:02:03Z"
+    assert codec.encode_error(LIST, "ERROR_NOT_LOGGED_IN") == b"\x00\x00\x00\x13ERROR_NOT_LOGGED_IN"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import struct
@@ -20,7 +21,7 @@ from proxy_fakes import (
 
 from tcp_proxy.settings import ProxySettings
 from tcp_proxy.errors import BadImageError
-from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN, VIDEO
+from tcp_proxy.codec import GET_GLB, IMAGE, LIST, LOGIN, VIDEO
 from tcp_proxy.server import start_server
 
 OK_DEMO = b"\x00\x00\x00\x0c[true,false]"
@@ -138,6 +139,46 @@ async def test_not_logged_in():
     async with serving() as server:
         assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_NOT_LOGGED_IN")
         assert await one_shot(server, frame(VIDEO, b"movie")) == ("", b"ERROR_NOT_LOGGED_IN")
+
+
+@async_test
+async def test_list_recovers_results_whose_reply_was_lost():
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend, list_limit=2) as server:
+        assert await one_shot(server, frame(LIST, b""), reconstruction=False) == b"ERROR_NOT_LOGGED_IN"
+        assert await request_login(server) == OK_DEMO
+        assert json.loads(await one_shot(server, frame(LIST, b""), reconstruction=False)) == []
+        for payload in (b"first", b"second", b"third"):  # the client hangs up before each reply
+            reader, writer = await connect(server)
+            writer.write(frame(IMAGE, image_payload([payload])))
+            await wait_for(lambda: backend.started == len(backend.owners) + 1)
+            writer.close()
+            backend.gate.set()
+            await wait_for(lambda: server.pending_reconstructions == 0)
+            backend.gate.clear()
+        listed = json.loads(await one_shot(server, frame(LIST, b""), reconstruction=False))
+        newest_first = list(reversed(backend.stored))[:2]
+        assert [entry["hash"] for entry in listed] == newest_first  # at most list_limit, newest first
+        assert set(listed[0]) == {"hash", "original_name", "file_size", "created_at"}
+        await wait_for(lambda: len([r for r in server.records if r.command == "LIST"]) == 3)
+        assert [r.user for r in server.records if r.command == "LIST"] == [None, "demo", "demo"]
+        assert [r.outcome for r in server.records if r.command == "IMAGE"] == ["DISCONNECTED"] * 3
+
+
+@async_test
+async def test_list_only_shows_the_users_own_results():
+    async with serving() as server:
+        reader, writer = await connect(server)
+        writer.write(LOGIN_VIP + IMAGE_FRAME)
+        assert await _peek_len(reader) == OK_VIP
+        name, _ = await read_reconstruction(reader)
+        writer.write(frame(LIST, b""))
+        assert [e["hash"] for e in json.loads(await read_u32_block(reader))] == [name[:-4]]
+        writer.write(LOGIN_DEMO + frame(LIST, b""))
+        assert await _peek_len(reader) == OK_DEMO
+        assert json.loads(await read_u32_block(reader)) == []
+        writer.close()
 
 
 @async_test

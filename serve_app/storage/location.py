@@ -1,0 +1,80 @@
+"""Which database and storage root an administration tool works on.
+
+The tools find them the way the service does: from the `storage` section of
+the service's config file (`--config config/serve.yaml`, or the file named
+by the `VGGT_CONFIG` environment variable), else the built-in defaults
+(`sqlite:///./vggt_app.db`, storage root `.`); `--database-url` and
+`--storage-root` override either. A tool that only reads or repairs never
+creates a database: a SQLite file that does not exist is an error naming the
+path it looked at. Every failure is one line (`LocationError`), never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from serve_app.config import AppSettings, StorageSettings
+from serve_app.storage.database import Database
+
+CONFIG_ENV = "VGGT_CONFIG"
+
+
+class LocationError(Exception):
+    """The database or storage root cannot be used; the message says why, in one line."""
+
+
+def add_location_options(parser: argparse.ArgumentParser, *, storage_root: bool = False) -> None:
+    parser.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV) or None,
+        help=f"the service's config (Serve config or settings YAML) whose storage section to use "
+        f"(default: ${CONFIG_ENV}, else sqlite:///./vggt_app.db and storage root .)",
+    )
+    parser.add_argument("--database-url", help="SQLAlchemy URL; overrides the config's storage.database_url")
+    if storage_root:
+        parser.add_argument("--storage-root", help="folder holding out/; overrides the config's storage.storage_root")
+
+
+def storage_settings(args: argparse.Namespace) -> StorageSettings:
+    """The storage section of --config (or the defaults) with the command line's overrides."""
+    storage = StorageSettings()
+    if args.config:
+        try:
+            storage = AppSettings.from_file(args.config).storage
+        except (OSError, ValueError) as exc:
+            raise LocationError(f"cannot read the config {args.config}: {exc}") from None
+    overrides = {"database_url": args.database_url, "storage_root": getattr(args, "storage_root", None)}
+    return dataclasses.replace(storage, **{key: value for key, value in overrides.items() if value})
+
+
+def open_database(url: str, *, create: bool) -> Database:
+    """The database at `url`, its schema brought up to date; an absent SQLite file is created only if `create`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LocationError(f"invalid database URL {url!r}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not create and not path.is_file():
+            raise LocationError(
+                f"no database at {path.resolve()} ({shown}, working directory {Path.cwd()}); "
+                "give --config or --database-url, or create one with `users.py add`"
+            )
+    db = None
+    try:
+        db = Database(url)
+        db.upgrade()
+    except (SQLAlchemyError, ImportError, OSError) as exc:
+        if db is not None:
+            db.dispose()
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LocationError(f"cannot open the database {shown}: {first_line}") from None
+    return db
