@@ -1,8 +1,8 @@
-"""scripts/export_glb.py end to end with the untrained tiny model (CPU, small inputs)."""
+"""The export CLI (serve_app.cli.export_glb; scripts/export_glb.py, vggt-export) end to end with the
+untrained tiny model (CPU, small inputs)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import subprocess
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from serve_app.cli import export_glb as cli
 from serve_app.storage import Database
 from serve_app.storage.models import GlbFile, User
 
@@ -22,14 +23,6 @@ SCRIPT = REPO / "scripts" / "export_glb.py"
 TINY = ["--preset", "tiny", "--device", "cpu"]
 
 
-def load_cli():
-    spec = importlib.util.spec_from_file_location("export_glb_cli", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli = load_cli()
 
 
 def write_video(path: Path, seconds: float = 2.0, fps: int = 10, size=(160, 120)) -> Path:

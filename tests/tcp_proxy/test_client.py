@@ -1,9 +1,9 @@
-"""scripts/client.py against the real TCP server with an in-memory backend."""
+"""tcp_proxy.client (library and CLI) against the real TCP server with an in-memory backend."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -11,23 +11,12 @@ from pathlib import Path
 import proxy_fakes as fakes
 import pytest
 
-from tcp_proxy.settings import ProxySettings
+from tcp_proxy import client as client_mod
+from tcp_proxy.client import Client, ServerError
 from tcp_proxy.server import start_server
+from tcp_proxy.settings import ProxySettings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-client_mod = _load("service_client_script", ROOT / "scripts" / "client.py")
-Client, ServerError = client_mod.Client, client_mod.ServerError
 
 
 class ServerThread:
@@ -178,3 +167,17 @@ def test_cli_prints_the_hash_even_when_the_file_cannot_be_written(server, files,
     name = captured.out.strip()
     assert len(name) == 68 and name.endswith(".glb") and name[:-4] in server.backend.stored
     assert "cannot write" in captured.err and "No space left" in captured.err and "connection" not in captured.err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, str(ROOT / "scripts" / "client.py")], [str(Path(sys.executable).with_name("vggt-client"))]],
+)
+def test_the_script_and_the_console_command_run_it(command, server, files, tmp_path):
+    out = tmp_path / "via-command.glb"
+    argv = ["--port", str(server.port), "--quiet", "--user", "demo", "--password", "123456"]
+    done = subprocess.run(
+        [*command, *argv, "images", str(files / "a.jpg"), "--out", str(out)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].endswith(".glb") and out.read_bytes().startswith(b"glTF")

@@ -1,0 +1,75 @@
+"""List (and with --repair delete) glb_files rows without files and files without rows (`vggt-check-storage`).
+
+`python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL] [--storage-root DIR]`
+works on the service's database and storage root (see serve_app/storage/location.py:
+`--config`, `$VGGT_CONFIG`, else the defaults) and never creates a database. Exits 0
+when storage is consistent or was repaired, 1 when problems remain, 2 when the
+database or storage root cannot be used or a repair is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from serve_app.storage import check_storage, repair_storage
+from serve_app.storage.consistency import DEFAULT_MIN_AGE_S
+from serve_app.storage.location import LocationError, add_location_options, open_database, storage_settings
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_location_options(parser, storage_root=True)
+    parser.add_argument("--repair", action="store_true", help="delete what is listed")
+    parser.add_argument(
+        "--force", action="store_true", help="with --repair: delete even when every row would go"
+    )
+    parser.add_argument(
+        "--min-age-s",
+        type=float,
+        default=DEFAULT_MIN_AGE_S,
+        help="ignore files younger than this, they may be saves in progress (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        storage = storage_settings(args)
+        root = Path(storage.storage_root)
+        if not root.is_dir():
+            raise LocationError(f"storage root {root.resolve()} does not exist; give --config or --storage-root")
+        db = open_database(storage.database_url, create=False)
+    except LocationError as exc:
+        print(f"check_storage: error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        return _check(db, root, args)
+    finally:
+        db.dispose()
+
+
+def _check(db, root: Path, args: argparse.Namespace) -> int:
+    report = check_storage(db, root, min_age_s=args.min_age_s)
+    for hashed_name in report.rows_without_files:
+        print(f"row without file: {hashed_name}")
+    for path in report.files_without_rows:
+        print(f"file without row: {path}")
+    print(f"{report.rows_checked} rows checked under {root.resolve()}")
+    if report.consistent:
+        print("storage is consistent")
+        return EXIT_OK
+    if not args.repair:
+        print("run again with --repair to delete these")
+        return EXIT_PROBLEMS
+    if report.rows_without_files and len(report.rows_without_files) == report.rows_checked and not args.force:
+        print(
+            f"check_storage: refusing to delete all {report.rows_checked} rows: is {root.resolve()} the right "
+            "storage root? Run again with --force if it is",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    repair_storage(db, report)
+    print(f"repaired: {len(report.rows_without_files)} rows and {len(report.files_without_rows)} files deleted")
+    return EXIT_OK
+
