@@ -269,7 +269,8 @@ def main(argv=None) -> int:
     try:
         serve.start(proxy_location="Disabled")
         t0 = time.perf_counter()
-        handle = serve.run(build_app(settings_dict), name="bench", route_prefix=None, blocking=False)
+        serve.run(build_app(settings_dict), name="bench", route_prefix=None, blocking=False)
+        handle = serve.get_deployment_handle("TCPIngress", "bench")
         status = handle.status.remote().result()
         print(f"service up in {time.perf_counter() - t0:.1f} s: port {status['port']}, model {status['model']}")
         if not status["model"].get("loaded"):

@@ -26,3 +26,12 @@ if command -v npm >/dev/null && [ ! -d "$validator/node_modules/gltf-validator" 
     npm install --silent --no-audit --no-fund --prefix "$validator" gltf-validator@2.0.0-dev.3.10 >/dev/null \
         || echo "warning: could not install gltf-validator; its test will be skipped"
 fi
+
+# three.js (npm) for the share pages the service serves itself (no CDN).
+web=.venv/web
+if command -v npm >/dev/null && [ ! -f "$web/node_modules/three/build/three.module.js" ]; then
+    echo "installing three.js into $web/"
+    npm install --silent --no-audit --no-fund --prefix "$web" three@0.187.0 >/dev/null \
+        || echo "warning: could not install three.js; share pages will offer the download only"
+fi
+

@@ -3,6 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_venv.sh
+# A real browser for the share page test: Debian's Chromium (installed where we may, else that test skips).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing Debian's chromium for the browser tests"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 \
+             && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; } \
+        || echo "warning: could not install chromium; the browser test will be skipped"
+fi
 if [ -d .venv/gltf-validator/node_modules/gltf-validator ]; then
     export GLTF_VALIDATOR_DIR="$PWD/.venv/gltf-validator"
 fi

@@ -4,7 +4,9 @@
 builder binds one deployment per stage of `serve_app.stages.STAGES`, in that
 order (`serve_app.deployments.STAGE_DEPLOYMENTS`), each with the settings
 and options its `placement` gives (VGGTInference decides its GPU there), and
-hands their handles to the `TCPIngress`, which chains them per request.
+hands their handles to the `TCPIngress`, which chains them per request. The
+application's HTTP ingress is `ShareViewer` (share links in a browser, on
+Serve's HTTP proxy); the TCP ingress hangs off it.
 
 Replica counts and CPU shares of the stage deployments can be changed in the
 YAML's `deployments:` section; leave `ray_actor_options` of VGGTInference to
@@ -26,7 +28,7 @@ from typing import Any
 from ray.serve import Application
 
 from serve_app.config import AppSettings
-from serve_app.deployments import STAGE_DEPLOYMENTS, TCPIngress
+from serve_app.deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
 from serve_app.stages import STAGES
 
 
@@ -43,4 +45,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         deployment = STAGE_DEPLOYMENTS[stage]
         bound_settings, options = deployment.func_or_class.placement(settings)
         stages.append((deployment.options(**options) if options else deployment).bind(bound_settings))
-    return TCPIngress.bind(settings, *stages)
+    return ShareViewer.bind(settings, TCPIngress.bind(settings, *stages))

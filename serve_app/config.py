@@ -69,6 +69,11 @@ class FrameSettings:
 
 
 @dataclass(frozen=True)
+class ShareSettings:
+    viewer_dir: str = ""  # the npm `three` package the share pages use; "" = this checkout's .venv/web/
+
+
+@dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -76,6 +81,7 @@ class AppSettings:
     frames: FrameSettings = field(default_factory=FrameSettings)
     export: ExportOptions = field(default_factory=ExportOptions)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    share: ShareSettings = field(default_factory=ShareSettings)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "AppSettings":

@@ -1,9 +1,11 @@
 """The real service for the integration tests: a local Ray cluster running the app.
 
-`service` (session scope) starts Ray (4 logical CPUs, no dashboard), deploys
-`serve_app.app:build_app` with the untrained tiny model on CPU, a temporary
-SQLite file and storage root, and test-sized limits, and creates the test
-users straight in that database. Tests talk to it over real sockets with the
+`service` (session scope) starts Ray (4 logical CPUs, no dashboard) and
+Serve's HTTP proxy on a free loopback port, deploys `serve_app.app:build_app`
+at route prefix `/` with the untrained tiny model on CPU, a temporary SQLite
+file and storage root, and test-sized limits, and creates the test users
+straight in that database. `Service.handle` is its TCPIngress deployment's
+handle (status, port, recent requests). Tests talk to it over real sockets with the
 plain client of `tests/support/wire_client.py`; each connection comes from its own
 loopback address (127.0.x.y) so the IP-bound sessions of one test never
 leak into another.
@@ -38,8 +40,9 @@ from service_users import (
 @dataclass
 class Service:
     name: str
-    port: int
-    handle: Any
+    port: int  # the TCP protocol
+    handle: Any  # TCPIngress
+    http_port: int | None  # Serve's HTTP proxy (share pages); None when the app has no route
     database_url: str
     storage_root: Path
     spool_dir: Path
@@ -74,6 +77,14 @@ class Service:
             db.dispose()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _args(tmp: Path, **model: Any) -> dict:
     return {
         "model": {"preset": "tiny", "device": "cpu", **model},
@@ -92,13 +103,14 @@ def _args(tmp: Path, **model: Any) -> dict:
     }
 
 
-def _deploy(name: str, args: dict, tmp: Path) -> Service:
+def _deploy(name: str, args: dict, tmp: Path, http_port: int | None = None) -> Service:
     from ray import serve
 
     from serve_app.app import build_app
 
     (tmp / "spool").mkdir(exist_ok=True)
-    handle = serve.run(build_app(args), name=name, route_prefix=None, blocking=False)
+    serve.run(build_app(args), name=name, route_prefix="/" if http_port else None, blocking=False)
+    handle = serve.get_deployment_handle("TCPIngress", name)
     deadline = time.monotonic() + 300
     while True:  # serve.run returns once the app is RUNNING; the port is the ingress's
         try:
@@ -112,6 +124,7 @@ def _deploy(name: str, args: dict, tmp: Path) -> Service:
         name=name,
         port=port,
         handle=handle,
+        http_port=http_port,
         database_url=args["storage"]["database_url"],
         storage_root=Path(args["storage"]["storage_root"]),
         spool_dir=tmp / "spool",
@@ -125,13 +138,14 @@ def ray_cluster():
 
     ray.init(
         address="local",  # never attach to a cluster someone else started
-        num_cpus=4,  # logical: two apps of 1.85 CPUs each fit
+        num_cpus=4,  # logical: two apps of 1.9 CPUs each fit
         include_dashboard=False,
         _system_config={"metrics_report_interval_ms": 1000},
     )
-    serve.start(proxy_location="Disabled")
+    http_port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     try:
-        yield ray
+        yield http_port  # the port of Serve's HTTP proxy
     finally:
         try:
             serve.shutdown()
@@ -144,7 +158,7 @@ def service(ray_cluster, tmp_path_factory) -> Service:
     tmp = tmp_path_factory.mktemp("service")
     args = _args(tmp)
     create_users(args["storage"]["database_url"])
-    return _deploy(APP_NAME, args, tmp)
+    return _deploy(APP_NAME, args, tmp, http_port=ray_cluster)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,8 @@ def test_config_files_load(name):
     assert import_attr(application.import_path) is app_module.build_app
     settings = AppSettings.from_dict(application.args)
     assert settings.proxy.port == 4567
+    assert doc["proxy_location"] != "Disabled" and doc["http_options"]["port"] == 8000  # share pages
+    assert application.route_prefix == "/"
     if name == "serve.yaml":  # the existing service's defaults
         assert settings.model.preset == "vggt-1b" and settings.model.checkpoint == "model.pt"
         assert settings.model.device == "auto"
@@ -55,7 +57,7 @@ def test_builder_makes_an_application_with_explicit_cpu_shares():
     from ray.serve._private.build_app import build_app as serve_build
 
     deployments = {d.name: d for d in serve_build(built, name="check").deployments}
-    assert set(deployments) == {"TCPIngress", "FrameExtractor", "VGGTInference", "GlbExporter"}
+    assert set(deployments) == {"ShareViewer", "TCPIngress", "FrameExtractor", "VGGTInference", "GlbExporter"}
     total = 0.0
     for d in deployments.values():
         options = d.ray_actor_options
@@ -75,8 +77,10 @@ def test_builder_accepts_dotted_cli_args():
 
 def test_builder_binds_one_deployment_per_declared_stage_in_order():
     built = app_module.build_app({"model": {"preset": "tiny", "device": "cpu"}})
-    ingress_args = built._bound_deployment.init_args
-    settings, *stages = ingress_args
+    assert built._bound_deployment.name == "ShareViewer"  # the HTTP ingress, the TCP one behind it
+    _, tcp_ingress = built._bound_deployment.init_args
+    assert tcp_ingress._bound_deployment.name == "TCPIngress"
+    settings, *stages = tcp_ingress._bound_deployment.init_args
     assert isinstance(settings, AppSettings)
     assert [bound._bound_deployment.name for bound in stages] == [STAGE_DEPLOYMENTS[s].name for s in STAGES]
     assert [STAGE_DEPLOYMENTS[s].name for s in STAGES] == ["FrameExtractor", "VGGTInference", "GlbExporter"]

@@ -2,10 +2,10 @@
 
 The test follows the setup guide in a fresh working directory: it creates a
 user with `scripts/create_user.py demo 123456 true`, then runs `serve run
---address local <copy of config/serve.dev.yaml>` there with one value changed
-(a free TCP port; nothing else), in its own process group, on its own fresh
+--address local <copy of config/serve.dev.yaml>` there with two values changed
+(free TCP and HTTP ports; nothing else), in its own process group, on its own fresh
 local Ray cluster (dashboard included, as on a real machine), and logs in as
-demo. It runs before the session fixture's cluster exists (see
+demo, then opens the result's share link over HTTP. It runs before the session fixture's cluster exists (see
 conftest.pytest_collection_modifyitems).
 """
 
@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,9 @@ def test_serve_run_dev_config(tmp_path, jpegs):
     if not serve_bin.exists():
         pytest.skip("the `serve` CLI is not installed next to this Python")
     config = yaml.safe_load((REPO / "config" / "serve.dev.yaml").read_text())
-    port = _free_port()
+    port, http_port = _free_port(), _free_port()
     config["applications"][0]["args"]["proxy"]["port"] = port
+    config["http_options"]["port"] = http_port
     config_path = tmp_path / "serve.dev.yaml"
     config_path.write_text(yaml.safe_dump(config))
     created = subprocess.run(
@@ -98,6 +100,11 @@ def test_serve_run_dev_config(tmp_path, jpegs):
             assert len(reply.name) == 68 and reply.name.endswith(".glb")
             assert c.get_glb(reply.name) == reply.data
         assert list((tmp_path / "out").rglob(reply.name))
+        share = f"http://127.0.0.1:{http_port}/g/{reply.name[:-4]}"
+        with urllib.request.urlopen(share + ".glb", timeout=60) as response:
+            assert response.read() == reply.data
+        with urllib.request.urlopen(share, timeout=60) as response:
+            assert b"three/addons/" in response.read()
     finally:
         _stop(proc)
     output = log_path.read_text(errors="replace")

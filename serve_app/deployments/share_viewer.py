@@ -1,0 +1,46 @@
+"""`ShareViewer`: the application's HTTP ingress; share links open in a browser (`serve_app.share_pages`).
+
+Serve's HTTP proxy (port 8000 by default, `http_options` in the Serve
+config) routes `GET /g/<hash>` (the page), `GET /g/<hash>.glb` (the file)
+and `GET /viewer/...` (three.js) here. It is the deployment the builder
+returns, so the TCP ingress and the stages hang off it in the graph.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route parameters' annotations at run time.
+from fastapi import FastAPI, Request
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.responses import Response
+
+from serve_app.config import AppSettings
+from serve_app.share_pages import SharePages
+
+share_api = FastAPI(title="VGGT share links", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@serve.deployment(
+    name="ShareViewer",
+    ray_actor_options={"num_cpus": 0.05},
+    max_ongoing_requests=32,
+)
+@serve.ingress(share_api)
+class ShareViewer:
+    async def __init__(self, settings: AppSettings, tcp_ingress: DeploymentHandle) -> None:
+        """tcp_ingress: the TCP ingress, which brings the database schema up to date when it starts."""
+        await tcp_ingress.get_port.remote()  # returns once the TCP ingress (and so the schema) is ready
+        self.pages = SharePages(settings)
+
+    @share_api.get("/g/{name}")
+    def share(self, name: str, request: Request) -> Response:
+        if name.endswith(".glb"):
+            return self.pages.glb(name[: -len(".glb")], request.headers)
+        return self.pages.page(name)
+
+    @share_api.get("/viewer/{path:path}")
+    def viewer(self, path: str) -> Response:
+        return self.pages.viewer_file(path)
+
+    def __del__(self) -> None:
+        pages = getattr(self, "pages", None)
+        if pages is not None:
+            pages.close()

@@ -1,0 +1,100 @@
+"""Share links over Serve's HTTP proxy, and the page in a real browser (Debian's Chromium, headless)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from service_users import PASSWORD
+from wire_client import Conn
+
+BACKGROUND = np.array([0x0F, 0x11, 0x15])
+
+
+@pytest.fixture(scope="module")
+def shared(service, jpegs):
+    """(hash, GLB bytes) of a reconstruction made over TCP."""
+    with Conn(service.port) as c:
+        assert c.login("vip", PASSWORD)[0] is True
+        reply = c.images([jpegs[0] + b"share page", jpegs[1]])
+    assert reply.error is None, reply.data[:100]
+    return reply.name[:-4], reply.data
+
+
+def _get(service, path: str, headers: dict | None = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{service.http_port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_the_glb_over_http_equals_get_glb(service, shared):
+    hashed, glb = shared
+    status, headers, body = _get(service, f"/g/{hashed}.glb")
+    assert status == 200 and body == glb
+    assert int(headers["content-length"]) == len(glb) and headers["content-type"] == "model/gltf-binary"
+    assert headers["etag"] == f'"{hashed}"'
+    status, headers, body = _get(service, f"/g/{hashed}.glb", {"Range": "bytes=0-3"})
+    assert status == 206 and body == b"glTF" and headers["content-range"] == f"bytes 0-3/{len(glb)}"
+    status, _, body = _get(service, f"/g/{hashed}.glb", {"If-None-Match": f'"{hashed}"'})
+    assert status == 304 and body == b""
+
+
+def test_the_page_and_its_viewer_come_from_the_service(service, shared):
+    hashed, _ = shared
+    status, headers, page = _get(service, f"/g/{hashed}")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert f"{hashed}.glb".encode() in page and b"https://" not in page
+    for module in ("build/three.module.js", "examples/jsm/loaders/GLTFLoader.js"):
+        status, headers, body = _get(service, f"/viewer/{module}")
+        if status == 404 and not Path(".venv/web/node_modules/three").exists():
+            pytest.skip("three.js is not installed (scripts/setup_venv.sh installs it from npm)")
+        assert status == 200 and headers["content-type"].startswith("text/javascript") and body
+
+
+@pytest.mark.parametrize(
+    "path", ["/g/" + "0" * 64, "/g/" + "0" * 64 + ".glb", "/g/not-a-hash", "/g/..%2F..%2Fetc%2Fpasswd", "/viewer/package.json"]
+)
+def test_unknown_malformed_or_outside_is_404(service, path):
+    assert _get(service, path)[0] == 404
+
+
+def test_the_page_shows_the_cloud_in_a_real_browser(service, shared, tmp_path):
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it where it can)")
+    if not Path(".venv/web/node_modules/three/build/three.module.js").exists():
+        pytest.skip("three.js is not installed (scripts/setup_venv.sh installs it from npm)")
+    hashed, _ = shared
+    screenshot = tmp_path / "share_page.png"
+    url = f"http://127.0.0.1:{service.http_port}/g/{hashed}"
+    done = subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
+            "--enable-unsafe-swiftshader", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=640,480", "--virtual-time-budget=30000", "--run-all-compositor-stages-before-draw",
+            f"--screenshot={screenshot}", "--dump-dom", url,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    print(f"screenshot of {url}: {screenshot}")
+    assert screenshot.is_file(), done.stderr[-2000:]
+    assert 'data-state="shown"' in done.stdout, done.stdout[-2000:]
+    points = int(done.stdout.split('data-points="')[1].split('"')[0])
+    assert points > 1000
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(screenshot.read_bytes())).convert("RGB")).astype(int)
+    drawn = np.abs(pixels - BACKGROUND).sum(axis=-1) > 30
+    assert drawn.mean() > 0.01, f"only {drawn.mean():.2%} of the page shows points"
