@@ -21,25 +21,29 @@ URL) and the spool dir on storage shared by the nodes, or the deployments
 pinned to one node.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
+# No `from __future__ import annotations` here: Serve reads build_app's annotation (AppArgs) at run time.
 from ray.serve import Application
 
-from serve_app.config import AppSettings
+from serve_app.app_args import AppArgs, settings_from_args
 from serve_app.deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
 from serve_app.stages import STAGES
 
 
-def build_app(args: dict[str, Any] | None = None) -> Application:
+def build_app(args: AppArgs) -> Application:
     """The application for `args` (the YAML's `args`; see `serve_app.config.AppSettings`).
 
-    `args` is the nested dict of `config/serve.yaml`. For `serve run
-    serve_app.app:build_app key=value ...` dotted keys are accepted too
+    Serve validates the YAML's `args` against `AppArgs` first (its typed
+    builder); called from Python, a plain mapping is validated here. For `serve
+    run serve_app.app:build_app key=value ...` dotted keys are accepted too
     (`model.preset=tiny proxy.port=4568`), their values parsed as YAML scalars.
+    Values out of range, and an unknown `model.preset`, are refused here, before
+    any replica starts.
     """
-    settings = AppSettings.from_args(args)
+    settings = settings_from_args(args)
+    from serve_app.vggt.config import PRESETS  # here, not in the settings: it imports torch
+
+    if settings.model.preset not in PRESETS:  # refused now, not in a replica that would restart in a loop
+        raise ValueError(f"setting model.preset must be one of {list(PRESETS)}, got {settings.model.preset!r}")
     stages = []
     for stage in STAGES:
         deployment = STAGE_DEPLOYMENTS[stage]

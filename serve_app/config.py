@@ -2,7 +2,10 @@
 
 `AppSettings.from_dict(args)` turns the `args` block of `config/serve.yaml`
 (or a CLI's options) into frozen dataclasses once, at start; nothing changes
-them afterwards. Unknown keys are an error, so a typo in the YAML fails loudly.
+them afterwards. These dataclasses are the one declaration of every setting:
+`serve_app.app_args` makes the strict pydantic model Serve validates the
+YAML with from their fields, and their `__post_init__` checks ranges and
+choices. Unknown keys are an error, so a typo in the YAML fails loudly.
 Two sections are defined beside the code they configure: `proxy` is the TCP
 server's `tcp_proxy.settings.ProxySettings`, `export` is
 `serve_app.export.options.ExportOptions`.
@@ -10,7 +13,6 @@ server's `tcp_proxy.settings.ProxySettings`, `export` is
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -85,17 +87,15 @@ class AppSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "AppSettings":
-        """Build settings from nested dicts ({"model": {"preset": "tiny"}, ...})."""
-        data = dict(data or {})
-        sections = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = set(data) - set(sections)
-        if unknown:
-            raise ValueError(f"unknown settings section(s): {sorted(unknown)}")
-        built = {}
-        for name, f in sections.items():
-            section_cls = f.default_factory().__class__  # type: ignore[misc]
-            built[name] = _build_section(section_cls, name, data.get(name) or {})
-        return cls(**built)
+        """Settings from nested dicts ({"model": {"preset": "tiny"}, ...}; dotted keys are nested).
+
+        Unknown keys and values of the wrong type are refused by the strict model
+        of `serve_app.app_args`, ranges and choices by each section; every problem
+        is one ValueError line naming the setting.
+        """
+        from serve_app.app_args import settings_from_args  # pydantic: not needed by the model side
+
+        return settings_from_args(data)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], app_name: str | None = None) -> "AppSettings":
@@ -115,19 +115,11 @@ class AppSettings:
             raise ValueError(f"{path} holds no settings mapping")
         return cls.from_dict(doc)
 
-    @classmethod
-    def from_args(cls, args: dict[str, Any] | None) -> "AppSettings":
-        """Like `from_dict`, also taking `serve run ... key=value` style dotted keys.
 
-        {"model.preset": "tiny", "proxy.port": "4568"} nests to
-        {"model": {"preset": "tiny"}, "proxy": {"port": 4568}}; dotted values
-        given as strings are parsed as YAML scalars.
-        """
-        return cls.from_dict(_nest(args or {}))
-
-
-def _nest(args: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys to nested sections; nested dicts pass through."""
+def nest_dotted_keys(args: dict[str, Any]) -> dict[str, Any]:
+    """`serve run ... model.preset=tiny` style keys to sections: {"model.preset": "tiny", "proxy.port": "4568"}
+    nests to {"model": {"preset": "tiny"}, "proxy": {"port": 4568}} (string values of dotted keys are
+    parsed as YAML scalars); nested dicts pass through."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -142,43 +134,6 @@ def _nest(args: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def _build_section(section_cls: type, name: str, values: dict[str, Any]):
-    if not isinstance(values, dict):
-        raise ValueError(f"settings section {name!r} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(section_cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown setting(s) in {name!r}: {sorted(unknown)}")
-    converted = {}
-    for key, value in values.items():
-        default = getattr(section_cls(), key)
-        converted[key] = _coerce(f"{name}.{key}", value, default)
-    return section_cls(**converted)
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Check a YAML value against the type of its default."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"setting {key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"setting {key} must be an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"setting {key} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"setting {key} must be a string, got {value!r}")
-        return value
-    return value
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -19,3 +19,16 @@ class ProxySettings:
     require_vip_for_video: bool = True  # server-side check of what the app enforces
     list_limit: int = 100  # LIST answers at most this many GLBs (the newest)
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
+
+    def __post_init__(self) -> None:
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"setting proxy.port must be a TCP port, 0..65535 (0: any free one), got {self.port!r}")
+        for name in ("max_payload_bytes", "read_timeout_s", "idle_timeout_s", "max_connections", "session_ttl_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")
+        for name in ("max_pending_reconstructions", "list_limit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"setting proxy.{name} must be 0 or more, got {value!r}")
+

@@ -34,6 +34,7 @@ from service_users import (
     SESSION_TTL_S,
     VIDEO_FPS,
     create_users,
+    free_port,
 )
 
 
@@ -76,13 +77,6 @@ class Service:
         finally:
             db.dispose()
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _args(tmp: Path, **model: Any) -> dict:
@@ -142,7 +136,7 @@ def ray_cluster():
         include_dashboard=False,
         _system_config={"metrics_report_interval_ms": 1000},
     )
-    http_port = _free_port()
+    http_port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     try:
         yield http_port  # the port of Serve's HTTP proxy

@@ -69,7 +69,7 @@ def test_builder_makes_an_application_with_explicit_cpu_shares():
 
 
 def test_builder_accepts_dotted_cli_args():
-    settings = AppSettings.from_args({"model.preset": "tiny", "proxy.port": "4568", "frames.fps": "1.5"})
+    settings = AppSettings.from_dict({"model.preset": "tiny", "proxy.port": "4568", "frames.fps": "1.5"})
     assert (settings.model.preset, settings.proxy.port, settings.frames.fps) == ("tiny", 4568, 1.5)
     with pytest.raises(ValueError):
         app_module.build_app({"model.nonsense": "1"})
@@ -158,3 +158,8 @@ def test_unwrap_service_error_through_ray_wrapping():
     assert type(plain) is BadImageError and plain.message == "photo 2 cannot be decoded"
     other = ValueError("x")
     assert unwrap_service_error(other) is other
+
+
+def test_a_bad_preset_is_refused_by_the_builder_not_by_a_replica():
+    with pytest.raises(ValueError, match="model.preset must be one of"):
+        app_module.build_app({"model": {"preset": "huge"}})

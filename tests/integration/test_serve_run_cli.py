@@ -22,18 +22,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from service_users import free_port
 from wire_client import Conn
 
 pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen, log_path: Path) -> None:
@@ -64,7 +59,8 @@ def test_serve_run_dev_config(tmp_path, jpegs):
     if not serve_bin.exists():
         pytest.skip("the `serve` CLI is not installed next to this Python")
     config = yaml.safe_load((REPO / "config" / "serve.dev.yaml").read_text())
-    port, http_port = _free_port(), _free_port()
+    port = free_port()
+    http_port = free_port(taken=(port,))
     config["applications"][0]["args"]["proxy"]["port"] = port
     config["http_options"]["port"] = http_port
     config_path = tmp_path / "serve.dev.yaml"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ABSENT = ("cv2", "av", "sqlalchemy", "alembic", "ray", "trimesh", "yaml", "tqdm")
+ABSENT = ("cv2", "av", "sqlalchemy", "alembic", "ray", "trimesh", "yaml", "tqdm", "pydantic")
 
 
 def test_runner_and_settings_import_without_the_service_libraries():
