@@ -32,7 +32,7 @@ def _section_model(section_cls: type) -> type[BaseModel]:
 SECTIONS: dict[str, type] = {f.name: type(f.default_factory()) for f in dataclasses.fields(AppSettings)}  # type: ignore[misc]
 
 
-class _Nested(BaseModel):
+class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
@@ -40,10 +40,18 @@ class _Nested(BaseModel):
     def _nest(cls, data: Any) -> Any:
         return nest_dotted_keys(data) if isinstance(data, dict) else data
 
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        """As pydantic's, but a problem is one ValueError line naming the setting (what `serve run` shows)."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise ValueError(one_line(exc)) from None
+
 
 AppArgs = create_model(
     "AppArgs",
-    __base__=_Nested,
+    __base__=_Args,
     **{name: (_section_model(section_cls), _section_model(section_cls)()) for name, section_cls in SECTIONS.items()},
 )
 AppArgs.__doc__ = "The application's args: one strict section per `AppSettings` field."
@@ -52,10 +60,7 @@ AppArgs.__doc__ = "The application's args: one strict section per `AppSettings` 
 def settings_from_args(args: Any) -> AppSettings:
     """AppSettings from validated `AppArgs` or a plain mapping; any problem is a one-line ValueError."""
     if not isinstance(args, AppArgs):
-        try:
-            args = AppArgs.model_validate(args or {})
-        except ValidationError as exc:
-            raise ValueError(one_line(exc)) from None
+        args = AppArgs.model_validate(args or {})
     sections = {name: cls(**getattr(args, name).model_dump()) for name, cls in SECTIONS.items()}
     return AppSettings(**sections)
 
