@@ -1,18 +1,32 @@
 #!/usr/bin/env python
-"""Export time and GLB size for synthetic predictions at 518x518, capped and uncapped.
+"""What a phone gets: GLB size, bytes per point, export time and viewer load time, default vs full resolution.
 
-    bench_export.py                       # 20 and 100 frames, cap 1,000,000 points
-    bench_export.py --frames 20 --max-points 500000 --repeat 3
+    bench_export.py                       # 20 and 64 frames of 518x518
+    bench_export.py --frames 20 --repeat 3 --no-viewer
 
 The predictions are a wavy surface seen by frames that each overlap their
 neighbour (what a phone sweep gives), with random confidences; only the
-export runs (no model). Prints one line per case and the capped/uncapped ratios.
+export runs (no model). For each frame count, in one run:
+
+* full: every point, float32 positions, first camera at the origin (what the
+  service wrote before the point budget; `predictions_to_glb` still does);
+* default: the service's `ExportOptions()` (point budget, confidence-weighted
+  thinning, int16 positions, centred and fit to the phone viewer's camera);
+* ratios default / full, and the load time of each GLB in the phone app's
+  viewer logic (scripts/phone_viewer/viewer.html: Babylon.js in headless
+  Chromium with SwiftShader), when Chromium and .venv/viewer-test exist.
+
+Also our GLB writer against trimesh's exporter on the same points (--writer-baseline-frames).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import http.server
+import queue
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -42,11 +56,11 @@ def synthetic_predictions(frames: int, side: int = SIDE, seed: int = 0) -> dict[
     }
 
 
-def timed_export(predictions: dict, repeat: int, **options):
+def timed_export(predictions: dict, repeat: int, options: ExportOptions):
     best, result = float("inf"), None
     for _ in range(repeat):
         start = time.perf_counter()
-        result = export_glb(predictions, ExportOptions(**options))
+        result = export_glb(predictions, options)
         best = min(best, time.perf_counter() - start)
     return best, result
 
@@ -79,38 +93,122 @@ def writer_against_trimesh(predictions: dict, repeat: int) -> None:
     )
 
 
+CASES = {
+    "full": ExportOptions(max_points=None, quantize=False, center=False),
+    "default": ExportOptions(),
+}
+REPO = Path(__file__).resolve().parent.parent
+BABYLON = REPO / ".venv" / "viewer-test" / "node_modules"
+
+
+class _ViewerHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the viewer's files; the page's GET report?load=N&frame=M hands its times to `reports`."""
+
+    reports: "queue.Queue[tuple[float, float]]"
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        if self.path.startswith("/report?"):
+            times = dict(part.split("=", 1) for part in self.path.split("?", 1)[1].split("&"))
+            self.reports.put((float(times["load"]), float(times["frame"])))
+            self.send_response(204)
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args) -> None:  # no access log on the benchmark's output
+        pass
+
+
+class PhoneViewer:
+    """The phone app's viewer page served from a temp folder; `load_ms(glb)` loads one GLB in Chromium.
+
+    The times are the page's own, in real time (no virtual time budget), reported back over
+    HTTP: from `SceneLoader.Append` to the GLB loaded into the scene, and to its first frame.
+    """
+
+    def __init__(self) -> None:
+        import functools
+        import shutil
+        import tempfile
+        import threading
+
+        self.browser = shutil.which("chromium")
+        files = [BABYLON / "babylonjs" / "babylon.js", BABYLON / "babylonjs-loaders" / "babylonjs.loaders.min.js"]
+        self.available = self.browser is not None and all(path.is_file() for path in files)
+        if not self.available:
+            return
+        self.root = Path(tempfile.mkdtemp(prefix="phone_viewer_"))
+        for path in [*files, REPO / "scripts" / "phone_viewer" / "viewer.html"]:
+            shutil.copy(path, self.root / path.name)
+        self.reports: queue.Queue[tuple[float, float]] = queue.Queue()
+        handler_class = type("Handler", (_ViewerHandler,), {"reports": self.reports})
+        handler = functools.partial(handler_class, directory=str(self.root))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def load_ms(self, glb: bytes, name: str, timeout_s: float = 300) -> tuple[float, float] | None:
+        """(ms to loaded, ms to first frame), or None when the page never showed it."""
+        import subprocess
+
+        (self.root / f"{name}.glb").write_bytes(glb)
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/viewer.html?glb={name}.glb"
+        browser = subprocess.Popen(
+            [
+                self.browser, "--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
+                "--enable-unsafe-swiftshader", "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", f"--user-data-dir={self.root / 'profile'}", "--window-size=640,480",
+                "--remote-debugging-port=0", url,
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            return self.reports.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        finally:
+            browser.kill()
+            browser.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[20, 100])
-    parser.add_argument("--max-points", type=int, default=1_000_000)
+    parser.add_argument("--frames", type=int, nargs="+", default=[20, 64])
     parser.add_argument("--repeat", type=int, default=1, help="best of this many runs")
     parser.add_argument("--show-cameras", action="store_true")
+    parser.add_argument("--no-viewer", action="store_true", help="skip the load time in the phone viewer")
     parser.add_argument(
         "--writer-baseline-frames", type=int, default=20,
         help="also time trimesh's GLB exporter on the points of this many frames (0: skip)",
     )
     args = parser.parse_args()
+    viewer = None if args.no_viewer else PhoneViewer()
+    if viewer is not None and not viewer.available:
+        print("(no viewer load times: Chromium or .venv/viewer-test/node_modules/babylonjs missing)")
+        viewer = None
 
+    print("| frames | case | points | bytes/point | GLB MB | export s | viewer load ms | first frame ms |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for frames in args.frames:
         predictions = synthetic_predictions(frames)
-        base_time, base = timed_export(predictions, args.repeat, show_cameras=args.show_cameras)
-        print(
-            f"{frames:4d} frames {SIDE}x{SIDE} uncapped      : {base_time:6.2f} s  "
-            f"{len(base.glb) / 1e6:8.1f} MB  {base.point_count:>11,} points"
-        )
-        for method in ("uniform", "voxel"):
-            seconds, capped = timed_export(
-                predictions,
-                args.repeat,
-                show_cameras=args.show_cameras,
-                max_points=args.max_points,
-                downsample=method,
-            )
+        rows = {}
+        for name, options in CASES.items():
+            options = dataclasses.replace(options, show_cameras=args.show_cameras)
+            seconds, result = timed_export(predictions, args.repeat, options)
+            times = viewer.load_ms(result.glb, f"{frames}_{name}") if viewer is not None else None
+            load, frame = times if times is not None else (None, None)
+            rows[name] = (seconds, len(result.glb), result.point_count, load)
             print(
-                f"{frames:4d} frames {SIDE}x{SIDE} {method:7s} cap {args.max_points:,}: {seconds:6.2f} s  "
-                f"{len(capped.glb) / 1e6:8.1f} MB  {capped.point_count:>11,} points  "
-                f"size x{len(capped.glb) / len(base.glb):.3f}  time x{seconds / base_time:.2f}"
+                f"| {frames} | {name} | {result.point_count:,} | {len(result.glb) / result.point_count:.1f} | "
+                f"{len(result.glb) / 1e6:.1f} | {seconds:.2f} | {'-' if load is None else f'{load:.0f}'} | "
+                f"{'-' if frame is None else f'{frame:.0f}'} |"
             )
+        (full_s, full_size, full_points, full_load), (s, size, points, load) = rows["full"], rows["default"]
+        loads = f"x{load / full_load:.2f}" if load and full_load else "-"
+        print(
+            f"|  | default / full | x{points / full_points:.3f} | | x{size / full_size:.3f} | "
+            f"x{s / full_s:.2f} | {loads} | |"
+        )
         if frames == args.writer_baseline_frames:
             writer_against_trimesh(predictions, args.repeat)
         del predictions

@@ -11,6 +11,13 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$(id 
              && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; } \
         || echo "warning: could not install chromium; the browser test will be skipped"
 fi
+# The phone app's viewer (Babylon.js and its loaders, as the app loads them) for the viewer test.
+viewer=.venv/viewer-test
+if command -v npm >/dev/null && [ ! -f "$viewer/node_modules/babylonjs/babylon.js" ]; then
+    echo "installing Babylon.js into $viewer/"
+    npm install --silent --no-audit --no-fund --prefix "$viewer" babylonjs@9.28.0 babylonjs-loaders@9.28.0 >/dev/null \
+        || echo "warning: could not install Babylon.js; the phone viewer test will be skipped"
+fi
 if [ -d .venv/gltf-validator/node_modules/gltf-validator ]; then
     export GLTF_VALIDATOR_DIR="$PWD/.venv/gltf-validator"
 fi

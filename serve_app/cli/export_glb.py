@@ -26,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from serve_app.export.options import DOWNSAMPLE_METHODS, POINT_SOURCES
+from serve_app.export.options import DOWNSAMPLE_METHODS, POINT_BUDGET, POINT_SOURCES
 from serve_app.frames.photos import SUFFIXES as IMAGE_SUFFIXES  # what the decoder opens
 from serve_app.vggt.config import PRESETS
 
@@ -76,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask-white-bg", "--mask_white_bg", action="store_true", help="drop near-white pixels")
     parser.add_argument("--show-cameras", "--show_cam", action="store_true", help="add a marker per camera")
     parser.add_argument("--frame", type=int, help="export only this frame (0-based)")
-    parser.add_argument("--max-points", type=int, help="cap the point count (smaller files for phones)")
-    parser.add_argument("--downsample", choices=DOWNSAMPLE_METHODS, help="how --max-points thins (default: uniform)")
+    parser.add_argument(
+        "--max-points", type=int, help=f"point cap (default {POINT_BUDGET:,}, a phone's budget); 0 = full resolution"
+    )
+    parser.add_argument("--downsample", choices=DOWNSAMPLE_METHODS, help="how --max-points thins (default: confidence)")
+    parser.add_argument("--float32", action="store_true", help="float32 positions instead of quantized int16")
+    parser.add_argument("--no-center", action="store_true", help="keep the first camera at the origin")
     parser.add_argument("--mask-sky", action="store_true", help="drop sky pixels (needs --skyseg-model)")
     parser.add_argument("--skyseg-model", metavar="PATH", default="skyseg.onnx", help="local sky segmentation model")
 
@@ -108,16 +112,21 @@ def settings_from(args: argparse.Namespace):
         "mask_white_bg": args.mask_white_bg or None,
         "show_cameras": args.show_cameras or None,
         "frame": args.frame,
-        "max_points": args.max_points,
+        "max_points": args.max_points or None,
         "downsample": args.downsample,
+        "quantize": False if args.float32 else None,
+        "center": False if args.no_center else None,
         "mask_sky": args.mask_sky or None,
         "skyseg_model": args.skyseg_model if args.mask_sky else None,
     }
     storage = {"database_url": args.database_url, "storage_root": args.storage_root}
     model = {"checkpoint": checkpoint_path(args), "preset": args.preset, "device": args.device}
-    sections = {"frames": frames, "export": export, "storage": storage, "model": model}
+    sections = {name: _given(values) for name, values in {"frames": frames, "export": export}.items()}
+    sections.update(storage=_given(storage), model=_given(model))
+    if args.max_points == 0:
+        sections["export"]["max_points"] = None  # full resolution
     try:
-        return AppSettings.from_dict({name: _given(values) for name, values in sections.items()})
+        return AppSettings.from_dict(sections)
     except ValueError as exc:  # a value out of range, as the settings check it
         raise InputError(str(exc)) from None
 
@@ -135,7 +144,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError("--save-to-db needs --user-id")
     if not args.save_to_db and (args.user_id is not None or args.original_name):
         raise InputError("--user-id and --original-name go with --save-to-db")
-    for name in ("fps", "max_frames", "max_points"):
+    if args.max_points is not None and args.max_points < 0:
+        raise InputError(f"--max-points must be 0 (full resolution) or positive, got {args.max_points}")
+    for name in ("fps", "max_frames"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")

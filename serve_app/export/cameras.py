@@ -1,8 +1,10 @@
-"""Camera markers: a thin square-pyramid outline per camera, coloured along gist_rainbow.
+"""Camera markers: a solid square pyramid per camera, coloured along gist_rainbow.
 
 Each marker is a four-sided cone with its tip at the camera centre, opening
-along the viewing direction, drawn as slivers between the cone and two
-slightly shrunk/turned copies of it so that it reads as a wireframe.
+along the viewing direction, its size a fixed share of the scene's extent.
+It is solid (four sides and a base, each triangle in both windings so that
+one-sided materials show it from any side): no sliver triangles that vanish
+at phone size.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ COLORMAP_SIZE = 256  # entries of the sampled table, as in the usual plotting li
 
 MARKER_RADIUS = 0.05  # cone base radius, in units of the scene diagonal
 MARKER_DEPTH = 0.1  # cone height, in units of the scene diagonal
-SHRUNK_COPY = 0.95  # scale of the first outline copy
-TURNED_COPY_DEGREES = 2.0  # turn about the cone axis of the second outline copy
 
 
 def _colormap_table() -> np.ndarray:
@@ -76,14 +76,10 @@ def _cone(radius: float, height: float) -> tuple[np.ndarray, np.ndarray]:
     return vertices, sides
 
 
-def _outline_faces(sides: np.ndarray, vertex_count: int) -> np.ndarray:
-    """Sliver triangles joining each cone side to its two copies, both windings."""
-    faces = []
-    for a, b, tip in sides:
-        for copy in (1, 2):
-            offset = copy * vertex_count
-            faces += [(a, b, b + offset), (a, a + offset, tip), (tip + offset, b, tip)]
-    faces = np.array(faces)
+def _solid_faces(sides: np.ndarray) -> np.ndarray:
+    """The cone's sides and its base (two triangles), each in both windings."""
+    base = np.array([(0, 2, 1), (0, 3, 2)])
+    faces = np.vstack([sides, base])
     return np.vstack([faces, faces[:, ::-1]])
 
 
@@ -91,15 +87,9 @@ def frustum_mesh(camera_to_world: np.ndarray, color: tuple[int, int, int], scene
     """Marker for one camera, sized from the scene diagonal, in world coordinates."""
     height = scene_scale * MARKER_DEPTH
     vertices, sides = _cone(scene_scale * MARKER_RADIUS, height)
-    turned = apply_transform(rotation_about("z", TURNED_COPY_DEGREES), vertices)
-    all_vertices = np.vstack([vertices, SHRUNK_COPY * vertices, turned])
-
     # square base aligned with the image axes, tip moved to the camera centre
     cone_to_camera = rotation_about("z", 45.0)
     cone_to_camera[2, 3] = -height
-    world = apply_transform(camera_to_world @ OPENGL_FROM_OPENCV @ cone_to_camera, all_vertices)
-    faces = _outline_faces(sides, len(vertices))
-    corners = world[faces]  # [M,3,3]; the turned copy of the tip is the tip: drop what collapses
-    distinct = [~np.all(corners[:, a] == corners[:, b], axis=1) for a, b in ((0, 1), (1, 2), (0, 2))]
+    world = apply_transform(camera_to_world @ OPENGL_FROM_OPENCV @ cone_to_camera, vertices)
     colors = np.tile(np.array(color, np.uint8), (len(world), 1))
-    return Geometry("camera", world, colors, faces[distinct[0] & distinct[1] & distinct[2]])
+    return Geometry("camera", world, colors, _solid_faces(sides))

@@ -2,10 +2,19 @@
 
 Written directly (one pass over the arrays, no per-point Python work) because
 clouds reach tens of millions of points. Every geometry becomes one node with
-one primitive: float32 POSITION with min/max, RGBA uint8 COLOR_0, and uint32
-indices for meshes. Materials are unlit (KHR_materials_unlit, optional), so
-points show their photo colour; viewers without the extension fall back to a
-rough, non-metallic material.
+one primitive: POSITION with min/max, RGBA uint8 COLOR_0, and uint32 indices
+for meshes. Materials are unlit (KHR_materials_unlit, optional), so points
+show their photo colour; viewers without the extension fall back to a rough,
+non-metallic material.
+
+Positions are float32 (12 bytes), or with `quantize` normalized int16
+(KHR_mesh_quantization, required then): each geometry's box is mapped onto
+[-1, 1] per axis and the node's translation and scale map it back, so a point
+takes 8 bytes (three int16 and the padding vertex attributes need) plus 4 of
+colour. The error is at most half a step of 1/32767 of the box's half size
+per axis. With `offset` (and `scale`), a root node carries every geometry node
+and maps the scene point p to scale * (p + offset) (the viewer-friendly
+placement); without, geometry nodes are the scene's roots.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ import numpy as np
 GLB_MAGIC, GLB_VERSION = b"glTF", 2
 CHUNK_JSON, CHUNK_BIN = b"JSON", b"BIN\x00"
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
-FLOAT, UNSIGNED_BYTE, UNSIGNED_INT = 5126, 5121, 5125
+SHORT, FLOAT, UNSIGNED_BYTE, UNSIGNED_INT = 5122, 5126, 5121, 5125
 MODE_POINTS, MODE_TRIANGLES = 0, 4
 UNLIT = "KHR_materials_unlit"
+QUANTIZATION = "KHR_mesh_quantization"
+INT16_STEPS = 32767  # normalized int16: -32767..32767 stand for -1..1
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,16 @@ class _Buffer:
         self.views: list[dict] = []
         self.accessors: list[dict] = []
 
-    def add(self, data: np.ndarray, *, target: int, component: int, kind: str, **extra) -> int:
-        """Append `data` as a 4-byte aligned buffer view with one accessor; return the accessor index."""
+    def add(self, data: np.ndarray, *, target: int, component: int, kind: str, stride: int = 0, **extra) -> int:
+        """Append `data` as a 4-byte aligned buffer view with one accessor; return the accessor index.
+
+        stride: the view's byteStride when rows carry padding (int16 VEC3 stored as 4 shorts).
+        """
         data = np.ascontiguousarray(data)
-        self.views.append({"buffer": 0, "byteOffset": self.length, "byteLength": data.nbytes, "target": target})
+        view = {"buffer": 0, "byteOffset": self.length, "byteLength": data.nbytes, "target": target}
+        if stride:
+            view["byteStride"] = stride
+        self.views.append(view)
         self.parts.append(memoryview(data).cast("B"))
         self.length += data.nbytes
         padding = -self.length % 4
@@ -68,20 +85,47 @@ def _rgba(colors: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def write_glb(geometries: list[Geometry]) -> bytes:
-    """GLB bytes holding each geometry as its own node, in order."""
+def _quantized(vertices: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
+    """int16 rows [N, 4] (x, y, z, padding) in the box mapped to [-1, 1], and the node's translation and scale."""
+    lower, upper = vertices.min(axis=0).astype(np.float64), vertices.max(axis=0).astype(np.float64)
+    centre = (lower + upper) / 2
+    half = np.maximum((upper - lower) / 2, np.finfo(np.float32).tiny)  # a flat axis still gets a scale
+    rows = np.zeros((len(vertices), 4), np.int16)
+    rows[:, :3] = np.clip(np.rint((vertices - centre) / half * INT16_STEPS), -INT16_STEPS, INT16_STEPS)
+    scale = half / INT16_STEPS
+    return rows, centre.tolist(), (scale * INT16_STEPS).tolist()
+
+
+def write_glb(
+    geometries: list[Geometry], *, quantize: bool = False, offset: np.ndarray | None = None, scale: float = 1.0
+) -> bytes:
+    """GLB bytes holding each geometry as its own node, in order (see the module docstring for the options)."""
     buffer = _Buffer()
-    meshes = []
+    meshes, nodes = [], []
     for geometry in geometries:
         vertices = np.asarray(geometry.vertices, np.float32)
-        position = buffer.add(
-            vertices,
-            target=ARRAY_BUFFER,
-            component=FLOAT,
-            kind="VEC3",
-            min=vertices.min(axis=0).tolist(),
-            max=vertices.max(axis=0).tolist(),
-        )
+        node: dict = {"name": geometry.name, "mesh": len(meshes)}
+        if quantize:
+            rows, node["translation"], node["scale"] = _quantized(vertices)
+            position = buffer.add(
+                rows,
+                target=ARRAY_BUFFER,
+                component=SHORT,
+                kind="VEC3",
+                stride=8,
+                normalized=True,
+                min=rows[:, :3].min(axis=0).astype(float).tolist(),
+                max=rows[:, :3].max(axis=0).astype(float).tolist(),
+            )
+        else:
+            position = buffer.add(
+                vertices,
+                target=ARRAY_BUFFER,
+                component=FLOAT,
+                kind="VEC3",
+                min=vertices.min(axis=0).tolist(),
+                max=vertices.max(axis=0).tolist(),
+            )
         color = buffer.add(
             _rgba(geometry.colors), target=ARRAY_BUFFER, component=UNSIGNED_BYTE, kind="VEC4", normalized=True
         )
@@ -95,13 +139,22 @@ def write_glb(geometries: list[Geometry]) -> bytes:
             )
             primitive["mode"] = MODE_TRIANGLES
         meshes.append({"name": geometry.name, "primitives": [primitive]})
+        nodes.append(node)
+    roots = list(range(len(nodes)))
+    if offset is not None:
+        root = {"name": "scene", "translation": [float(v) * scale for v in offset], "children": roots}
+        if scale != 1.0:
+            root["scale"] = [float(scale)] * 3
+        nodes.append(root)
+        roots = [len(nodes) - 1]
 
     tree = {
         "asset": {"version": "2.0", "generator": "vggt-service"},
-        "extensionsUsed": [UNLIT],
+        "extensionsUsed": [UNLIT, QUANTIZATION] if quantize else [UNLIT],
+        **({"extensionsRequired": [QUANTIZATION]} if quantize else {}),
         "scene": 0,
-        "scenes": [{"nodes": list(range(len(meshes)))}],
-        "nodes": [{"name": mesh["name"], "mesh": index} for index, mesh in enumerate(meshes)],
+        "scenes": [{"nodes": roots}],
+        "nodes": nodes,
         "meshes": meshes,
         "materials": [
             {

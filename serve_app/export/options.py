@@ -11,9 +11,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 PointSource = Literal["pointmap", "depth"]
-Downsample = Literal["uniform", "voxel"]
+Downsample = Literal["confidence", "uniform", "voxel"]
 POINT_SOURCES: tuple[str, ...] = ("pointmap", "depth")
-DOWNSAMPLE_METHODS: tuple[str, ...] = ("uniform", "voxel")
+DOWNSAMPLE_METHODS: tuple[str, ...] = ("confidence", "uniform", "voxel")
+# The default point cap. At 12 bytes a point (quantized) 800,000 points are a 9.6 MB GLB: under
+# 10 MB for any frame count (a few seconds of download on a phone, ~40 MB of WebView memory),
+# and 20 frames of 518x392 (4.1 M candidate points) keep every 5th point, enough density for a
+# phone screen (scripts/bench_export.py measures size and load time against full resolution).
+POINT_BUDGET = 800_000
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,11 @@ class ExportOptions:
     mask_white_bg: bool = False  # drop near-white pixels (all channels > 240)
     show_cameras: bool = False  # add a coloured marker per camera
     frame: int | None = None  # export only this frame (negatives count from the end); None: all
-    max_points: int | None = None  # cap the point count for phones; None keeps all
-    downsample: Downsample = "uniform"  # how max_points is applied (voxel is 3-5x slower)
+    max_points: int | None = POINT_BUDGET  # cap the point count for phones; None keeps all (full resolution)
+    downsample: Downsample = "confidence"  # how max_points is applied: a random subset weighted by
+    # confidence (keeps the cloud's structure, prefers confident points), "uniform", or "voxel" (3-5x slower)
+    quantize: bool = True  # int16 positions (KHR_mesh_quantization): 12 bytes a point instead of 16
+    center: bool = True  # the cloud's median at the origin, its size fit to a fixed viewer camera (radius 5)
     mask_sky: bool = False  # needs skyseg_model: the segmentation model is not shipped
     skyseg_model: str | None = None  # path of a local skyseg.onnx
 

@@ -45,9 +45,11 @@ def points_and_confidence(predictions: dict, source: str) -> tuple[np.ndarray, n
 def pixel_colors(images: np.ndarray) -> np.ndarray:
     """[S,3,H,W] (or [S,H,W,3]) floats in [0, 1] to [S*H*W, 3] uint8, truncating."""
     images = np.asarray(images)
-    if images.ndim == 4 and images.shape[1] == 3:
-        images = images.transpose(0, 2, 3, 1)
-    return (images.reshape(-1, 3) * 255).astype(np.uint8)
+    channels_first = images.ndim == 4 and images.shape[1] == 3
+    values = (images * 255).astype(np.uint8)  # scale where the floats lie, then move the bytes
+    if channels_first:
+        values = values.transpose(0, 2, 3, 1)
+    return values.reshape(-1, 3)
 
 
 def frame_index(frame: int | None, frame_count: int) -> int | None:
@@ -95,6 +97,17 @@ def select_points(
 
     `conf_scale` [S,H,W] multiplies the confidence first (the sky mask).
     """
+    vertices, colors, _ = select_points_with_confidence(predictions, options, conf_scale=conf_scale)
+    return vertices, colors
+
+
+def select_points_with_confidence(
+    predictions: dict,
+    options: ExportOptions = ExportOptions(),
+    *,
+    conf_scale: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`select_points` and the kept points' confidence [N] float32."""
     points, conf = points_and_confidence(predictions, options.source)
     images = np.asarray(predictions["images"])
     if conf_scale is not None:
@@ -104,14 +117,15 @@ def select_points(
         points, conf, images = points[index : index + 1], conf[index : index + 1], images[index : index + 1]
     vertices = points.reshape(-1, 3)
     colors = pixel_colors(images)
+    flat_conf = conf.reshape(-1)
     keep = keep_mask(
-        conf.reshape(-1),
+        flat_conf,
         colors,
         percentile=options.conf_percentile,
         mask_black_bg=options.mask_black_bg,
         mask_white_bg=options.mask_white_bg,
     )
-    return vertices[keep].astype(np.float32, copy=False), colors[keep]
+    return vertices[keep].astype(np.float32, copy=False), colors[keep], flat_conf[keep].astype(np.float32)
 
 
 def cap_points(
@@ -120,16 +134,26 @@ def cap_points(
     max_points: int | None,
     *,
     method: str = "uniform",
+    confidence: np.ndarray | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """At most `max_points` points, chosen the same way on every call.
 
-    "uniform" keeps a seeded random subset in the original order; "voxel"
-    merges points per grid cell (mean position and colour), choosing the
-    coarsest cell that still leaves about `max_points`, then thins the rest.
+    "uniform" keeps a seeded random subset in the original order;
+    "confidence" keeps a seeded random subset drawn with probability growing
+    with `confidence` (weighted sampling without replacement, Efraimidis and
+    Spirakis: the largest log(u) / w), in the original order; "voxel" merges
+    points per grid cell (mean position and colour), choosing the coarsest
+    cell that still leaves about `max_points`, then thins the rest.
     """
     if max_points is None or len(vertices) <= max_points:
         return vertices, colors
+    if method == "confidence" and confidence is not None:
+        rng = np.random.default_rng(seed)
+        uniform = 1 - rng.random(len(vertices), dtype=np.float32)  # in (0, 1]: log is finite
+        keys = np.log(uniform) / np.maximum(confidence, MIN_CONFIDENCE)
+        chosen = np.sort(np.argpartition(keys, len(keys) - max_points)[len(keys) - max_points :])
+        return vertices[chosen], colors[chosen]
     if method == "voxel":
         vertices, colors = voxel_downsample(vertices, colors, max_points)
         if len(vertices) <= max_points:

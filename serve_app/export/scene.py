@@ -3,8 +3,13 @@
 The scene is expressed in the first camera's view: world coordinates go
 through that camera's camera-to-world matrix, the OpenGL axis flip and a half
 turn about y, so viewers open looking the way the first photo was taken. The
-alignment is baked into the vertices (every node of the GLB is the identity),
-which renders exactly like the same transform on a parent node.
+alignment is baked into the vertices. With `ExportOptions.center` a root node
+then moves the cloud's median point to the origin and scales its robust size
+to VIEW_SIZE (the phone app's viewer orbits the origin at a fixed radius of 5,
+and VGGT's scale is arbitrary anyway); with `quantize` each geometry node holds
+the dequantization of its int16 positions (`glb.write_glb`). Both are on by
+default and off in `predictions_to_glb`, which writes what the reference
+viewer writes (identity nodes, float32, every point).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import numpy as np
 from .cameras import camera_colors, frustum_mesh
 from .glb import Geometry, write_glb
 from .options import ExportOptions
-from .points import cap_points, frame_index, select_points
+from .points import cap_points, frame_index, select_points_with_confidence
 from .transforms import OPENGL_FROM_OPENCV, apply_transform, homogeneous, rotation_about
 
+VIEW_SIZE = 3.0  # robust scene diagonal after centring: fills a phone viewer's camera at radius 5 (fov 0.8)
 # shown when nothing survives the selection, so the file is never empty
 PLACEHOLDER_POINT = np.array([[1.0, 0.0, 0.0]], np.float32)
 PLACEHOLDER_COLOR = np.array([[255, 255, 255]], np.uint8)
@@ -31,9 +37,13 @@ class GlbExport:
     selected_count: int  # points that passed the selection, before the cap
 
 
+SCALE_SAMPLE = 1_000_000  # points enough to place the 5th and 95th percentiles
+
+
 def scene_scale(vertices: np.ndarray) -> float:
-    """Diagonal of the 5th-95th percentile box of the points."""
-    lower, upper = np.percentile(vertices, [5, 95], axis=0)
+    """Diagonal of the 5th-95th percentile box of the points (of an even subsample past SCALE_SAMPLE)."""
+    step = -(-len(vertices) // SCALE_SAMPLE)  # ceil: every step-th point
+    lower, upper = np.percentile(vertices[::step], [5, 95], axis=0)
     return float(np.linalg.norm(upper - lower))
 
 
@@ -74,20 +84,29 @@ def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> G
         from .sky import load_segmenter, sky_confidence_scale  # OpenCV and onnxruntime only when asked for
 
         sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(options.skyseg_model))
-    vertices, colors = select_points(predictions, options, conf_scale=sky_scale)
+    vertices, colors, confidence = select_points_with_confidence(predictions, options, conf_scale=sky_scale)
     selected_count = len(vertices)
     if selected_count == 0:
         vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
     else:
         marker_scale = scene_scale(vertices)  # from every kept point, so capping keeps marker sizes
-        vertices, colors = cap_points(vertices, colors, options.max_points, method=options.downsample)
+        vertices, colors = cap_points(
+            vertices, colors, options.max_points, method=options.downsample, confidence=confidence
+        )
 
     if index is not None:
         world_to_camera = world_to_camera[index : index + 1]
     geometries = build_geometries(
         vertices, colors, world_to_camera, show_cameras=options.show_cameras, marker_scale=marker_scale
     )
-    return GlbExport(glb=write_glb(geometries), point_count=len(vertices), selected_count=selected_count)
+    # the robust centre of the cloud (median of the written points) goes to the origin, and its robust
+    # size (the 5-95 % box diagonal) becomes VIEW_SIZE: the app's camera, 5 units away, frames it
+    offset, scale = None, 1.0
+    if options.center:
+        offset = -np.median(geometries[0].vertices, axis=0)
+        scale = VIEW_SIZE / marker_scale if marker_scale > 0 else 1.0
+    glb = write_glb(geometries, quantize=options.quantize, offset=offset, scale=scale)
+    return GlbExport(glb=glb, point_count=len(vertices), selected_count=selected_count)
 
 
 def predictions_to_glb(
@@ -99,7 +118,8 @@ def predictions_to_glb(
     show_cameras: bool = False,
     frame: int | None = None,
 ) -> bytes:
-    """GLB bytes of the predictions with the reference viewer's options (see `ExportOptions`)."""
+    """GLB bytes as the reference viewer writes them: every selected point, float32, first camera at
+    the origin (no point cap, no quantization, no centring; see `ExportOptions` for those)."""
     options = ExportOptions(
         conf_percentile=conf_percentile,
         source=source,  # type: ignore[arg-type]
@@ -107,5 +127,8 @@ def predictions_to_glb(
         mask_white_bg=mask_white_bg,
         show_cameras=show_cameras,
         frame=frame,
+        max_points=None,
+        quantize=False,
+        center=False,
     )
     return export_glb(predictions, options).glb

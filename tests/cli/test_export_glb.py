@@ -177,6 +177,18 @@ def test_the_checkpoint_is_found_where_fetch_weights_puts_it(tmp_path, monkeypat
     assert cli.checkpoint_path(explicit) == "w.pt"
 
 
+def test_point_budget_and_encoding_options():
+    def export_options(*extra):
+        return cli.settings_from(cli.build_parser().parse_args(["--video", "v.mp4", "--out", "x.glb", *extra])).export
+
+    default = export_options()
+    assert (default.max_points, default.downsample, default.quantize, default.center) == (800_000, "confidence", True, True)
+    assert export_options("--max-points", "0").max_points is None  # full resolution
+    assert export_options("--max-points", "1000").max_points == 1000
+    plain = export_options("--float32", "--no-center")
+    assert (plain.quantize, plain.center) == (False, False)
+
+
 def test_the_folder_scan_takes_what_the_decoder_opens(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -37,8 +37,11 @@ def test_marker_in_camera_frame():
     mesh = frustum_mesh(np.eye(4), (1, 2, 3), scene_scale=10.0)
     depth, radius = 1.0, 0.5
     v = mesh.vertices
-    # 4 sides x 2 outline copies x 3 slivers x 2 windings, less the 8 that collapse at the tip
-    assert len(mesh.faces) == 40
+    assert len(v) == 5 and len(mesh.faces) == 12  # 4 sides + 2 base triangles, both windings
+    corners3 = v[mesh.faces]  # [12, 3, 3]
+    areas = np.linalg.norm(np.cross(corners3[:, 1] - corners3[:, 0], corners3[:, 2] - corners3[:, 0]), axis=1) / 2
+    assert areas.min() > 0.1 * radius**2  # solid: no slivers
+    assert sorted(map(tuple, mesh.faces[:6])) == sorted(tuple(f[::-1]) for f in mesh.faces[6:])  # both windings
     assert any(np.allclose(p, 0) for p in v)  # tip at the camera centre
     corners = v[np.isclose(v[:, 2], depth) & np.isclose(np.hypot(v[:, 0], v[:, 1]), radius)]
     half = radius / np.sqrt(2)  # square base turned 45 degrees: edges parallel to the image axes

@@ -19,7 +19,7 @@ import pytest
 from serve_app.export import ExportOptions, export_glb, predictions_to_glb
 
 COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
-COMPONENT_DTYPES = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
+COMPONENT_DTYPES = {5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 TYPE_SIZES = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 POINTS, TRIANGLES = 0, 4
 
@@ -49,8 +49,10 @@ def accessor_data(tree: dict, binary: bytes, index: int) -> np.ndarray:
     assert start % COMPONENT_BYTES[accessor["componentType"]] == 0
     assert accessor.get("byteOffset", 0) + accessor["count"] * element <= view["byteLength"]
     assert view.get("byteOffset", 0) + view["byteLength"] <= len(binary)
-    data = np.frombuffer(binary, COMPONENT_DTYPES[accessor["componentType"]], accessor["count"] * width, start)
-    return data.reshape(accessor["count"], width)
+    stride = view.get("byteStride", element)
+    assert stride % 4 == 0 or view.get("target") != 34962  # vertex attributes are 4-byte aligned
+    dtype = np.dtype(COMPONENT_DTYPES[accessor["componentType"]])
+    return np.array(np.ndarray((accessor["count"], width), dtype, binary, start, (stride, dtype.itemsize)))
 
 
 def check_tree(tree: dict, binary: bytes) -> None:
@@ -61,12 +63,15 @@ def check_tree(tree: dict, binary: bytes) -> None:
             attributes = primitive["attributes"]
             position = accessor_data(tree, binary, attributes["POSITION"])
             accessor = tree["accessors"][attributes["POSITION"]]
-            assert accessor["type"] == "VEC3" and accessor["componentType"] == 5126
+            assert accessor["type"] == "VEC3"
+            quantized = "KHR_mesh_quantization" in tree.get("extensionsRequired", [])
+            assert accessor["componentType"] == (5122 if quantized else 5126)
+            assert accessor.get("normalized", False) is quantized
             np.testing.assert_allclose(accessor["min"], position.min(axis=0), rtol=1e-6)
             np.testing.assert_allclose(accessor["max"], position.max(axis=0), rtol=1e-6)
             assert np.isfinite(position).all()
             color = tree["accessors"][attributes["COLOR_0"]]
-            assert color["type"] in ("VEC3", "VEC4")
+            assert color["type"] in ("VEC3", "VEC4") and color["componentType"] == 5121
             assert color["componentType"] == 5126 or color.get("normalized") is True
             assert accessor_data(tree, binary, attributes["COLOR_0"]).shape[0] == len(position)
             if primitive.get("mode", TRIANGLES) == POINTS:
@@ -85,6 +90,8 @@ def exports(predictions) -> dict[str, bytes]:
         "frame": predictions_to_glb(predictions, show_cameras=True, frame=1, source="depth"),
         "fallback": predictions_to_glb(zero, show_cameras=True),
         "capped": export_glb(predictions, ExportOptions(show_cameras=True, max_points=2, downsample="voxel")).glb,
+        "service_default": export_glb(predictions, ExportOptions(show_cameras=True)).glb,  # quantized, centred
+        "confidence_cap": export_glb(predictions, ExportOptions(show_cameras=True, max_points=3)).glb,
     }
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import glb_reader
 import numpy as np
 import pytest
 
 from serve_app.export import export_glb, predictions_to_glb
 from serve_app.export.options import ExportOptions
 from serve_app.export.cameras import camera_colors
-from serve_app.export.scene import alignment_transform, scene_scale
+from serve_app.export.scene import VIEW_SIZE, alignment_transform, scene_scale
+
+AS_REFERENCE = {"quantize": False, "center": False}  # float32, identity nodes: what trimesh reads back
 
 
 def test_round_trip_default_options(predictions, helpers):
@@ -57,7 +60,7 @@ def test_alignment_matrix_is_first_camera_flip_and_half_turn():
 
 def test_fallback_point_when_nothing_survives(predictions, helpers):
     predictions["world_points_conf"][:] = 0.0
-    result = export_glb(predictions, ExportOptions(show_cameras=True))
+    result = export_glb(predictions, ExportOptions(show_cameras=True, **AS_REFERENCE))
     assert (result.point_count, result.selected_count) == (1, 0)
     points, colors = helpers.cloud_of(result.glb)
     np.testing.assert_allclose(points, [[-1.0, 0.0, 0.0]], atol=1e-6)  # (1, 0, 0) in the first camera's view
@@ -87,17 +90,19 @@ def test_camera_markers_sized_and_coloured(predictions, helpers):
 
 def test_point_cap_in_the_glb(predictions, helpers):
     full, _ = helpers.cloud_of(predictions_to_glb(predictions, conf_percentile=0))
-    result = export_glb(predictions, ExportOptions(conf_percentile=0, max_points=3))
+    options = ExportOptions(conf_percentile=0, max_points=3, **AS_REFERENCE)
+    result = export_glb(predictions, options)
     assert (result.point_count, result.selected_count) == (3, 8)
     capped, _ = helpers.cloud_of(result.glb)
     assert len(capped) == 3
     assert all(any(np.allclose(p, q) for q in full) for p in capped)
-    assert export_glb(predictions, ExportOptions(conf_percentile=0, max_points=3)).glb == result.glb
+    assert export_glb(predictions, options).glb == result.glb
 
 
 def test_cap_keeps_marker_size(predictions, helpers):
     uncapped = helpers.cameras_of(predictions_to_glb(predictions, show_cameras=True))
-    capped = helpers.cameras_of(export_glb(predictions, ExportOptions(show_cameras=True, max_points=2)).glb)
+    capped = export_glb(predictions, ExportOptions(show_cameras=True, max_points=2, **AS_REFERENCE)).glb
+    capped = helpers.cameras_of(capped)
     np.testing.assert_allclose(uncapped[0].vertices, capped[0].vertices)
 
 
@@ -116,10 +121,59 @@ def test_size_shrinks_with_the_cap():
         "images": rng.uniform(0, 1, (S, 3, H, W)).astype(np.float32),
         "extrinsic": np.tile(np.eye(4, dtype=np.float32)[:3], (S, 1, 1)),
     }
-    full = export_glb(predictions)
-    capped = export_glb(predictions, ExportOptions(max_points=200))
+    full = export_glb(predictions, ExportOptions(max_points=None, quantize=False))
+    capped = export_glb(predictions, ExportOptions(max_points=200, quantize=False))
     # 16 bytes per point: float32 xyz plus RGBA bytes
     assert len(full.glb) - len(capped.glb) == pytest.approx(16 * (full.point_count - 200), abs=64)
+    quantized = export_glb(predictions, ExportOptions(max_points=None))
+    # 12 bytes per point: int16 xyz, 2 bytes of padding, RGBA bytes
+    assert len(full.glb) - len(quantized.glb) == pytest.approx(4 * full.point_count, abs=256)
+
+
+def test_quantized_and_centred_by_default_within_a_step_of_float32(helpers):
+    rng = np.random.default_rng(3)
+    S, H, W = 2, 24, 24
+    predictions = {
+        "world_points": (rng.normal(size=(S, H, W, 3)) * [1, 2, 3] + [5, -4, 10]).astype(np.float32),
+        "world_points_conf": rng.uniform(1, 2, (S, H, W)).astype(np.float32),
+        "images": rng.uniform(0, 1, (S, 3, H, W)).astype(np.float32),
+        "extrinsic": np.tile(np.eye(4, dtype=np.float32)[:3], (S, 1, 1)),
+    }
+    reference = glb_reader.nodes(export_glb(predictions, ExportOptions(show_cameras=True, **AS_REFERENCE)).glb)
+    compact = export_glb(predictions, ExportOptions(show_cameras=True)).glb
+    tree, _ = glb_reader.parse(compact)
+    assert tree["extensionsRequired"] == ["KHR_mesh_quantization"]
+    assert [node["name"] for node in tree["nodes"] if "children" in node] == ["scene"]  # the centring root
+    shown = glb_reader.nodes(compact)
+    offset = -np.median(reference["points"].vertices, axis=0)
+    scale = VIEW_SIZE / scene_scale(reference["points"].vertices)
+    np.testing.assert_allclose(np.median(shown["points"].vertices, axis=0), 0.0, atol=1e-3)  # centred
+    assert scene_scale(shown["points"].vertices) == pytest.approx(VIEW_SIZE, rel=1e-3)  # fit to the app's camera
+    for name, node in reference.items():
+        extent = node.vertices.max(axis=0) - node.vertices.min(axis=0)
+        step = scale * np.maximum(extent, 1e-9) / 2 / 32767
+        placed = scale * (node.vertices + offset)
+        assert np.all(np.abs(shown[name].vertices - placed) <= step + 1e-5), name  # within half a step
+        np.testing.assert_array_equal(shown[name].colors, node.colors)
+
+
+def test_the_default_cap_prefers_confident_points():
+    rng = np.random.default_rng(4)
+    S, H, W = 1, 100, 100
+    conf = np.ones((S, H, W), np.float32)
+    conf[:, :, W // 2 :] = 20.0  # the right half is confident
+    predictions = {
+        "world_points": rng.normal(size=(S, H, W, 3)).astype(np.float32),
+        "world_points_conf": conf,
+        "images": rng.uniform(0, 1, (S, 3, H, W)).astype(np.float32),
+        "extrinsic": np.eye(4, dtype=np.float32)[None, :3],
+    }
+    options = ExportOptions(conf_percentile=0, max_points=1000, **AS_REFERENCE)
+    kept = glb_reader.nodes(export_glb(predictions, options).glb)["points"].vertices
+    right = {tuple(p) for p in np.round(-predictions["world_points"][0, :, W // 2 :].reshape(-1, 3) * [1, 1, -1], 4)}
+    share = np.mean([tuple(p) in right for p in np.round(kept, 4)])
+    assert 0.85 < share < 1.0  # mostly confident points, yet some of the rest: the structure stays
+    assert ExportOptions().max_points == 800_000 and ExportOptions().downsample == "confidence"
 
 
 def test_predictions_to_glb_keeps_its_public_signature():
