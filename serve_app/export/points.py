@@ -8,6 +8,8 @@ with confidence <= 1e-5), optionally drop near-black and near-white pixels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .options import ExportOptions
@@ -101,13 +103,36 @@ def select_points(
     return vertices, colors
 
 
-def select_points_with_confidence(
-    predictions: dict,
-    options: ExportOptions = ExportOptions(),
-    *,
-    conf_scale: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`select_points` and the kept points' confidence [N] float32."""
+@dataclass(frozen=True)
+class Selection:
+    """The candidate points of an export and which of them are kept, by flat index.
+
+    Positions and colours are read for the indices asked, so an export that
+    caps millions of kept points to a budget converts only those it writes.
+    """
+
+    points: np.ndarray  # [S*H*W, 3] every candidate point
+    confidence: np.ndarray  # [S*H*W]
+    images: np.ndarray  # [S, 3, H, W] (or [S, H, W, 3]) floats in [0, 1]
+    kept: np.ndarray  # flat indices of the kept points, ascending
+
+    def vertices(self, indices: np.ndarray) -> np.ndarray:
+        return self.points[indices].astype(np.float32, copy=False)
+
+    def colors(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 RGB of the given flat indices, exactly `pixel_colors(images)[indices]`."""
+        images = self.images
+        if images.ndim == 4 and images.shape[1] == 3:  # [S, 3, H, W]
+            frame, pixel = np.divmod(indices, images.shape[2] * images.shape[3])
+            row, column = np.divmod(pixel, images.shape[3])
+            values = images[frame, :, row, column]  # [N, 3]
+        else:
+            values = images.reshape(-1, 3)[indices]
+        return (values * 255).astype(np.uint8)
+
+
+def select(predictions: dict, options: ExportOptions = ExportOptions(), *, conf_scale=None) -> Selection:
+    """The points `options` keeps (confidence, background masks, one frame), as a `Selection`."""
     points, conf = points_and_confidence(predictions, options.source)
     images = np.asarray(predictions["images"])
     if conf_scale is not None:
@@ -115,9 +140,9 @@ def select_points_with_confidence(
     index = frame_index(options.frame, len(points))
     if index is not None:
         points, conf, images = points[index : index + 1], conf[index : index + 1], images[index : index + 1]
-    vertices = points.reshape(-1, 3)
-    colors = pixel_colors(images)
     flat_conf = conf.reshape(-1)
+    masks = options.mask_black_bg or options.mask_white_bg
+    colors = pixel_colors(images) if masks else np.empty((len(flat_conf), 3), np.uint8)  # read only by the masks
     keep = keep_mask(
         flat_conf,
         colors,
@@ -125,7 +150,31 @@ def select_points_with_confidence(
         mask_black_bg=options.mask_black_bg,
         mask_white_bg=options.mask_white_bg,
     )
-    return vertices[keep].astype(np.float32, copy=False), colors[keep], flat_conf[keep].astype(np.float32)
+    return Selection(points.reshape(-1, 3), flat_conf, images, np.flatnonzero(keep))
+
+
+def select_points_with_confidence(
+    predictions: dict,
+    options: ExportOptions = ExportOptions(),
+    *,
+    conf_scale: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`select_points` and the kept points' confidence [N] float32."""
+    selection = select(predictions, options, conf_scale=conf_scale)
+    kept = selection.kept
+    return selection.vertices(kept), selection.colors(kept), selection.confidence[kept].astype(np.float32)
+
+
+def cap_indices(
+    count: int, max_points: int, *, method: str = "uniform", confidence: np.ndarray | None = None, seed: int = 0
+) -> np.ndarray:
+    """Positions (ascending) of the `max_points` of `count` points "uniform" or "confidence" keeps."""
+    rng = np.random.default_rng(seed)
+    if method == "confidence" and confidence is not None:
+        uniform = 1 - rng.random(count, dtype=np.float32)  # in (0, 1]: log is finite
+        keys = np.log(uniform) / np.maximum(confidence, MIN_CONFIDENCE)
+        return np.sort(np.argpartition(keys, count - max_points)[count - max_points :])
+    return np.sort(rng.choice(count, size=max_points, replace=False))
 
 
 def cap_points(
@@ -148,18 +197,12 @@ def cap_points(
     """
     if max_points is None or len(vertices) <= max_points:
         return vertices, colors
-    if method == "confidence" and confidence is not None:
-        rng = np.random.default_rng(seed)
-        uniform = 1 - rng.random(len(vertices), dtype=np.float32)  # in (0, 1]: log is finite
-        keys = np.log(uniform) / np.maximum(confidence, MIN_CONFIDENCE)
-        chosen = np.sort(np.argpartition(keys, len(keys) - max_points)[len(keys) - max_points :])
-        return vertices[chosen], colors[chosen]
     if method == "voxel":
         vertices, colors = voxel_downsample(vertices, colors, max_points)
         if len(vertices) <= max_points:
             return vertices, colors
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(len(vertices), size=max_points, replace=False))
+        method = "uniform"
+    chosen = cap_indices(len(vertices), max_points, method=method, confidence=confidence, seed=seed)
     return vertices[chosen], colors[chosen]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .cameras import camera_colors, frustum_mesh
 from .glb import Geometry, write_glb
 from .options import ExportOptions
-from .points import cap_points, frame_index, select_points_with_confidence
+from .points import cap_indices, cap_points, frame_index, select
 from .transforms import OPENGL_FROM_OPENCV, apply_transform, homogeneous, rotation_about
 
 VIEW_SIZE = 3.0  # robust scene diagonal after centring: fills a phone viewer's camera at radius 5 (fov 0.8)
@@ -84,15 +84,24 @@ def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> G
         from .sky import load_segmenter, sky_confidence_scale  # OpenCV and onnxruntime only when asked for
 
         sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(options.skyseg_model))
-    vertices, colors, confidence = select_points_with_confidence(predictions, options, conf_scale=sky_scale)
-    selected_count = len(vertices)
+    selection = select(predictions, options, conf_scale=sky_scale)
+    kept = selection.kept
+    selected_count = len(kept)
     if selected_count == 0:
         vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
     else:
-        marker_scale = scene_scale(vertices)  # from every kept point, so capping keeps marker sizes
-        vertices, colors = cap_points(
-            vertices, colors, options.max_points, method=options.downsample, confidence=confidence
-        )
+        # from every kept point (an even subsample past SCALE_SAMPLE), so capping keeps marker sizes
+        marker_scale = scene_scale(selection.vertices(kept[:: -(-selected_count // SCALE_SAMPLE)]))
+        cap = options.max_points
+        if cap is not None and selected_count > cap and options.downsample != "voxel":
+            # choose first, then read positions and colours of the chosen points only
+            weights = selection.confidence[kept]
+            kept = kept[cap_indices(selected_count, cap, method=options.downsample, confidence=weights)]
+            vertices, colors = selection.vertices(kept), selection.colors(kept)
+        else:
+            vertices, colors = cap_points(
+                selection.vertices(kept), selection.colors(kept), cap, method=options.downsample
+            )
 
     if index is not None:
         world_to_camera = world_to_camera[index : index + 1]

@@ -164,3 +164,24 @@ def test_voxel_cap_respects_the_limit_on_a_surface():
 def test_options_refuse_what_the_export_cannot_do(options):
     with pytest.raises(ValueError, match="export"):
         ExportOptions(**options)
+
+
+@pytest.mark.parametrize("channels_first", [True, False])
+def test_selection_reads_exactly_the_colours_of_the_pixels_asked(channels_first):
+    from serve_app.export.points import pixel_colors, select
+
+    rng = np.random.default_rng(5)
+    S, H, W = 3, 7, 11
+    images = rng.uniform(0, 1, (S, 3, H, W)).astype(np.float32)
+    if not channels_first:
+        images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    predictions = {
+        "world_points": rng.normal(size=(S, H, W, 3)).astype(np.float32),
+        "world_points_conf": rng.uniform(1, 2, (S, H, W)).astype(np.float32),
+        "images": images,
+    }
+    selection = select(predictions, ExportOptions(conf_percentile=20))
+    assert len(selection.kept) == pytest.approx(0.8 * S * H * W, abs=2)
+    picked = rng.choice(selection.kept, 40, replace=False)
+    np.testing.assert_array_equal(selection.colors(picked), pixel_colors(images)[picked])
+    np.testing.assert_array_equal(selection.vertices(picked), predictions["world_points"].reshape(-1, 3)[picked])
