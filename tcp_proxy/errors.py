@@ -78,6 +78,12 @@ class BusyError(ServiceError):
     code = "ERROR_BUSY"
 
 
+class ResultTooLargeError(ServiceError):
+    """The GLB is larger than the reply may carry (`proxy.max_result_bytes`)."""
+
+    code = "ERROR_RESULT_TOO_LARGE"
+
+
 class InvalidHashError(ServiceError):
     code = "ERROR_INVALID_HASH"
 

@@ -42,7 +42,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from . import codec
 from .backend import Backend, User
 from .codec import IMAGE, VIDEO
-from .errors import NotLoggedInError, ServiceError, VipRequiredError
+from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .limits import Limit
 from .sessions import SessionTable, normalize_address
 from .settings import ProxySettings
@@ -79,6 +79,18 @@ class RequestRecord:
 
 class _ClientGone(Exception):
     """The client cannot be written to any more."""
+
+
+LOGGED_TEXT_CHARS = 64  # user-controlled text in a log line is cut to this many characters
+
+
+def loggable(text: str | None) -> str:
+    """User-controlled text for a log line: escaped (no newline or control character gets through),
+    non-ASCII as escapes, at most LOGGED_TEXT_CHARS characters; "-" for none."""
+    if not text:
+        return "-"
+    cut = text[:LOGGED_TEXT_CHARS]
+    return ascii(cut)[1:-1] + ("..." if len(text) > LOGGED_TEXT_CHARS else "")
 
 
 def _wire_code(exc: ServiceError) -> str:
@@ -164,7 +176,7 @@ class ProxyServer:
         timings = " ".join(f"{k}={v:.3f}" for k, v in record.timings.items())
         log.info(
             "request peer=%s user=%s command=%s outcome=%s bytes_in=%d bytes_out=%d seconds=%.3f %s",
-            *(record.peer, record.user or "-", record.command, record.outcome),
+            *(record.peer, loggable(record.user), record.command, record.outcome),
             *(record.bytes_in, record.bytes_out, record.seconds, timings),
         )
         if self.on_request is not None:
@@ -492,6 +504,10 @@ class _Connection:
             await self._answer_error(code)
             return
         req.backend_timings = _timings(getattr(result, "timings", None))
+        if len(getattr(result, "glb", b"")) > self.settings.max_result_bytes:
+            log.warning("result of %d bytes over proxy.max_result_bytes, not sent", len(result.glb))
+            await self._answer_error(ResultTooLargeError.code)
+            return
         try:
             header = codec.reconstruction_header(result.name, len(result.glb))
         except (ValueError, AttributeError, TypeError):
@@ -517,6 +533,8 @@ class _Connection:
     async def _get_glb(self, hash_text: str) -> None:
         glb, code = await self._call(self.server.backend.get_glb, hash_text)
         self._mark("backend")
+        if code is None and len(glb) > self.settings.max_result_bytes:
+            code = ResultTooLargeError.code
         if code is not None:
             await self._answer_error(code)
         else:

@@ -18,6 +18,7 @@ class ProxySettings:
     bind_sessions_to_ip: bool = True  # the Android app reconnects per request
     require_vip_for_video: bool = True  # server-side check of what the app enforces
     list_limit: int = 100  # LIST answers at most this many GLBs (the newest)
+    max_result_bytes: int = 1 << 30  # larger GLBs are refused: the app reads lengths as signed 32-bit ints
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
 
     def __post_init__(self) -> None:
@@ -27,6 +28,8 @@ class ProxySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")
+        if not 0 < self.max_result_bytes < 1 << 31:
+            raise ValueError(f"setting proxy.max_result_bytes must be in 1..2147483647, got {self.max_result_bytes!r}")
         for name in ("max_pending_reconstructions", "list_limit"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

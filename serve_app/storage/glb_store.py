@@ -20,7 +20,7 @@ from sqlalchemy import select
 from serve_app.storage.database import Database
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
-from serve_app.storage.paths import relative_glb_path, resolve_inside
+from serve_app.storage.paths import OUT_DIR, relative_glb_path, resolve_inside
 from tcp_proxy.backend import GlbInfo
 from tcp_proxy.errors import FileMissingError, HashNotFoundError
 
@@ -87,9 +87,10 @@ class GlbStore:
         if stored_path is None:
             raise HashNotFoundError(f"no GLB with hash {hashed_name}")
         path = resolve_inside(self.root, stored_path)
-        if path is None:
-            log.warning("row of %s points outside the storage root: %r", hashed_name, stored_path)
-            raise FileMissingError(f"the file of {hashed_name} is not in the storage root")
+        if path is None or not path.is_relative_to(self.root / OUT_DIR) or path.suffix != ".glb":
+            # only GLB files under <root>/out/ are ever served: never the database, never anything else
+            log.warning("row of %s points outside <storage root>/out/*.glb: %r", hashed_name, stored_path)
+            raise FileMissingError(f"the file of {hashed_name} is not a GLB under the storage root's out/")
         if not path.is_file():
             raise FileMissingError(f"the file of {hashed_name} is missing")
         return path

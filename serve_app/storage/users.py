@@ -84,6 +84,8 @@ class UserStore:
         if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_USERNAME_CHARS:
             log.info("login refused from %s: input too long", address)
             return None
+        if not (_is_utf8(username) and _is_utf8(password)):  # a lone surrogate from JSON's \ud800
+            return self._refuse(username, address, "text that is not valid Unicode")
         if self.throttle.is_blocked(username, address):
             log.info("login refused for %r from %s: throttled", username, address)
             return None
@@ -226,3 +228,13 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is None:
         return moment
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _is_utf8(text: str) -> bool:
+    """False for strings holding lone surrogates (valid JSON, but no UTF-8 encoding exists)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+

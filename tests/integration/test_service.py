@@ -145,6 +145,39 @@ def test_get_glb_bad_and_unknown_hash(service):
         assert c.get_glb("0" * 64) == b"ERROR_HASH_NOT_FOUND"
 
 
+def test_get_glb_never_serves_the_database(service):
+    """A row pointing inside the storage root but not at a GLB under out/ (here: the database) is refused."""
+    from sqlalchemy import text
+
+    from serve_app.storage.database import Database
+
+    service.storage_root.mkdir(parents=True, exist_ok=True)
+    db_file = service.storage_root / "copy-of-the-database.db"
+    db_file.write_bytes(b"SQLite format 3\x00 users and password hashes")
+    hashed = "d" * 64
+    db = Database(service.database_url)
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO glb_files (hashed_name, file_path, user_id) VALUES (:h, :p, NULL)"),
+                {"h": hashed, "p": db_file.name},
+            )
+    finally:
+        db.dispose()
+    with Conn(service.port) as c:
+        assert c.get_glb(hashed) == b"ERROR_FILE_MISSING"
+
+
+def test_login_with_a_lone_surrogate_is_a_failure_the_throttle_counts(service):
+    with Conn(service.port) as c:
+        for _ in range(5):  # auth.max_failures
+            c.send(frame(LOGIN, b'{"u": "\\ud800", "p": "x"}'))
+            assert json.loads(c.read_block())[:2] == [False, False]
+        assert c.login("alice", PASSWORD)[0] is False  # this address is now throttled, even for alice
+    with Conn(service.port) as other:
+        assert other.login("alice", PASSWORD)[0] is True  # other addresses and the user are fine
+
+
 def test_get_glb_file_missing(service, jpegs):
     with Conn(service.port) as c:
         assert c.login("carol", PASSWORD)[0] is True

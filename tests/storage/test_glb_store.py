@@ -193,3 +193,18 @@ def test_find_by_digest_is_per_user_and_needs_the_file(store, users, user_id):
     assert store.find_by_digest(other, digest) is None  # never another user's result
     newer.file_path.unlink()
     assert store.find_by_digest(user_id, digest) == older.hashed_name  # a GLB whose file is gone is skipped
+
+
+def test_only_glb_files_under_out_are_served(store, db, storage_root, user_id):
+    """A row may point inside the root and still never reach the database or any other file there."""
+    (storage_root / "vggt_app.db").write_bytes(b"SQLite format 3\x00")
+    (storage_root / "notes.glb").write_bytes(b"glTF but outside out/")
+    (storage_root / "out" / "2026-01-01").mkdir(parents=True)
+    (storage_root / "out" / "2026-01-01" / "x.txt").write_bytes(b"not a GLB")
+    cases = {"5" * 64: "vggt_app.db", "6" * 64: "notes.glb", "7" * 64: "out/2026-01-01/x.txt", "8" * 64: "out"}
+    for hashed_name, path in cases.items():
+        insert_row(db, hashed_name, path, user_id)
+        with pytest.raises(FileMissingError, match="not a GLB under"):
+            store.read(hashed_name)
+    saved = store.save(GLB, user_id, "fine")
+    assert store.read(saved.hashed_name) == GLB

@@ -13,6 +13,7 @@ from serve_app.storage import (
     UnknownUserError,
     UserExistsError,
 )
+from serve_app.config import AuthSettings
 from serve_app.storage.passwords import verify_password
 from tcp_proxy.backend import User
 
@@ -171,3 +172,14 @@ def test_login_succeeds_even_if_rewriting_the_hash_fails(users, db, monkeypatch)
     assert stored_hash(db, "demo") == "123456"  # rewritten at a later login
     users.authenticate("demo", "123456")
     assert stored_hash(db, "demo").startswith("scrypt$")
+
+
+@pytest.mark.parametrize(("username", "password"), [("\ud800", "pw"), ("alice", "pass\udfffword")])
+def test_lone_surrogates_are_a_counted_failure_not_an_error(users, caplog, username, password):
+    users.create("alice", "password")
+    caplog.set_level(logging.INFO)
+    for _ in range(AuthSettings().max_failures):
+        assert users.authenticate(username, password, "198.51.100.9") is None
+    assert "not valid Unicode" in caplog.text and "Traceback" not in caplog.text
+    assert not any(record.levelno >= logging.ERROR for record in caplog.records)
+    assert users.throttle.is_blocked("someone-else", "198.51.100.9")  # the address's failures counted

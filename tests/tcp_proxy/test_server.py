@@ -466,3 +466,28 @@ async def test_random_garbage_never_hurts_the_server():
             writer.close()
         assert await request_login(server) == OK_DEMO
         await wait_for(lambda: server.active_connections == 0)
+
+
+@async_test
+async def test_user_text_cannot_forge_or_flood_log_lines(caplog):
+    caplog.set_level(logging.INFO, logger="tcp_proxy")
+    forged = 'x\nrequest peer=10.0.0.1 user=admin command=LOGIN outcome=OK' + "y" * 60_000
+    async with serving() as server:
+        payload = json.dumps({"u": forged, "p": "pw"}).encode()
+        assert await request_login(server, frame(LOGIN, payload)) == FAILED
+        await wait_for(lambda: len(server.records) == 1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
+    assert len(lines) == 1 and "\n" not in lines[0] and len(lines[0]) < 400
+    assert "user=x\\nrequest peer=" in lines[0] and lines[0].count("user=") == 2  # escaped, inside one line
+
+
+@async_test
+async def test_a_result_over_max_result_bytes_is_refused(tmp_path):
+    async with serving(max_result_bytes=40) as server:
+        assert await request_login(server) == OK_DEMO
+        big_upload = frame(IMAGE, image_payload([b"z" * 100]))
+        assert await one_shot(server, big_upload) == ("", b"ERROR_RESULT_TOO_LARGE")  # b"glTF" + 64 bytes
+        small = await one_shot(server, frame(IMAGE, image_payload([b"s"])))
+        assert small[0].endswith(".glb")
+        big = next(name for name, glb in server.backend.stored.items() if len(glb) > 40)
+        assert await one_shot(server, frame(GET_GLB, big.encode()), reconstruction=False) == b"ERROR_RESULT_TOO_LARGE"
