@@ -7,6 +7,8 @@ by an earlier deployment, to the current schema with Alembic.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,10 +17,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+UPGRADE_ATTEMPTS = 8
 
 
 class Database:
@@ -41,11 +45,23 @@ class Database:
                 raise
 
     def upgrade(self) -> None:
-        """Run the Alembic migrations up to the newest revision."""
-        with self.engine.begin() as connection:
-            config = _alembic_config(self.url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        """Run the Alembic migrations up to the newest revision.
+
+        Several processes may start on one fresh database at once (the replicas of
+        an application): the one that loses a race on creating a table or stamping
+        the revision fails, rolls back and tries again, and then finds the work done.
+        """
+        for attempt in range(1, UPGRADE_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    config = _alembic_config(self.url)
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                return
+            except (OperationalError, IntegrityError, ProgrammingError):
+                if attempt == UPGRADE_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt * (1 + random.random()))  # let the winner finish
 
     def dispose(self) -> None:
         """Close pooled connections."""

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from serve_app.config import AuthSettings
@@ -101,7 +101,7 @@ class UserStore:
         if user.status != STATUS_ACTIVE:
             return self._refuse(username, address, "account disabled")
         if needs_rehash(user.password_hash, self._params):
-            self._rewrite_hash(user.id, password)
+            self._rewrite_hash(user.id, password, user.password_hash)
         self.throttle.record_success(username)
         return _info(user)
 
@@ -188,13 +188,17 @@ class UserStore:
         self.throttle.record_failure(username, address)
         return None
 
-    def _rewrite_hash(self, user_id: int, password: str) -> None:
-        """Store a current scrypt hash; a failure here does not fail the login."""
+    def _rewrite_hash(self, user_id: int, password: str, verified_hash: str) -> None:
+        """Store a current scrypt hash in place of `verified_hash`, only if that is still the stored one
+        (an administrator may have set a new password meanwhile); a failure does not fail the login."""
+        new_hash = hash_password(password, self._params)
         try:
             with self._db.session() as session:
-                user = session.get(UserRow, user_id)
-                if user is not None:
-                    user.password_hash = hash_password(password, self._params)
+                session.execute(
+                    update(UserRow)
+                    .where(UserRow.id == user_id, UserRow.password_hash == verified_hash)
+                    .values(password_hash=new_hash)
+                )
         except SQLAlchemyError:
             log.warning("could not rewrite the password hash of user id %s", user_id, exc_info=True)
 

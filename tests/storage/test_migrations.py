@@ -151,3 +151,35 @@ def test_older_shaped_database_gets_its_missing_columns(tmp_path):
     assert store.read(HASH) == b"glTF legacy"
     saved = store.save(b"glTF new", info.id, "new.jpg", is_public=True)
     assert store.read(saved.hashed_name) == b"glTF new"
+
+
+def _upgrade_at(url: str, start_at: float) -> str | None:
+    """In a fresh process: wait for the common start, upgrade, report the revision (or the error)."""
+    import time as clock
+
+    from serve_app.storage import Database as FreshDatabase
+
+    clock.sleep(max(0.0, start_at - clock.time()))
+    db = FreshDatabase(url)
+    try:
+        db.upgrade()
+        return current_revision(db)
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        db.dispose()
+
+
+def test_replicas_upgrading_one_fresh_database_at_once_all_succeed(tmp_path):
+    import multiprocessing
+    import time as clock
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    context = multiprocessing.get_context("spawn")
+    start_at = clock.time() + 4.0  # after every process has imported what it needs
+    with context.Pool(5) as pool:
+        results = pool.starmap(_upgrade_at, [(url, start_at)] * 5)
+    assert results == [HEAD] * 5, results
+    db = Database(url)
+    assert set(inspect(db.engine).get_table_names()) >= {"users", "glb_files", "alembic_version"}
+    db.dispose()

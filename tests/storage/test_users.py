@@ -159,14 +159,14 @@ def test_passwords_never_reach_the_log(users, db, caplog):
 
 def test_login_succeeds_even_if_rewriting_the_hash_fails(users, db, monkeypatch):
     insert_legacy_user(db, "demo", "123456")
-    real_commit = Session.commit
+    real_execute = Session.execute
 
-    def commit_failing_on_writes(self):
-        if self.dirty:
+    def execute_failing_on_updates(self, statement, *args, **kwargs):
+        if getattr(statement, "is_update", False):
             raise OperationalError("UPDATE users", {}, Exception("database is locked"))
-        real_commit(self)
+        return real_execute(self, statement, *args, **kwargs)
 
-    monkeypatch.setattr(Session, "commit", commit_failing_on_writes)
+    monkeypatch.setattr(Session, "execute", execute_failing_on_updates)
     assert users.authenticate("demo", "123456") is not None
     monkeypatch.undo()
     assert stored_hash(db, "demo") == "123456"  # rewritten at a later login
@@ -183,3 +183,26 @@ def test_lone_surrogates_are_a_counted_failure_not_an_error(users, caplog, usern
     assert "not valid Unicode" in caplog.text and "Traceback" not in caplog.text
     assert not any(record.levelno >= logging.ERROR for record in caplog.records)
     assert users.throttle.is_blocked("someone-else", "198.51.100.9")  # the address's failures counted
+
+
+def test_a_rehash_never_undoes_a_password_change_made_meanwhile(users, db, monkeypatch):
+    """An admin's `users.py passwd` between a legacy login's check and its rehash wins."""
+    import serve_app.storage.users as users_module
+
+    insert_legacy_user(db, "demo", "old-password")
+    real_verify = users_module.verify_password
+    changed = []
+
+    def verify_then_admin_changes_it(password, stored):
+        ok = real_verify(password, stored)
+        if ok and stored == "old-password" and not changed:
+            changed.append(True)
+            users.set_password("demo", "set-by-admin")  # lands before the login's rehash
+        return ok
+
+    monkeypatch.setattr(users_module, "verify_password", verify_then_admin_changes_it)
+    assert users.authenticate("demo", "old-password") is not None  # it was right when checked
+    monkeypatch.setattr(users_module, "verify_password", real_verify)
+    assert changed and verify_password("set-by-admin", stored_hash(db, "demo"))
+    assert users.authenticate("demo", "old-password") is None
+    assert users.authenticate("demo", "set-by-admin") is not None

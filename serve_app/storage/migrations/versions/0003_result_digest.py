@@ -22,8 +22,11 @@ INDEX_NAME = "ix_glb_files_user_id_source_digest"
 
 
 def upgrade() -> None:
-    op.add_column("glb_files", sa.Column("source_digest", sa.String(64)))
-    op.create_index(INDEX_NAME, "glb_files", ["user_id", "source_digest"])
+    inspector = sa.inspect(op.get_bind())
+    if "source_digest" not in {column["name"] for column in inspector.get_columns("glb_files")}:
+        op.add_column("glb_files", sa.Column("source_digest", sa.String(64)))
+    if INDEX_NAME not in {index["name"] for index in inspector.get_indexes("glb_files")}:
+        op.create_index(INDEX_NAME, "glb_files", ["user_id", "source_digest"])
 
 
 def downgrade() -> None:
