@@ -49,10 +49,9 @@ class _Args(BaseModel):
             raise ValueError(one_line(exc)) from None
 
 
+_SECTION_MODELS = {name: _section_model(section_cls) for name, section_cls in SECTIONS.items()}
 AppArgs = create_model(
-    "AppArgs",
-    __base__=_Args,
-    **{name: (_section_model(section_cls), _section_model(section_cls)()) for name, section_cls in SECTIONS.items()},
+    "AppArgs", __base__=_Args, **{name: (model, model()) for name, model in _SECTION_MODELS.items()}
 )
 AppArgs.__doc__ = "The application's args: one strict section per `AppSettings` field."
 

@@ -99,8 +99,8 @@ def select_points(
 
     `conf_scale` [S,H,W] multiplies the confidence first (the sky mask).
     """
-    vertices, colors, _ = select_points_with_confidence(predictions, options, conf_scale=conf_scale)
-    return vertices, colors
+    selection = select(predictions, options, conf_scale=conf_scale)
+    return selection.vertices(selection.kept), selection.colors(selection.kept)
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,19 @@ class Selection:
             values = images.reshape(-1, 3)[indices]
         return (values * 255).astype(np.uint8)
 
+    def capped(self, max_points: int | None, method: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and colours of the kept points after `cap_points`'s cap, the same choice.
+
+        "uniform" and "confidence" choose indices first and read only the chosen
+        points; "voxel" merges positions and colours, so it reads every kept point.
+        """
+        kept = self.kept
+        if max_points is not None and len(kept) > max_points and method != "voxel":
+            weights = self.confidence[kept]
+            kept = kept[cap_indices(len(kept), max_points, method=method, confidence=weights, seed=seed)]
+            return self.vertices(kept), self.colors(kept)
+        return cap_points(self.vertices(kept), self.colors(kept), max_points, method=method, seed=seed)
+
 
 def select(predictions: dict, options: ExportOptions = ExportOptions(), *, conf_scale=None) -> Selection:
     """The points `options` keeps (confidence, background masks, one frame), as a `Selection`."""
@@ -151,18 +164,6 @@ def select(predictions: dict, options: ExportOptions = ExportOptions(), *, conf_
         mask_white_bg=options.mask_white_bg,
     )
     return Selection(points.reshape(-1, 3), flat_conf, images, np.flatnonzero(keep))
-
-
-def select_points_with_confidence(
-    predictions: dict,
-    options: ExportOptions = ExportOptions(),
-    *,
-    conf_scale: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`select_points` and the kept points' confidence [N] float32."""
-    selection = select(predictions, options, conf_scale=conf_scale)
-    kept = selection.kept
-    return selection.vertices(kept), selection.colors(kept), selection.confidence[kept].astype(np.float32)
 
 
 def cap_indices(

@@ -21,7 +21,7 @@ import numpy as np
 from .cameras import camera_colors, frustum_mesh
 from .glb import Geometry, write_glb
 from .options import ExportOptions
-from .points import cap_indices, cap_points, frame_index, select
+from .points import frame_index, select
 from .transforms import OPENGL_FROM_OPENCV, apply_transform, homogeneous, rotation_about
 
 VIEW_SIZE = 3.0  # robust scene diagonal after centring: fills a phone viewer's camera at radius 5 (fov 0.8)
@@ -40,10 +40,14 @@ class GlbExport:
 SCALE_SAMPLE = 1_000_000  # points enough to place the 5th and 95th percentiles
 
 
+def even_sample(items: np.ndarray) -> np.ndarray:
+    """Every step-th item, the smallest step that leaves at most SCALE_SAMPLE of them."""
+    return items[:: max(1, -(-len(items) // SCALE_SAMPLE))]
+
+
 def scene_scale(vertices: np.ndarray) -> float:
-    """Diagonal of the 5th-95th percentile box of the points (of an even subsample past SCALE_SAMPLE)."""
-    step = -(-len(vertices) // SCALE_SAMPLE)  # ceil: every step-th point
-    lower, upper = np.percentile(vertices[::step], [5, 95], axis=0)
+    """Diagonal of the 5th-95th percentile box of the points (of `even_sample` of them)."""
+    lower, upper = np.percentile(even_sample(vertices), [5, 95], axis=0)
     return float(np.linalg.norm(upper - lower))
 
 
@@ -85,23 +89,13 @@ def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> G
 
         sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(options.skyseg_model))
     selection = select(predictions, options, conf_scale=sky_scale)
-    kept = selection.kept
-    selected_count = len(kept)
+    selected_count = len(selection.kept)
     if selected_count == 0:
         vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
     else:
-        # from every kept point (an even subsample past SCALE_SAMPLE), so capping keeps marker sizes
-        marker_scale = scene_scale(selection.vertices(kept[:: -(-selected_count // SCALE_SAMPLE)]))
-        cap = options.max_points
-        if cap is not None and selected_count > cap and options.downsample != "voxel":
-            # choose first, then read positions and colours of the chosen points only
-            weights = selection.confidence[kept]
-            kept = kept[cap_indices(selected_count, cap, method=options.downsample, confidence=weights)]
-            vertices, colors = selection.vertices(kept), selection.colors(kept)
-        else:
-            vertices, colors = cap_points(
-                selection.vertices(kept), selection.colors(kept), cap, method=options.downsample
-            )
+        # from every kept point (the same even subsample scene_scale takes), so capping keeps marker sizes
+        marker_scale = scene_scale(selection.vertices(even_sample(selection.kept)))
+        vertices, colors = selection.capped(options.max_points, options.downsample)
 
     if index is not None:
         world_to_camera = world_to_camera[index : index + 1]
