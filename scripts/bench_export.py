@@ -3,6 +3,7 @@
 
     bench_export.py                       # 20 and 64 frames of 518x518
     bench_export.py --frames 20 --repeat 3 --no-viewer
+    bench_export.py --frames 64 --budgets 400000 600000 1200000   # density against size and load time
 
 The predictions are a wavy surface seen by frames that each overlap their
 neighbour (what a phone sweep gives), with random confidences; only the
@@ -178,6 +179,10 @@ def main() -> None:
     parser.add_argument("--show-cameras", action="store_true")
     parser.add_argument("--no-viewer", action="store_true", help="skip the load time in the phone viewer")
     parser.add_argument(
+        "--budgets", type=int, nargs="*", default=[],
+        help="also the default options with these point caps (how density trades against size and load time)",
+    )
+    parser.add_argument(
         "--writer-baseline-frames", type=int, default=20,
         help="also time trimesh's GLB exporter on the points of this many frames (0: skip)",
     )
@@ -192,10 +197,12 @@ def main() -> None:
     for frames in args.frames:
         predictions = synthetic_predictions(frames)
         rows = {}
-        for name, options in CASES.items():
+        cases = {**CASES, **{f"cap {n:,}": ExportOptions(max_points=n) for n in args.budgets}}
+        for name, options in cases.items():
             options = dataclasses.replace(options, show_cameras=args.show_cameras)
             seconds, result = timed_export(predictions, args.repeat, options)
-            times = viewer.load_ms(result.glb, f"{frames}_{name}") if viewer is not None else None
+            label = f"{frames}_{name}".replace(" ", "_").replace(",", "")
+            times = viewer.load_ms(result.glb, label) if viewer is not None else None
             load, frame = times if times is not None else (None, None)
             rows[name] = (seconds, len(result.glb), result.point_count, load)
             print(
