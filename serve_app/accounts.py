@@ -1,22 +1,30 @@
-"""LOGIN, GET_GLB and LIST: users and stored GLBs, for whichever process hosts the TCP server.
+"""LOGIN, sessions, GET_GLB and LIST: users and stored GLBs, for whichever process hosts the TCP server.
 
 `Accounts` opens the database (upgrading its schema), checks passwords with
 at most `LOGIN_CONCURRENCY` scrypt verifications at once (each ~128 MiB and
 a CPU core for a moment, so a burst of logins cannot blow up the process),
-and reads GLBs by share hash. Blocking work runs in threads, off the event
-loop.
+and reads GLBs by share hash. A throttled login is refused before it waits
+for a verification slot, so junk logins cannot queue ahead of real ones.
+
+It is also the TCP server's `tcp_proxy.sessions.SessionStore`: address
+bindings in the database, and each session's account re-read at most
+`auth.account_recheck_s` stale (a disabled account stops acting within
+seconds; VIP is the current one). Blocking work runs in threads, off the
+event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from serve_app.config import AppSettings
-from serve_app.storage import Database, GlbStore, UserStore
+from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
 from tcp_proxy.backend import GlbInfo, Reconstruction, User
 from tcp_proxy.errors import ServiceError
 
 LOGIN_CONCURRENCY = 2  # scrypt verifications at once
+MAX_ACCOUNTS_SEEN = 10_000  # cached account reads before the cache starts over
 
 
 class Accounts:
@@ -27,18 +35,49 @@ class Accounts:
         self._db = Database(settings.storage.database_url)
         self._users = UserStore(self._db, settings.auth)
         self._glbs = GlbStore(self._db, settings.storage.storage_root)
+        self._sessions = AddressSessions(self._db, settings.proxy.session_ttl_s)
         self._login_slots = asyncio.Semaphore(LOGIN_CONCURRENCY)
+        self._recheck_s = settings.auth.account_recheck_s
+        self._accounts_seen: dict[int, tuple[float, User | None]] = {}  # user id -> (read at, account)
 
     @classmethod
     async def open(cls, settings: AppSettings) -> "Accounts":
         """Accounts with the schema brought up to date (an empty or older database is upgraded)."""
         accounts = cls(settings)
         await asyncio.to_thread(accounts._db.upgrade)
+        await asyncio.to_thread(accounts._users.prepare)
         return accounts
 
     async def login(self, username: str, password: str, address: str) -> User | None:
+        if await asyncio.to_thread(self._users.throttle.is_blocked, _text(username), address):
+            return None  # before a verification slot: a throttled flood does not delay other logins
         async with self._login_slots:
-            return await asyncio.to_thread(self._users.authenticate, username, password, address)
+            user = await asyncio.to_thread(self._users.authenticate, username, password, address)
+        if user is not None:
+            self._accounts_seen[user.id] = (time.monotonic(), user)
+        return user
+
+    async def bind_address(self, address: str, user: User) -> None:
+        await asyncio.to_thread(self._sessions.bind, address, user.id)
+
+    async def user_at(self, address: str) -> User | None:
+        user_id = await asyncio.to_thread(self._sessions.user_id_at, address)
+        return None if user_id is None else await self._account(user_id)
+
+    async def current(self, user: User) -> User | None:
+        return await self._account(user.id)
+
+    async def _account(self, user_id: int) -> User | None:
+        """The account as read from the database at most `auth.account_recheck_s` ago."""
+        now = time.monotonic()
+        seen = self._accounts_seen.get(user_id)
+        if seen is not None and now - seen[0] < self._recheck_s:
+            return seen[1]
+        user = await asyncio.to_thread(self._users.current, user_id)
+        if len(self._accounts_seen) > MAX_ACCOUNTS_SEEN:
+            self._accounts_seen.clear()
+        self._accounts_seen[user_id] = (now, user)
+        return user
 
     async def get_glb(self, hash_text: str) -> bytes:
         return await asyncio.to_thread(self._glbs.read, hash_text)
@@ -62,3 +101,8 @@ class Accounts:
 
     def close(self) -> None:
         self._db.dispose()
+
+
+def _text(value: object) -> str | None:
+    """A LOGIN field as the throttle keys it (None for a non-string)."""
+    return value if isinstance(value, str) else None

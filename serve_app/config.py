@@ -35,6 +35,8 @@ class AuthSettings:
     max_failures: int = 5  # failed logins per username or address before slowing down
     failure_window_s: float = 300.0  # failures older than this are forgotten
     lockout_s: float = 30.0  # how long a throttled username/address is refused
+    known_address_s: float = 30 * 86400.0  # a username lockout spares addresses it logged in from this recently
+    account_recheck_s: float = 5.0  # a session re-reads its account (disabled? VIP?) at most this stale
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,12 @@ async def serve(args: argparse.Namespace) -> None:
     cache = ResultCache(settings) if settings.storage.reuse_results else None
     backend = ServeBackend(accounts, stage_handles(args.app), cache)
     server = await start_server(
-        settings.proxy, backend, max_images=settings.frames.max_images, host=args.host, port=args.port
+        settings.proxy,
+        backend,
+        max_images=settings.frames.max_images,
+        host=args.host,
+        port=args.port,
+        sessions=accounts,  # the same bindings as the application's own ingress
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -44,7 +44,7 @@ from .backend import Backend, User
 from .codec import IMAGE, VIDEO
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .limits import Limit
-from .sessions import SessionTable, normalize_address
+from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
 from .settings import ProxySettings
 
 log = logging.getLogger("tcp_proxy")
@@ -119,12 +119,15 @@ class ProxyServer:
         *,
         max_images: int,
         on_request: Callable[[RequestRecord], Any] | None = None,
+        sessions: SessionStore | None = None,
     ):
+        """sessions: where address bindings live (default: this process, ending with it)."""
         self.settings = settings
         self.backend = backend
         self.max_images = max_images
         self.on_request = on_request
-        self.sessions = SessionTable(ttl_s=settings.session_ttl_s, bind_to_address=settings.bind_sessions_to_ip)
+        store = sessions if sessions is not None else MemorySessionStore(settings.session_ttl_s)
+        self.sessions = Sessions(store, bind_to_address=settings.bind_sessions_to_ip)
         self.connections = Limit(settings.max_connections)
         self.overflow = Limit(max(settings.max_connections, MIN_OVERFLOW))  # answered ERROR_BUSY
         self.reconstructions = Limit(settings.max_pending_reconstructions)
@@ -151,7 +154,6 @@ class ProxyServer:
         return {
             "active_connections": self.active_connections,
             "pending_reconstructions": self.pending_reconstructions,
-            "bound_addresses": self.sessions.bound_addresses,
             "requests_total": self.requests_total,
         }
 
@@ -236,9 +238,10 @@ async def start_server(
     host: str | None = None,
     port: int | None = None,
     on_request: Callable[[RequestRecord], Any] | None = None,
+    sessions: SessionStore | None = None,
 ) -> ProxyServer:
     """Listen on `host:port` (default: the settings'; port 0 picks a free one) on the running loop."""
-    server = ProxyServer(settings, backend, max_images=max_images, on_request=on_request)
+    server = ProxyServer(settings, backend, max_images=max_images, on_request=on_request, sessions=sessions)
     await server._listen(settings.host if host is None else host, settings.port if port is None else port)
     log.info("TCP proxy listening on %s:%d", settings.host if host is None else host, server.port)
     return server
@@ -434,17 +437,11 @@ class _Connection:
         """Check an IMAGE/VIDEO header; refuse it before its upload if it cannot run."""
         req = self.request
         assert req is not None
-        user = self.server.sessions.user_for(self, self.peer)
+        user, code = await self._call(self.server.sessions.user_for, self, self.peer)
         req.user = user
         req.username = user.username if user else None
-        code = None
-        if user is None:
-            code = ERROR_NOT_LOGGED_IN
-        elif command == VIDEO and self.settings.require_vip_for_video and not user.is_vip:
-            code = ERROR_VIP_REQUIRED
-        elif self.server.reconstructions.full:
-            code = codec.ERROR_BUSY
-        elif command == VIDEO:
+        code = code or self._refusal(command, user)
+        if code is None and command == VIDEO:
             try:
                 self.spool = _Spool(self.settings.spool_dir)
             except OSError:
@@ -453,6 +450,16 @@ class _Connection:
         if code is not None:
             self.codec.skip_payload()
             await self._answer_error(code)
+
+    def _refusal(self, command: int, user: User | None) -> str | None:
+        """Why an IMAGE/VIDEO request from `user` cannot run now, as its error code; None if it can."""
+        if user is None:
+            return ERROR_NOT_LOGGED_IN
+        if command == VIDEO and self.settings.require_vip_for_video and not user.is_vip:
+            return ERROR_VIP_REQUIRED
+        if self.server.reconstructions.full:
+            return codec.ERROR_BUSY
+        return None
 
     async def _video(self) -> None:
         spool, self.spool = self.spool, None
@@ -527,7 +534,10 @@ class _Connection:
         if not isinstance(user, User):
             await self._answer([codec.encode_login(False)], OUTCOME_LOGIN_FAILED)
             return
-        self.server.sessions.login(self, self.peer, user)
+        _, code = await self._call(self.server.sessions.login, self, self.peer, user)
+        if code is not None:  # the binding could not be stored: the app would be logged in nowhere
+            await self._answer([codec.encode_login(False)], code)
+            return
         await self._answer([codec.encode_login(True, user.is_vip)], OUTCOME_OK)
 
     async def _get_glb(self, hash_text: str) -> None:
@@ -544,9 +554,9 @@ class _Connection:
         """LIST: the logged-in user's stored GLBs, newest first, so a lost reply can be recovered."""
         req = self.request
         assert req is not None
-        user = self.server.sessions.user_for(self, self.peer)
-        if user is None:
-            await self._answer_error(ERROR_NOT_LOGGED_IN)
+        user, code = await self._call(self.server.sessions.user_for, self, self.peer)
+        if code is not None or user is None:
+            await self._answer_error(code or ERROR_NOT_LOGGED_IN)
             return
         req.username = user.username
         glbs, code = await self._call(self.server.backend.list_glbs, user, self.settings.list_limit)

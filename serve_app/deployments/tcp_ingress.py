@@ -49,7 +49,11 @@ class TCPIngress:
         cache = ResultCache(settings) if settings.storage.reuse_results else None
         backend = ServeBackend(self._accounts, stages, cache, self._metrics)
         self._server = await start_server(
-            settings.proxy, backend, max_images=settings.frames.max_images, on_request=self._on_request
+            settings.proxy,
+            backend,
+            max_images=settings.frames.max_images,
+            on_request=self._on_request,
+            sessions=self._accounts,  # in the database: kept through restarts, shared by replicas
         )
         log.info("TCP protocol server listening on %s:%d", settings.proxy.host, self._server.port)
         self._status_task = asyncio.get_running_loop().create_task(self._log_model_status())

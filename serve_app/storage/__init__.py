@@ -1,4 +1,4 @@
-"""Users, GLB files and their database: models, migrations, login checks, the GLB store.
+"""Users, GLB files and their database: models, migrations, login checks, sessions, the GLB store.
 
 Every name others need is importable from here; each lives in its own module.
 """
@@ -8,6 +8,7 @@ from serve_app.storage.database import Database
 from serve_app.storage.glb_store import GlbStore, StoredGlb
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.passwords import OWASP_PARAMS, ScryptParams, hash_password, verify_password
+from serve_app.storage.sessions import AddressSessions
 from serve_app.storage.throttle import LoginThrottle
 from serve_app.storage.users import (
     EmptyPasswordError,
@@ -20,6 +21,7 @@ from serve_app.storage.users import (
 )
 
 __all__ = [
+    "AddressSessions",
     "Database",
     "EmptyPasswordError",
     "GlbStore",

@@ -1,15 +1,17 @@
-"""SQLAlchemy models of the two tables existing deployments already have.
+"""SQLAlchemy models of the service's tables.
 
-Table and column names match the databases of earlier deployments
-(`vggt_app.db`), so those keep working. Times are naive UTC. Columns that an
-older database may hold as NULL are typed optional.
+`users` and `glb_files` are the tables existing deployments already have:
+their names and columns match the databases of earlier deployments
+(`vggt_app.db`), so those keep working. Their times are naive UTC; columns
+that an older database may hold as NULL are typed optional. The session and
+login-throttle tables (migration 0004) hold Unix seconds instead.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, false
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 STATUS_ACTIVE = 1
@@ -52,3 +54,47 @@ class GlbFile(Base):
     source_digest: Mapped[str | None] = mapped_column(String(64))  # result cache key (serve_app.result_cache)
 
     __table_args__ = (Index("ix_glb_files_user_id_source_digest", "user_id", "source_digest"),)
+
+
+class AddressSession(Base):
+    """A client address bound to the user who last logged in from it, until `expires_at`."""
+
+    __tablename__ = "address_sessions"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix time of the LOGIN
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+class LoginFailure(Base):
+    """One failed login, counted against a username or an address (`key_kind`: user | address)."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    key_value: Mapped[str] = mapped_column(String(255), nullable=False)
+    failed_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+    __table_args__ = (Index("ix_login_failures_key", "key_kind", "key_value", "failed_at"),)
+
+
+class LoginLockout(Base):
+    """A username or address whose logins are refused until `blocked_until`."""
+
+    __tablename__ = "login_lockouts"
+
+    key_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key_value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    blocked_until: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class LoginAddress(Base):
+    """An address the user logged in from successfully: their own username lockout does not apply there."""
+
+    __tablename__ = "login_addresses"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_login_at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -74,7 +74,7 @@ class UserStore:
     ):
         self._db = db
         self._params = password_params
-        self.throttle = throttle or LoginThrottle(auth_settings)
+        self.throttle = throttle or LoginThrottle(db, auth_settings)
         self._decoy_hash: str | None = None  # verified for unknown users, to even out timing
 
     def authenticate(self, username: Any, password: Any, address: str | None = None) -> User | None:
@@ -102,8 +102,20 @@ class UserStore:
             return self._refuse(username, address, "account disabled")
         if needs_rehash(user.password_hash, self._params):
             self._rewrite_hash(user.id, password, user.password_hash)
-        self.throttle.record_success(username)
+        self.throttle.record_success(username, address, user.id)
         return _info(user)
+
+    def current(self, user_id: int) -> User | None:
+        """The account as it is now (VIP re-computed), or None if it is gone or disabled."""
+        with self._db.session() as session:
+            user = session.get(UserRow, user_id)
+        if user is None or user.status != STATUS_ACTIVE:
+            return None
+        return _info(user)
+
+    def prepare(self) -> None:
+        """Build the decoy hash now, so the first unknown-user login takes as long as the others."""
+        self._decoy()
 
     def get(self, username: str) -> User | None:
         """The user's current id and VIP status, or None if there is no such user."""

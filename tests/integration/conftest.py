@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from service_users import (
+    ACCOUNT_RECHECK_S,
     APP_NAME,
     MAX_PAYLOAD,
     NO_MODEL_APP_NAME,
@@ -84,6 +85,7 @@ def _args(tmp: Path, **model: Any) -> dict:
         "model": {"preset": "tiny", "device": "cpu", **model},
         "storage": {"database_url": f"sqlite:///{tmp / 'service.db'}", "storage_root": str(tmp / "store")},
         "frames": {"fps": VIDEO_FPS, "max_frames": 4, "max_images": 20},
+        "auth": {"account_recheck_s": ACCOUNT_RECHECK_S},
         "proxy": {
             "host": "127.0.0.1",
             "port": 0,

@@ -18,6 +18,7 @@ import urllib.request
 
 import pytest
 from service_users import (
+    ACCOUNT_RECHECK_S,
     DISABLED_USER,
     MAX_PAYLOAD,
     PASSWORD,
@@ -268,6 +269,57 @@ def test_expired_session(service, jpegs):
     time.sleep(SESSION_TTL_S + 0.5)
     with Conn(service.port, source=address) as later:
         assert later.images(jpegs[:2]).error == "ERROR_NOT_LOGGED_IN"
+
+
+def test_a_session_follows_the_account_revoked_after_login(service, jpegs):
+    """An administrator removes VIP and then disables the account: the address bound at LOGIN
+    (and the connection's own login) act as the account as it is now, within the recheck time."""
+    from serve_app.config import AuthSettings
+    from serve_app.storage import Database, UserStore
+
+    db = Database(service.database_url)
+    users = UserStore(db, AuthSettings())
+    try:
+        users.create("erin", PASSWORD, is_vip=True)
+        with Conn(service.port) as own:
+            assert own.login("erin", PASSWORD) == [True, True]
+            address = own.source
+            users.set_vip("erin", False)
+            time.sleep(ACCOUNT_RECHECK_S + 0.2)
+            own.send(frame(VIDEO, b"x" * 1000))
+            assert own.read_reconstruction().error == "ERROR_VIP_REQUIRED"
+        with Conn(service.port, source=address) as bound:
+            bound.send(frame(VIDEO, b"x" * 1000))
+            assert bound.read_reconstruction().error == "ERROR_VIP_REQUIRED"
+        users.set_status("erin", False)
+        time.sleep(ACCOUNT_RECHECK_S + 0.2)
+        with Conn(service.port, source=address) as bound:
+            assert bound.images(jpegs[:2]).error == "ERROR_NOT_LOGGED_IN"
+    finally:
+        db.dispose()
+
+
+def test_sessions_are_kept_in_the_database(service):
+    """The binding a LOGIN makes is a row of the service's database (so a restarted or another
+    ingress replica sees it), ending session_ttl_s after the LOGIN."""
+    from sqlalchemy import text
+
+    from serve_app.storage import Database
+
+    with Conn(service.port) as c:
+        before = time.time()
+        assert c.login("alice", PASSWORD)[0] is True
+        address = c.source
+    db = Database(service.database_url)
+    try:
+        with db.session() as session:
+            row = session.execute(
+                text("SELECT created_at, expires_at FROM address_sessions WHERE address = :a"), {"a": address}
+            ).one()
+    finally:
+        db.dispose()
+    assert before - 1 <= row.created_at <= time.time()
+    assert row.expires_at == pytest.approx(row.created_at + SESSION_TTL_S)
 
 
 # --- malformed and hostile traffic ----------------------------------------------------

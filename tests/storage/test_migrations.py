@@ -8,7 +8,7 @@ from serve_app.config import AuthSettings
 from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
 from serve_app.storage.models import Base
 
-HEAD = "0003"
+HEAD = "0004"
 FAST = ScryptParams(n=2**10, r=8, p=1)
 
 

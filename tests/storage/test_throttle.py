@@ -1,4 +1,5 @@
 import pytest
+from sqlalchemy import text
 
 from serve_app.config import AuthSettings
 from serve_app.storage import LoginThrottle, ScryptParams, UserStore
@@ -22,8 +23,8 @@ def clock():
 
 
 @pytest.fixture
-def throttle(clock):
-    return LoginThrottle(SETTINGS, clock=clock)
+def throttle(db, clock):
+    return LoginThrottle(db, SETTINGS, clock=clock)
 
 
 def fail(throttle, times, username="alice", address="10.0.0.1"):
@@ -70,20 +71,38 @@ def test_a_failure_after_lockout_within_the_window_blocks_again(throttle, clock)
     assert throttle.is_blocked("alice", "10.0.0.1")
 
 
-def test_success_clears_the_username_but_not_the_address(throttle):
+def test_success_clears_the_username_but_not_the_address(throttle, users):
     fail(throttle, 3)
-    throttle.record_success("alice")
+    throttle.record_success("alice", None, users.create("alice", "pw").id)
     assert not throttle.is_blocked("alice", None)
     assert throttle.is_blocked(None, "10.0.0.1")
 
 
-def test_stale_keys_are_pruned(throttle, clock, monkeypatch):
-    monkeypatch.setattr("serve_app.storage.throttle.PRUNE_ABOVE_KEYS", 5)
-    for index in range(5):
-        throttle.record_failure(f"user{index}", None)
+def test_counts_are_shared_by_every_process_and_outlive_them(db, clock):
+    """Two throttles over one database: another replica, or this one after a restart."""
+    first, second = LoginThrottle(db, SETTINGS, clock=clock), LoginThrottle(db, SETTINGS, clock=clock)
+    fail(first, 2)
+    fail(second, 1)
+    assert first.is_blocked("alice", "10.0.0.5")
+    assert LoginThrottle(db, SETTINGS, clock=clock).is_blocked(None, "10.0.0.1")
+
+
+def test_stale_rows_are_pruned(throttle, clock, db):
+    fail(throttle, 3, username="old")
     clock.now += 61
-    throttle.record_failure("late", None)
-    assert set(throttle._failures) == {("user", "late")}
+    fail(throttle, 1, username="late", address=None)
+    throttle.prune()
+    with db.session() as session:
+        keys = set(session.execute(text("SELECT key_kind, key_value FROM login_failures")).all())
+        lockouts = session.execute(text("SELECT COUNT(*) FROM login_lockouts")).scalar()
+    assert keys == {("user", "late")}
+    assert lockouts == 0
+
+
+def test_a_lone_surrogate_username_is_counted(throttle):
+    fail(throttle, 3, username="\ud800x", address=None)
+    assert throttle.is_blocked("\ud800x", None)
+    assert not throttle.is_blocked("x", None)
 
 
 # --- through UserStore.authenticate -----------------------------------------
@@ -91,7 +110,7 @@ def test_stale_keys_are_pruned(throttle, clock, monkeypatch):
 
 @pytest.fixture
 def store(db, clock):
-    return UserStore(db, SETTINGS, password_params=FAST_PARAMS, throttle=LoginThrottle(SETTINGS, clock=clock))
+    return UserStore(db, SETTINGS, password_params=FAST_PARAMS, throttle=LoginThrottle(db, SETTINGS, clock=clock))
 
 
 def test_throttled_login_is_refused_even_with_the_right_password(store, clock):
@@ -130,3 +149,24 @@ def test_disabled_and_unknown_count_as_failures(store):
         assert store.authenticate("carol", "pw", None) is None
     store.set_status("carol", active=True)
     assert store.authenticate("carol", "pw", None) is None  # still locked out
+
+
+def test_guessing_elsewhere_cannot_lock_the_owner_out_where_she_logs_in(store, clock):
+    store.create("alice", "right")
+    assert store.authenticate("alice", "right", "10.0.0.1") is not None  # her phone's address
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):  # rotating guessers
+        assert store.authenticate("alice", "guess", address) is None
+    assert store.authenticate("alice", "right", "198.51.100.4") is None  # the username is locked elsewhere
+    assert store.authenticate("alice", "right", "10.0.0.1") is not None  # but not where she logged in
+    clock.now += SETTINGS.known_address_s + 1  # an address not used for a month is forgotten
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        store.authenticate("alice", "guess", address)
+    assert store.authenticate("alice", "right", "10.0.0.1") is None
+
+
+def test_failures_from_a_known_address_still_lock_that_address(store):
+    store.create("alice", "right")
+    assert store.authenticate("alice", "right", "10.0.0.1") is not None
+    for name in ("x", "y", "z"):
+        store.authenticate(name, "guess", "10.0.0.1")
+    assert store.authenticate("alice", "right", "10.0.0.1") is None

@@ -1,9 +1,11 @@
-"""Session table: connection logins, address bindings and their time to live."""
+"""Sessions: connection logins, address bindings with an absolute time to live, current accounts."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tcp_proxy.backend import User
-from tcp_proxy.sessions import SessionTable, normalize_address
+from tcp_proxy.sessions import MemorySessionStore, Sessions, normalize_address
 
 ALICE = User(1, "alice", False)
 BOB = User(2, "bob", True)
@@ -17,51 +19,61 @@ class Clock:
         return self.now
 
 
-def table(**kw):
-    clock = Clock()
-    return SessionTable(ttl_s=kw.pop("ttl_s", 60.0), clock=clock, **kw), clock
+class Driver:
+    """Sessions over a MemorySessionStore with a settable clock, called synchronously."""
+
+    def __init__(self, ttl_s: float = 60.0, bind_to_address: bool = True) -> None:
+        self.clock = Clock()
+        self.store = MemorySessionStore(ttl_s, clock=self.clock)
+        self.sessions = Sessions(self.store, bind_to_address=bind_to_address)
+
+    def login(self, connection, address, user):
+        asyncio.run(self.sessions.login(connection, address, user))
+
+    def user_for(self, connection, address):
+        return asyncio.run(self.sessions.user_for(connection, address))
 
 
 def test_connection_login_holds_for_that_connection():
-    t, _ = table(bind_to_address=False)
+    t = Driver(bind_to_address=False)
     t.login("c1", "10.0.0.1", ALICE)
     assert t.user_for("c1", "10.0.0.1") == ALICE
     assert t.user_for("c2", "10.0.0.1") is None  # binding off: a new connection is anonymous
-    t.drop_connection("c1")
+    t.sessions.drop_connection("c1")
     assert t.user_for("c1", "10.0.0.1") is None
 
 
-def test_address_binding_expires_after_ttl():
-    t, clock = table()
+def test_address_binding_ends_a_fixed_time_after_login_however_often_used():
+    t = Driver(ttl_s=60)
     t.login("c1", "10.0.0.1", ALICE)
-    t.drop_connection("c1")
-    clock.now += 59
-    assert t.user_for("c2", "10.0.0.1") == ALICE
+    t.sessions.drop_connection("c1")
+    for _ in range(5):  # use every 11 s does not push the end out
+        t.clock.now += 11
+        assert t.user_for("c2", "10.0.0.1") == ALICE
     assert t.user_for("c2", "10.0.0.2") is None
-    clock.now += 59.5  # sliding: the use above renewed it
+    t.clock.now += 5  # 60 s after the LOGIN
+    assert t.user_for("c3", "10.0.0.1") is None
+
+
+def test_a_new_login_starts_a_new_time_to_live():
+    t = Driver(ttl_s=60)
+    t.login("c1", "10.0.0.1", ALICE)
+    t.clock.now += 50
+    t.login("c2", "10.0.0.1", ALICE)
+    t.clock.now += 50
     assert t.user_for("c3", "10.0.0.1") == ALICE
-    clock.now += 60
-    assert t.user_for("c4", "10.0.0.1") is None
-    assert t.bound_addresses == 0
 
 
 def test_connection_login_outlives_the_address_ttl():
-    t, clock = table()
+    t = Driver()
     t.login("c1", "10.0.0.1", ALICE)
-    clock.now += 3600
+    t.clock.now += 3600
     assert t.user_for("c1", "10.0.0.1") == ALICE
     assert t.user_for("c2", "10.0.0.1") is None
 
 
-def test_failed_login_keeps_binding():
-    # the server calls login() only on success, so a failure changes nothing
-    t, _ = table()
-    t.login("c1", "10.0.0.1", ALICE)
-    assert t.user_for("c2", "10.0.0.1") == ALICE
-
-
 def test_later_login_from_same_address_rebinds():
-    t, _ = table()
+    t = Driver()
     t.login("c1", "10.0.0.1", ALICE)
     t.login("c2", "10.0.0.1", BOB)  # e.g. two phones behind one NAT
     assert t.user_for("c1", "10.0.0.1") == ALICE  # its own connection login wins
@@ -69,17 +81,44 @@ def test_later_login_from_same_address_rebinds():
 
 
 def test_ipv4_mapped_addresses_match_plain_ipv4():
-    t, _ = table()
+    t = Driver()
     t.login("c1", "::ffff:10.0.0.1", ALICE)
     assert t.user_for("c2", "10.0.0.1") == ALICE
     assert normalize_address("fe80::1%eth0") == "fe80::1"
     assert normalize_address("not an ip") == "not an ip"
 
 
-def test_expired_entries_are_purged_on_login():
-    t, clock = table(ttl_s=10)
+def test_expired_bindings_are_dropped_when_another_is_made():
+    t = Driver(ttl_s=10)
     for i in range(5):
         t.login(f"c{i}", f"10.0.0.{i}", ALICE)
-    clock.now += 11
+    t.clock.now += 11
     t.login("x", "10.0.1.1", BOB)
-    assert t.bound_addresses == 1
+    assert list(t.store._by_address) == ["10.0.1.1"]
+
+
+class ChangingAccounts(MemorySessionStore):
+    """A store whose accounts can be disabled or lose VIP, as the database's can."""
+
+    def __init__(self) -> None:
+        super().__init__(60.0)
+        self.accounts: dict[int, User | None] = {}
+
+    async def user_at(self, address: str) -> User | None:
+        user = await super().user_at(address)
+        return None if user is None else await self.current(user)
+
+    async def current(self, user: User) -> User | None:
+        return self.accounts.get(user.id, user)
+
+
+def test_sessions_act_as_the_account_as_it_is_now():
+    store = ChangingAccounts()
+    sessions = Sessions(store)
+    asyncio.run(sessions.login("c1", "10.0.0.1", BOB))
+    store.accounts[BOB.id] = User(BOB.id, "bob", is_vip=False)  # VIP taken away after LOGIN
+    assert asyncio.run(sessions.user_for("c1", "10.0.0.1")).is_vip is False
+    assert asyncio.run(sessions.user_for("c2", "10.0.0.1")).is_vip is False
+    store.accounts[BOB.id] = None  # disabled
+    assert asyncio.run(sessions.user_for("c1", "10.0.0.1")) is None
+    assert asyncio.run(sessions.user_for("c2", "10.0.0.1")) is None
