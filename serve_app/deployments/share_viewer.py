@@ -15,6 +15,8 @@ from starlette.responses import Response
 from serve_app.config import AppSettings
 from serve_app.share_pages import SharePages
 
+from .replica_logging import use_serve_logging
+
 share_api = FastAPI(title="VGGT share links", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -27,6 +29,7 @@ share_api = FastAPI(title="VGGT share links", docs_url=None, redoc_url=None, ope
 class ShareViewer:
     async def __init__(self, settings: AppSettings, tcp_ingress: DeploymentHandle) -> None:
         """tcp_ingress: the TCP ingress, which brings the database schema up to date when it starts."""
+        use_serve_logging()
         await tcp_ingress.get_port.remote()  # returns once the TCP ingress (and so the schema) is ready
         self.pages = SharePages(settings)
 

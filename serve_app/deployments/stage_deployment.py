@@ -15,11 +15,14 @@ from serve_app.config import AppSettings
 from serve_app.metrics import service_metrics
 from serve_app.stages import Stage, run_stage
 
+from .replica_logging import use_serve_logging
+
 
 class StageDeployment:
     stage_class: ClassVar[type[Stage]]
 
     def __init__(self, settings: AppSettings) -> None:
+        use_serve_logging()
         self.stage = self.stage_class(settings)
         self.metrics = service_metrics()
 

@@ -25,6 +25,7 @@ from serve_app.serve_backend import ServeBackend
 from serve_app.stages import STAGES, InferenceStage
 from tcp_proxy.server import RequestRecord, start_server
 
+from .replica_logging import use_serve_logging
 from .stage_deployment import release_free_memory
 from .vggt_inference import WEIGHTS_HINT
 
@@ -41,6 +42,7 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
 class TCPIngress:
     async def __init__(self, settings: AppSettings, *stages: DeploymentHandle) -> None:
         """stages: one handle per stage deployment, in the order of STAGES."""
+        use_serve_logging()
         self._metrics = service_metrics()
         self._history = RequestHistory(self._metrics)
         self._model: DeploymentHandle = stages[STAGES.index(InferenceStage)]

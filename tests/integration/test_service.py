@@ -322,6 +322,33 @@ def test_sessions_are_kept_in_the_database(service):
     assert row.expires_at == pytest.approx(row.created_at + SESSION_TTL_S)
 
 
+def test_access_lines_and_refused_logins_reach_the_replica_log(service):
+    """The service's loggers go through Serve's replica logging: one access line per request
+    and the refused login, in the TCPIngress replica's log file (and `serve run`'s output)."""
+    import glob
+    import uuid
+
+    import ray
+
+    name = f"nobody-{uuid.uuid4().hex[:8]}"
+    with Conn(service.port) as c:
+        assert c.login(name, "guess")[0] is False
+        peer = c.source
+    logs = os.path.join(ray._private.worker._global_node.get_logs_dir_path(), "serve")
+    pattern = os.path.join(logs, f"replica_{service.name}_TCPIngress_*.log")
+    deadline = time.monotonic() + 15
+    while True:
+        text = "".join(open(path, errors="replace").read() for path in glob.glob(pattern))
+        access = [line for line in text.splitlines() if f"user={name}" in line and "command=LOGIN" in line]
+        refused = [line for line in text.splitlines() if "login refused" in line and name in line]
+        if (access and refused) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(access) == 1, glob.glob(pattern)
+    assert f"peer={peer}" in access[0] and "outcome=LOGIN_FAILED" in access[0]
+    assert len(refused) == 1 and "unknown user" in refused[0]
+
+
 # --- malformed and hostile traffic ----------------------------------------------------
 
 
