@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 from serve_app.config import AppSettings
 from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
@@ -85,11 +86,14 @@ class Accounts:
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         return await asyncio.to_thread(self._glbs.list_for_user, user.id, limit)
 
-    async def stored_result(self, user_id: int, source_digest: str) -> Reconstruction | None:
-        """The user's stored GLB computed from `source_digest` (the result cache), or None."""
+    async def stored_result(
+        self, user_id: int, source_digest: str, since: datetime | None = None
+    ) -> Reconstruction | None:
+        """The user's stored GLB computed from `source_digest` (stored at or after `since`, naive
+        UTC, when given), or None: the result cache, and a retry's check for an earlier attempt's row."""
 
         def find() -> Reconstruction | None:
-            hashed_name = self._glbs.find_by_digest(user_id, source_digest)
+            hashed_name = self._glbs.find_by_digest(user_id, source_digest, since)
             if hashed_name is None:
                 return None
             try:

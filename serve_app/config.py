@@ -73,6 +73,17 @@ class FrameSettings:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    attempts: int = 3  # runs of a reconstruction whose stage replica died (crash, OOM kill, node loss) before ERROR_INTERNAL
+    retry_delay_s: float = 1.0  # pause before the first retry, doubled for each further one: Serve replaces the replica
+
+    def __post_init__(self):
+        _check_positive("pipeline.attempts", self.attempts)
+        if self.retry_delay_s < 0:
+            raise ValueError(f"setting pipeline.retry_delay_s must be 0 or more, got {self.retry_delay_s!r}")
+
+
+@dataclass(frozen=True)
 class ShareSettings:
     viewer_dir: str = ""  # the npm `three` package the share pages use; "" = this checkout's .venv/web/
 
@@ -85,6 +96,7 @@ class AppSettings:
     frames: FrameSettings = field(default_factory=FrameSettings)
     export: ExportOptions = field(default_factory=ExportOptions)
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     share: ShareSettings = field(default_factory=ShareSettings)
 
     @classmethod

@@ -17,6 +17,8 @@ adds the `deployment`, `replica` and `application` tags itself.
 | `vggt_result_cache_lookups` | counter | outcome (`hit`, `miss`) | ingress: an upload found (or not) among the user's stored results |
 | `vggt_model_loaded` | gauge | | VGGTInference: 1 when the model is loaded, 0 when it could not be |
 | `vggt_open_connections` / `vggt_pending_reconstructions` | gauge | | ingress (TCP server), refreshed per request and every 10 s |
+| `vggt_estimated_wait_seconds` | gauge | | ingress: how long a reconstruction admitted now would wait (admission refuses over `proxy.max_wait_s`) |
+| `vggt_reconstruction_retries` | counter | | ingress: runs repeated because a stage replica died |
 
 Metrics are created lazily, in the process that records them: Serve tags a
 metric with the replica it was created in, so a module-level instance made
@@ -89,6 +91,14 @@ class ServiceMetrics:
             description="Uploads looked up among the user's stored results: hit (answered from storage) or miss.",
             tag_keys=("outcome",),
         )
+        self.estimated_wait = metrics.Gauge(
+            "vggt_estimated_wait_seconds",
+            description="Estimated wait of a reconstruction admitted now (over proxy.max_wait_s: ERROR_BUSY).",
+        )
+        self.retries = metrics.Counter(
+            "vggt_reconstruction_retries",
+            description="Reconstructions run again because a stage replica died during the previous run.",
+        )
         self.model_loaded = metrics.Gauge(
             "vggt_model_loaded",
             description="1 when the VGGT replica has its model loaded, 0 when it cannot reconstruct.",
@@ -129,10 +139,11 @@ class ServiceMetrics:
         except Exception:  # pragma: no cover - defensive
             log.debug("recording frame metric failed", exc_info=True)
 
-    def set_proxy_load(self, open_connections: int, pending_reconstructions: int) -> None:
+    def set_proxy_load(self, open_connections: int, pending_reconstructions: int, estimated_wait_s: float) -> None:
         try:
             self.open_connections.set(open_connections)
             self.pending_reconstructions.set(pending_reconstructions)
+            self.estimated_wait.set(estimated_wait_s)
         except Exception:  # pragma: no cover - defensive
             log.debug("recording proxy gauges failed", exc_info=True)
 
@@ -141,6 +152,12 @@ class ServiceMetrics:
             self.cache_lookups.inc(1, tags={"outcome": "hit" if hit else "miss"})
         except Exception:  # pragma: no cover - defensive
             log.debug("recording cache metric failed", exc_info=True)
+
+    def record_retry(self) -> None:
+        try:
+            self.retries.inc(1)
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording retry metric failed", exc_info=True)
 
     def set_model_loaded(self, loaded: bool) -> None:
         try:

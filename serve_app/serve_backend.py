@@ -23,28 +23,56 @@ can read in a multi-node cluster (single-node deployments need nothing).
 Errors: a `ServiceError` raised in a replica reaches the caller wrapped in a
 `RayTaskError` (a subclass of both RayTaskError and the original class);
 `unwrap_service_error` turns it back into the plain `ServiceError` so the
-server sends its `ERROR_*` code and logs its message. Anything else (a dead
-replica, a bug) propagates and the server answers `ERROR_INTERNAL`.
+server sends its `ERROR_*` code and logs its message. A run whose stage
+replica died (crash, OOM kill, node loss: `replica_lost`) is run again, up to
+`pipeline.attempts` times, after a pause in which Serve replaces the replica;
+if the failed run had already stored its GLB (a row with the upload's key,
+made since the first attempt), that GLB is the answer, so a retry never
+leaves a second row or file. Anything else (a bug) propagates and the server
+answers `ERROR_INTERNAL`.
+
+Every upload's key is stored with its GLB (`Job.source_digest`), also when
+reusing results is switched off (`storage.reuse_results`): the retry needs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
+from ray import exceptions as ray_exceptions
+from ray.serve import exceptions as serve_exceptions
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.accounts import Accounts
+from serve_app.config import AppSettings
 from serve_app.result_cache import ResultCache
 from serve_app.stages import Job, Reconstruction, Upload
+from serve_app.storage.models import utcnow
 from tcp_proxy.backend import GlbInfo, User
 from tcp_proxy.errors import ServiceError
 
+log = logging.getLogger(__name__)
 
-class CacheMetrics(Protocol):
+# What a dead or unreachable replica (or the loss of its node, or of the object it produced)
+# looks like to a caller. Retrying on another replica may succeed; anything else is final.
+REPLICA_LOST = (
+    ray_exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
+    ray_exceptions.WorkerCrashedError,
+    ray_exceptions.NodeDiedError,
+    ray_exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError
+    ray_exceptions.OutOfMemoryError,  # the worker killed by Ray's memory monitor
+    serve_exceptions.DeploymentUnavailableError,
+)
+
+
+class BackendMetrics(Protocol):
     def record_cache_lookup(self, hit: bool) -> None: ...
+
+    def record_retry(self) -> None: ...
 
 
 class ServeBackend:
@@ -54,14 +82,17 @@ class ServeBackend:
         self,
         accounts: Accounts,
         stages: Sequence[DeploymentHandle],
-        cache: ResultCache | None = None,
-        metrics: CacheMetrics | None = None,
+        settings: AppSettings,
+        metrics: BackendMetrics | None = None,
     ) -> None:
-        """stages: one handle per stage deployment, in the order of STAGES; cache: None computes every upload."""
+        """stages: one handle per stage deployment, in the order of STAGES."""
         self._accounts = accounts
         self._stages = list(stages)
-        self._cache = cache
+        self._keys = ResultCache(settings)
+        self._reuse = settings.storage.reuse_results
+        self._retry = settings.pipeline
         self._metrics = metrics
+        self.retries = 0  # runs repeated because a stage replica died (for status)
 
     async def login(self, username: str, password: str, address: str) -> User | None:
         return await self._accounts.login(username, password, address)
@@ -81,19 +112,45 @@ class ServeBackend:
 
     async def _reconstruct(self, upload: Upload) -> Reconstruction:
         started = time.perf_counter()
-        if self._cache is not None and upload.job.user_id is not None:
-            key = await asyncio.to_thread(self._cache.key, upload)
-            stored = await self._accounts.stored_result(upload.job.user_id, key)
+        user_id = upload.job.user_id
+        key = await asyncio.to_thread(self._keys.key, upload)
+        if self._reuse and user_id is not None:
+            stored = await self._accounts.stored_result(user_id, key)
             if self._metrics is not None:
                 self._metrics.record_cache_lookup(stored is not None)
             if stored is not None:
                 return dataclasses.replace(stored, timings={"cache": time.perf_counter() - started})
-            upload = dataclasses.replace(upload, job=dataclasses.replace(upload.job, source_digest=key))
+        upload = dataclasses.replace(upload, job=dataclasses.replace(upload.job, source_digest=key))
+        result = await self._run_with_retries(upload, key)
+        return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})
+
+    async def _run_with_retries(self, upload: Upload, key: str) -> Reconstruction:
+        """Run the stages; when a stage replica dies, run them again (Serve routes to a healthy or
+        restarted replica), unless the failed run had already stored its GLB: then that is the result."""
+        first_started = utcnow()
+        attempt = 1
+        while True:
+            try:
+                return await self._run_stages(upload)
+            except Exception as exc:
+                if attempt >= self._retry.attempts or not replica_lost(exc):
+                    raise
+                log.warning("reconstruction attempt %d lost its replica (%s); retrying", attempt, type(exc).__name__)
+                self.retries += 1
+                if self._metrics is not None:
+                    self._metrics.record_retry()
+            await asyncio.sleep(self._retry.retry_delay_s * 2 ** (attempt - 1))
+            if upload.job.user_id is not None:
+                stored = await self._accounts.stored_result(upload.job.user_id, key, since=first_started)
+                if stored is not None:  # the replica died after storing: no second row, no second file
+                    return stored
+            attempt += 1
+
+    async def _run_stages(self, upload: Upload) -> Reconstruction:
         response: Any = upload
         for handle in self._stages:
             response = handle.run.remote(response)
-        result: Reconstruction = await _await(response)
-        return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})
+        return await _await(response)
 
 
 async def _await(response: Any) -> Any:
@@ -111,16 +168,9 @@ async def _await(response: Any) -> Any:
 
 def unwrap_service_error(exc: BaseException) -> BaseException:
     """The plain ServiceError inside Ray's wrapping (RayTaskError chains), else `exc`."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _wrapped(exc):
         if isinstance(current, ServiceError) and not _is_ray_wrapper(current):
             return current
-        nxt = getattr(current, "cause", None)
-        if not isinstance(nxt, BaseException):
-            nxt = current.__cause__
-        current = nxt
     if isinstance(exc, ServiceError):  # a wrapper without a usable cause: rebuild the plain error
         plain_cls = next(c for c in type(exc).__mro__ if issubclass(c, ServiceError) and not _is_ray_class(c))
         return plain_cls(str(getattr(exc, "message", "") or ""))
@@ -133,3 +183,19 @@ def _is_ray_class(cls: type) -> bool:
 
 def _is_ray_wrapper(exc: BaseException) -> bool:
     return _is_ray_class(type(exc))
+
+
+def replica_lost(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps) says a replica, its node or its output was lost."""
+    return any(isinstance(current, REPLICA_LOST) for current in _wrapped(exc))
+
+
+def _wrapped(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it wraps: Ray's `cause` (RayTaskError) or the `__cause__` chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        nxt = getattr(current, "cause", None)
+        current = nxt if isinstance(nxt, BaseException) else current.__cause__

@@ -52,14 +52,12 @@ async def serve(args: argparse.Namespace) -> None:
 
     from serve_app.accounts import Accounts
     from serve_app.deployments import stage_handles
-    from serve_app.result_cache import ResultCache
     from serve_app.serve_backend import ServeBackend
 
     settings = load_settings(args.config, args.app)
     ray.init(address=args.address, logging_level=logging.WARNING)
     accounts = await Accounts.open(settings)
-    cache = ResultCache(settings) if settings.storage.reuse_results else None
-    backend = ServeBackend(accounts, stage_handles(args.app), cache)
+    backend = ServeBackend(accounts, stage_handles(args.app), settings)
     server = await start_server(
         settings.proxy,
         backend,

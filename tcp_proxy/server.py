@@ -16,9 +16,12 @@ timeout runs while a request is computed. Decisions:
   is read and answered `ERROR_BUSY` in that command's error shape (LOGIN:
   `[false,false]`), then it is closed. Beyond as many again (at least 16),
   new connections are closed at once.
-* `max_pending_reconstructions` counts IMAGE/VIDEO requests queued or running
-  in the backend. When full, a request is refused `ERROR_BUSY` at its header
-  (before its upload) or, if it filled up meanwhile, when its upload is done.
+* Admission (`admission.Admission`): an IMAGE/VIDEO request takes a slot at
+  its header, before its upload, and is refused `ERROR_BUSY` there (payload
+  skipped) when the estimated wait is over `max_wait_s`, its user already has
+  `max_pending_per_user` pending, or `max_pending_reconstructions` are
+  pending in all. The slot is given back when the request ends, whatever
+  happens.
 * A VIDEO upload is streamed to a spool file (never held in memory) and the
   file is deleted when the request ends, whatever happens.
 * A client that disconnects during a reconstruction does not cancel it: the
@@ -41,6 +44,7 @@ from typing import Any, Awaitable, Callable, Mapping
 
 from . import codec
 from .backend import Backend, User
+from .admission import Admission, Slot
 from .codec import IMAGE, VIDEO
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .limits import Limit
@@ -130,7 +134,11 @@ class ProxyServer:
         self.sessions = Sessions(store, bind_to_address=settings.bind_sessions_to_ip)
         self.connections = Limit(settings.max_connections)
         self.overflow = Limit(max(settings.max_connections, MIN_OVERFLOW))  # answered ERROR_BUSY
-        self.reconstructions = Limit(settings.max_pending_reconstructions)
+        self.admission = Admission(
+            max_pending=settings.max_pending_reconstructions,
+            max_per_user=settings.max_pending_per_user,
+            max_wait_s=settings.max_wait_s,
+        )
         self.requests_total = 0
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
@@ -142,18 +150,19 @@ class ProxyServer:
 
     @property
     def pending_reconstructions(self) -> int:
-        return self.reconstructions.in_use
+        return self.admission.pending
 
     @property
     def serving(self) -> bool:
         """Whether the listening socket accepts connections."""
         return self._server is not None and self._server.is_serving()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         """Gauges for metrics."""
         return {
             "active_connections": self.active_connections,
             "pending_reconstructions": self.pending_reconstructions,
+            "estimated_wait_s": self.admission.estimated_wait_s,
             "requests_total": self.requests_total,
         }
 
@@ -344,6 +353,7 @@ class _Connection:
         )
         self.request: _Request | None = None
         self.spool: _Spool | None = None
+        self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
 
     async def run(self) -> None:
         try:
@@ -354,7 +364,13 @@ class _Connection:
             if self.spool is not None:
                 self.spool.discard()
                 self.spool = None
+            self._release_slot()
             self.server.sessions.drop_connection(self)
+
+    def _release_slot(self, finished: bool = False) -> None:
+        if self.slot is not None:
+            self.slot.release(finished)
+            self.slot = None
 
     async def _serve(self) -> None:
         while True:
@@ -441,6 +457,10 @@ class _Connection:
         req.user = user
         req.username = user.username if user else None
         code = code or self._refusal(command, user)
+        if code is None:
+            assert user is not None
+            self.slot = self.server.admission.admit(user.id)
+            code = None if self.slot is not None else codec.ERROR_BUSY
         if code is None and command == VIDEO:
             try:
                 self.spool = _Spool(self.settings.spool_dir)
@@ -457,8 +477,6 @@ class _Connection:
             return ERROR_NOT_LOGGED_IN
         if command == VIDEO and self.settings.require_vip_for_video and not user.is_vip:
             return ERROR_VIP_REQUIRED
-        if self.server.reconstructions.full:
-            return codec.ERROR_BUSY
         return None
 
     async def _video(self) -> None:
@@ -495,15 +513,11 @@ class _Connection:
     ) -> None:
         req = self.request
         assert req is not None and req.user is not None
-        if not self.server.reconstructions.try_acquire():
-            if cleanup is not None:
-                cleanup()
-            await self._answer_error(codec.ERROR_BUSY)
-            return
+        result, code = None, codec.ERROR_INTERNAL
         try:
             result, code = await self._call(method, req.user, upload)
         finally:
-            self.server.reconstructions.release()
+            self._release_slot(finished=code is None)
             if cleanup is not None:
                 cleanup()
         self._mark("backend")
@@ -591,6 +605,7 @@ class _Connection:
         """Send the reply of the current request and record it."""
         req, self.request = self.request, None
         assert req is not None
+        self._release_slot()  # a request refused or failed after its header gives its slot back
         sent = 0
         try:
             sent = await self._send(parts)

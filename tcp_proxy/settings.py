@@ -13,7 +13,9 @@ class ProxySettings:
     read_timeout_s: float = 60.0  # longest silence between bytes of one request
     idle_timeout_s: float = 300.0  # longest silence between requests (never while one is computed)
     max_connections: int = 256
-    max_pending_reconstructions: int = 8  # queued + running; more answer ERROR_BUSY
+    max_pending_reconstructions: int = 32  # queued + running, all clients: bounds uploads held at once
+    max_pending_per_user: int = 4  # one user's queued + running: no one takes every slot
+    max_wait_s: float = 60.0  # refuse (ERROR_BUSY) when a new reconstruction would wait longer than this
     session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
     bind_sessions_to_ip: bool = True  # the Android app reconnects per request
     require_vip_for_video: bool = True  # server-side check of what the app enforces
@@ -24,7 +26,15 @@ class ProxySettings:
     def __post_init__(self) -> None:
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"setting proxy.port must be a TCP port, 0..65535 (0: any free one), got {self.port!r}")
-        for name in ("max_payload_bytes", "read_timeout_s", "idle_timeout_s", "max_connections", "session_ttl_s"):
+        for name in (
+            "max_payload_bytes",
+            "read_timeout_s",
+            "idle_timeout_s",
+            "max_connections",
+            "session_ttl_s",
+            "max_wait_s",
+            "max_pending_per_user",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")

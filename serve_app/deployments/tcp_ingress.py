@@ -20,7 +20,6 @@ from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
 from serve_app.metrics import service_metrics
 from serve_app.request_history import RequestHistory
-from serve_app.result_cache import ResultCache
 from serve_app.serve_backend import ServeBackend
 from serve_app.stages import STAGES, InferenceStage
 from tcp_proxy.server import RequestRecord, start_server
@@ -38,6 +37,8 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
     ray_actor_options={"num_cpus": 0.1},
     max_ongoing_requests=64,  # handle calls only (status, recent_requests, get_port)
     graceful_shutdown_timeout_s=10,
+    health_check_period_s=1,  # a dead listener is noticed (and replaced) within a second or two
+    health_check_timeout_s=10,
 )
 class TCPIngress:
     async def __init__(self, settings: AppSettings, *stages: DeploymentHandle) -> None:
@@ -48,11 +49,10 @@ class TCPIngress:
         self._model: DeploymentHandle = stages[STAGES.index(InferenceStage)]
         self._model_status: dict[str, Any] | None = None
         self._accounts = await Accounts.open(settings)
-        cache = ResultCache(settings) if settings.storage.reuse_results else None
-        backend = ServeBackend(self._accounts, stages, cache, self._metrics)
+        self._backend = ServeBackend(self._accounts, stages, settings, self._metrics)
         self._server = await start_server(
             settings.proxy,
-            backend,
+            self._backend,
             max_images=settings.frames.max_images,
             on_request=self._on_request,
             sessions=self._accounts,  # in the database: kept through restarts, shared by replicas
@@ -80,7 +80,9 @@ class TCPIngress:
     def _report_load(self) -> None:
         server = self._server
         if server is not None:
-            self._metrics.set_proxy_load(server.active_connections, server.pending_reconstructions)
+            self._metrics.set_proxy_load(
+                server.active_connections, server.pending_reconstructions, server.admission.estimated_wait_s
+            )
 
     # Introspection for tests, benchmarks and operators.
 
@@ -96,7 +98,13 @@ class TCPIngress:
                 self._model_status = await self._model.status.remote()
             except Exception as exc:  # pragma: no cover - reported, not raised
                 self._model_status = {"loaded": False, "error": repr(exc)}
-        return {"port": self._server.port, "pid": os.getpid(), "model": self._model_status, **self._server.stats()}
+        return {
+            "port": self._server.port,
+            "pid": os.getpid(),
+            "model": self._model_status,
+            "retries": self._backend.retries,
+            **self._server.stats(),
+        }
 
     def check_health(self) -> None:
         release_free_memory()

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -103,13 +104,16 @@ class GlbStore:
         except FileNotFoundError:
             raise FileMissingError(f"the file of {path.stem} is missing") from None
 
-    def find_by_digest(self, user_id: int, source_digest: str) -> str | None:
-        """The hashed name of the user's newest GLB computed from `source_digest` whose file is there."""
+    def find_by_digest(self, user_id: int, source_digest: str, since: datetime | None = None) -> str | None:
+        """The hashed name of the user's newest GLB computed from `source_digest` whose file is there
+        (stored at or after `since`, naive UTC, when given)."""
         query = (
             select(GlbFile.hashed_name, GlbFile.file_path)
             .where(GlbFile.user_id == user_id, GlbFile.source_digest == source_digest)
             .order_by(GlbFile.created_at.desc(), GlbFile.id.desc())
         )
+        if since is not None:
+            query = query.where(GlbFile.created_at >= since)
         with self._db.session() as session:
             rows = session.execute(query).all()
         for hashed_name, stored_path in rows:

@@ -88,7 +88,7 @@ def _args(tmp: Path, **model: Any) -> dict:
         "auth": {"account_recheck_s": ACCOUNT_RECHECK_S},
         "proxy": {
             "host": "127.0.0.1",
-            "port": 0,
+            "port": free_port(),  # fixed, as in production: a restarted ingress listens on it again
             "max_payload_bytes": MAX_PAYLOAD,
             "read_timeout_s": READ_TIMEOUT_S,
             "idle_timeout_s": 60.0,

@@ -491,8 +491,9 @@ def test_status_and_standalone_backend(service, jpegs):
 
     async def run():
         storage = {"database_url": service.database_url, "storage_root": str(service.storage_root)}
-        accounts = await Accounts.open(AppSettings.from_dict({"storage": storage}))
-        backend = ServeBackend(accounts, stage_handles(service.name))
+        settings = AppSettings.from_dict({"storage": storage})
+        accounts = await Accounts.open(settings)
+        backend = ServeBackend(accounts, stage_handles(service.name), settings)
         user = await backend.login("alice", PASSWORD, "198.51.100.7")
         assert user is not None and user.username == "alice"
         assert await backend.login("alice", "nope", "198.51.100.7") is None

@@ -364,6 +364,79 @@ async def test_busy_when_reconstruction_queue_is_full(tmp_path):
 
 
 @async_test
+async def test_one_user_cannot_take_every_slot():
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend, max_pending_reconstructions=8, max_pending_per_user=2) as server:
+        assert await request_login(server, LOGIN_DEMO) == OK_DEMO
+        demo = [asyncio.create_task(one_shot(server, frame(IMAGE, image_payload([bytes([i])])))) for i in range(2)]
+        await wait_for(lambda: backend.started == 2)
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_BUSY")  # demo's third
+        vip_reader, vip_writer = await connect(server)
+        assert await login(vip_reader, vip_writer, LOGIN_VIP) == OK_VIP
+        vip_writer.write(IMAGE_FRAME)  # another user still gets in
+        await wait_for(lambda: backend.started == 3)
+        backend.gate.set()
+        assert (await read_reconstruction(vip_reader))[0].endswith(".glb")
+        vip_writer.close()
+        assert all(result[0].endswith(".glb") for result in await asyncio.gather(*demo))
+        assert server.pending_reconstructions == 0
+
+
+@async_test
+async def test_the_slot_is_taken_at_the_header_before_the_upload():
+    async with serving(max_pending_reconstructions=1) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(IMAGE_FRAME[:12])  # header and part of the payload: the upload is under way
+        await wait_for(lambda: server.pending_reconstructions == 1)
+        vip_reader, vip_writer = await connect(server)
+        assert await login(vip_reader, vip_writer, LOGIN_VIP) == OK_VIP
+        vip_writer.write(IMAGE_FRAME)
+        assert await read_reconstruction(vip_reader) == ("", b"ERROR_BUSY")
+        vip_writer.close()
+        writer.write(IMAGE_FRAME[12:])
+        assert (await read_reconstruction(reader))[0].endswith(".glb")
+        writer.close()
+        await wait_for(lambda: server.pending_reconstructions == 0)
+
+
+@async_test
+async def test_a_dropped_upload_gives_its_slot_back():
+    async with serving(max_pending_reconstructions=1) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(IMAGE_FRAME[:12])
+        await wait_for(lambda: server.pending_reconstructions == 1)
+        writer.transport.abort()
+        await wait_for(lambda: server.pending_reconstructions == 0)
+        assert (await one_shot(server, IMAGE_FRAME))[0].endswith(".glb")
+
+
+@async_test
+async def test_refused_when_the_estimated_wait_is_over_the_limit():
+    """The backend has been finishing one reconstruction per ~0.3 s: with two ahead a new one would
+    wait ~0.6 s, over max_wait_s=0.5, so it is refused although max_pending (32) is far off."""
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    async with serving(backend, max_wait_s=0.5) as server:
+        assert await request_login(server, LOGIN_VIP) == OK_VIP
+        first = asyncio.create_task(one_shot(server, frame(IMAGE, image_payload([b"pace"]))))
+        await wait_for(lambda: backend.started == 1)
+        await asyncio.sleep(0.3)
+        backend.gate.set()
+        assert (await first)[0].endswith(".glb")
+        assert server.admission.estimate.interval_s >= 0.3
+        backend.gate.clear()
+        held = [asyncio.create_task(one_shot(server, frame(IMAGE, image_payload([bytes([i])])))) for i in range(2)]
+        await wait_for(lambda: backend.started == 3)  # one ahead: ~0.3 s, admitted
+        assert server.stats()["estimated_wait_s"] >= 0.6
+        assert await one_shot(server, IMAGE_FRAME) == ("", b"ERROR_BUSY")
+        backend.gate.set()
+        assert all(result[0].endswith(".glb") for result in await asyncio.gather(*held))
+
+
+@async_test
 async def test_busy_when_connection_limit_is_reached():
     async with serving(max_connections=1) as server:
         reader1, writer1 = await connect(server)
