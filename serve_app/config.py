@@ -63,10 +63,17 @@ class FrameSettings:
     sharpest: bool = False  # pick the sharpest frame in each sampling window
     max_images: int = 20  # images per IMAGE request (the app sends at most 20)
     max_image_pixels: int = 50_000_000  # decoded pixels per image; bigger is refused
-    max_side: int = 0  # video frames: 0 keeps full size; else cap the long side (memory on 4K)
+    # width x height of all images of one IMAGE request, read from their headers before decoding;
+    # more is refused: 20 photos of a 48 MP phone (8064x6048) pass, and decoding stays under ~1 GP
+    max_request_pixels: int = 1_000_000_000
+    # every photo and video frame is reduced to this many pixels as it is decoded: 2048x1536 keeps
+    # >= 2x the 518 px the model's preprocessing uses in crop and pad mode (serve_app.frames.bounds)
+    decode_max_pixels: int = 2048 * 1536
+    max_side: int = 0  # video frames: 0 = no further bound; else also cap the long side
 
     def __post_init__(self):
-        for name in ("fps", "max_frames", "max_images", "max_image_pixels"):
+        positive = ("fps", "max_frames", "max_images", "max_image_pixels", "max_request_pixels", "decode_max_pixels")
+        for name in positive:
             _check_positive(f"frames.{name}", getattr(self, name))
         if self.max_side < 0:
             raise ValueError(f"setting frames.max_side must be 0 (off) or positive, got {self.max_side!r}")

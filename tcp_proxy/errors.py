@@ -52,6 +52,12 @@ class TooManyImagesError(ServiceError):
     code = "ERROR_TOO_MANY_IMAGES"
 
 
+class TooManyPixelsError(ServiceError):
+    """The images of one upload add up to more pixels than the server decodes per request."""
+
+    code = "ERROR_TOO_MANY_PIXELS"
+
+
 class NoFramesError(ServiceError):
     """A video (or empty upload) gave no readable frame."""
 

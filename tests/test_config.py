@@ -15,6 +15,16 @@ def test_defaults_match_the_existing_service():
     assert settings.proxy.port == 4567
 
 
+def test_frame_bounds_default_to_the_decoders_own():
+    from serve_app.frames.bounds import DECODE_MAX_PIXELS
+    from serve_app.frames.photos import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
+
+    frames = AppSettings.from_dict({}).frames
+    assert frames.decode_max_pixels == DECODE_MAX_PIXELS == 2048 * 1536
+    assert frames.max_image_pixels == DEFAULT_MAX_PIXELS
+    assert frames.max_request_pixels == DEFAULT_MAX_REQUEST_PIXELS >= 20 * 8064 * 6048  # 20 photos of 48 MP
+
+
 def test_nested_values_override_defaults_and_round_trip():
     settings = AppSettings.from_dict({"model": {"preset": "tiny", "device": "cpu"}, "frames": {"fps": 1}})
     assert settings.model.preset == "tiny"
@@ -33,6 +43,8 @@ def test_nested_values_override_defaults_and_round_trip():
         ({"export": {"source": "mesh"}}, "setting export.source: Input should be 'pointmap' or 'depth'"),
         ({"export": {"conf_percentile": 100.5}}, "export.conf_percentile must be in [0, 100]"),
         ({"frames": {"fps": 0}}, "frames.fps must be positive"),
+        ({"frames": {"max_request_pixels": 0}}, "frames.max_request_pixels must be positive"),
+        ({"frames": {"decode_max_pixels": -1}}, "frames.decode_max_pixels must be positive"),
         ({"frames": "fast"}, "setting frames: Input should be a valid dictionary"),
     ],
 )

@@ -1,7 +1,13 @@
 """Uploaded photos (JPEG, PNG, WebP, HEIC/HEIF bytes) to upright RGB uint8 arrays.
 
-* The size in the header is checked before any pixel is decoded, so a small
-  file that would expand to a huge image is refused cheaply.
+* Sizes in the headers are checked before any pixel is decoded, so a small
+  file that would expand to a huge image is refused cheaply: each photo
+  against `max_pixels`, all photos of an upload together against
+  `max_request_pixels`.
+* Photos are decoded one after another, and each is reduced to at most
+  `decode_max_pixels` pixels (`bounds.py`) as soon as it is decoded; a JPEG
+  is decoded at 1/2, 1/4 or 1/8 scale directly when that still covers the
+  bound. So an upload holds one full-size photo at a time, plus reduced ones.
 * EXIF orientation is applied (phones store portrait shots sideways).
 * Transparency is composited on white, as the model's preprocessing does
   with RGBA input; 16-bit grey is scaled down to 8 bits.
@@ -11,48 +17,95 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 from pillow_heif import register_heif_opener
 
-from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
+from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError, TooManyPixelsError
 
 register_heif_opener()  # lets Pillow open HEIC/HEIF (iPhone photos); once per process, on import
 FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")  # JPEG includes multi-picture (MPO) files, HEIF the .heic files
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")  # file names of those formats
 DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_REQUEST_PIXELS = 1_000_000_000
 
 Blob = bytes | bytearray | memoryview
+T = TypeVar("T")
+
+# EXIF orientation -> the transpose that turns the stored pixels upright
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_RESAMPLED = ("L", "LA", "RGB", "RGBA")  # modes resized as they are (LA, RGBA with premultiplied alpha)
 
 
 def decode_images(
     blobs: Sequence[Blob],
     max_images: int = 20,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS,
+    decode_max_pixels: int | None = DECODE_MAX_PIXELS,
 ) -> list[np.ndarray]:
-    """Decode every photo of an upload, in order.
+    """Decode every photo of an upload, in order, each reduced to `decode_max_pixels`.
 
     Raises NoFramesError for no photo, TooManyImagesError for more than
     `max_images`, BadImageError (naming the photo) for one that cannot be
-    decoded or has more than `max_pixels` pixels.
+    decoded or has more than `max_pixels` pixels, TooManyPixelsError when
+    the photos' headers add up to more than `max_request_pixels` pixels.
     """
     if len(blobs) == 0:
         raise NoFramesError("no image was sent")
     if len(blobs) > max_images:
         raise TooManyImagesError(f"{len(blobs)} images sent, at most {max_images} are accepted")
-    images = []
-    for number, blob in enumerate(blobs, start=1):
-        try:
-            images.append(decode_image(blob, max_pixels=max_pixels))
-        except BadImageError as exc:
-            raise BadImageError(f"image {number} of {len(blobs)}: {exc.message}") from exc
-    return images
+    sizes = [_numbered(number, len(blobs), _header_size, blob, max_pixels) for number, blob in enumerate(blobs, 1)]
+    total = sum(width * height for width, height in sizes)
+    if total > max_request_pixels:
+        raise TooManyPixelsError(
+            f"the {len(blobs)} images have {total} pixels in all, more than the limit of {max_request_pixels}"
+        )
+    # one at a time: each full-size decode is freed once its reduced frame exists
+    return [
+        _numbered(number, len(blobs), decode_image, blob, max_pixels, decode_max_pixels)
+        for number, blob in enumerate(blobs, 1)
+    ]
 
 
-def decode_image(blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """One photo as an upright RGB uint8 array [H, W, 3]."""
+def decode_image(
+    blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS, decode_max_pixels: int | None = DECODE_MAX_PIXELS
+) -> np.ndarray:
+    """One photo as an upright RGB uint8 array [H, W, 3] of at most `decode_max_pixels` pixels."""
+    with _open(blob, max_pixels) as image:
+        return _decode(image, decode_max_pixels)
+
+
+def _numbered(number: int, count: int, step: Callable[..., T], *args: Any) -> T:
+    """`step(*args)`, its BadImageError naming photo `number` of `count`."""
+    try:
+        return step(*args)
+    except BadImageError as exc:
+        raise BadImageError(f"image {number} of {count}: {exc.message}") from exc
+
+
+def _header_size(blob: Blob, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the photo's header, checked like `_open` does."""
+    with _open(blob, max_pixels) as image:
+        return image.size
+
+
+def _open(blob: Blob, max_pixels: int) -> Image.Image:
+    """The photo opened lazily: format and header size checked, no pixel decoded."""
     if len(blob) == 0:
         raise BadImageError("the image is empty (0 bytes)")
     try:
@@ -65,44 +118,70 @@ def decode_image(blob: Blob, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray
         raise BadImageError(
             f"not a decodable image (accepted: {', '.join(FORMATS)})"
         ) from exc
-    with image:
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise BadImageError(f"the image has no pixels ({width}x{height})")
-        if width * height > max_pixels:
-            raise BadImageError(
-                f"the image is {width}x{height} = {width * height} pixels, "
-                f"more than the limit of {max_pixels}"
-            )
-        try:
-            image.load()
-        except Image.DecompressionBombError as exc:
-            raise BadImageError(f"the image is too large ({exc})") from exc
-        except MemoryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad upload
-            raise BadImageError(f"the {image.format} data is damaged or truncated ({exc})") from exc
-        upright = _upright(image)
-        return _to_rgb(upright)
+    width, height = image.size
+    if width < 1 or height < 1:
+        image.close()
+        raise BadImageError(f"the image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        image.close()
+        raise BadImageError(
+            f"the image is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}"
+        )
+    return image
 
 
-def _upright(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation; a broken EXIF block leaves the image as is."""
+def _decode(image: Image.Image, max_pixels: int | None) -> np.ndarray:
+    """Decode an opened photo, reduce it to `max_pixels`, turn it upright, as RGB."""
+    target = fit_pixels(image.width, image.height, max_pixels)
+    if target != image.size:
+        image.draft(None, target)  # JPEG: decode at the smallest 1/2^k scale still >= target; others: no-op
     try:
-        return ImageOps.exif_transpose(image)
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(f"the image is too large ({exc})") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a bad upload
+        raise BadImageError(f"the {image.format} data is damaged or truncated ({exc})") from exc
+    orientation = _orientation(image)
+    reduced = _reduce(_resamplable(image), target)
+    if orientation in _UPRIGHT:
+        reduced = reduced.transpose(_UPRIGHT[orientation])
+    return _to_rgb(reduced)
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1 = upright); a broken EXIF block counts as upright."""
+    try:
+        return int(image.getexif().get(ExifTags.Base.Orientation, 1))
     except Exception:  # noqa: BLE001 - malformed EXIF must not reject a good photo
+        return 1
+
+
+def _resamplable(image: Image.Image) -> Image.Image:
+    """The image in a mode Pillow resizes with its full filter (L, LA, RGB, RGBA)."""
+    if image.mode in _RESAMPLED:
         return image
+    if image.mode in _WIDE_GREY:
+        grey = np.asarray(image)
+        grey = (grey.astype(np.uint32) >> 8) if grey.max(initial=0) > 255 else grey
+        return Image.fromarray(grey.astype(np.uint8), mode="L")
+    if image.mode == "F":
+        return Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), mode="L")
+    if image.mode == "PA" or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _reduce(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`image` resized to `size` (bicubic, as the model's preprocessing); the same image if it fits."""
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        grey = np.asarray(image)
-        grey = (grey.astype(np.uint32) >> 8) if grey.max(initial=0) > 255 else grey
-        image = Image.fromarray(grey.astype(np.uint8), mode="L")
-    if image.mode == "F":
-        grey = np.clip(np.asarray(image), 0, 255)
-        image = Image.fromarray(grey.astype(np.uint8), mode="L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA"):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)

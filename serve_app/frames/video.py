@@ -15,9 +15,10 @@ What is sampled is described in `sampling.py`. How it is read:
 * reading stops as soon as the last capped sample time is served.
 
 Frames come out upright: the display matrix (rotation, mirror) is applied.
-By default frames keep their full resolution, so the model's preprocessing
-sees exactly what a decoded frame holds; `max_side` shrinks them (during the
-RGB conversion, area filter) to save memory on 4K video.
+Each kept frame is reduced during its RGB conversion (area filter) to at most
+`decode_max_pixels` pixels (`bounds.py`: more than the model's preprocessing
+uses, so 1080p frames keep their size and 4K frames shrink), and its long
+side to `max_side` when that is set.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import av
 import numpy as np
 
 from tcp_proxy.errors import NoFramesError
+from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels, fit_side
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
 from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_times
 from serve_app.frames.sharpness import frame_sharpness
@@ -45,13 +47,15 @@ def sample_video(
     sharpest: bool = False,
     *,
     max_side: int | None = None,
+    decode_max_pixels: int | None = DECODE_MAX_PIXELS,
 ) -> list[np.ndarray]:
     """Sample a video file into RGB uint8 frames ([H, W, 3], upright).
 
     One frame per `1/fps` seconds of video time (see `sampling.py`), at most
     `max_frames` (evenly spaced), at least one. `sharpest` picks the sharpest
-    frame of each window instead of the first. `max_side` (None or 0: off)
-    caps the longer side in pixels. Raises NoFramesError for an empty file,
+    frame of each window instead of the first. Each frame is reduced to at
+    most `decode_max_pixels` pixels and `max_side` on its longer side (None
+    or 0: no bound). Raises NoFramesError for an empty file,
     a file that is not a video, or a video with no decodable frame; a path
     that does not exist raises FileNotFoundError (a caller's bug).
     """
@@ -61,13 +65,15 @@ def sample_video(
         raise ValueError(f"max_frames must be at least 1, got {max_frames!r}")
     if max_side is not None and max_side < 0:
         raise ValueError(f"max_side must be 0 (off) or positive, got {max_side!r}")
+    if decode_max_pixels is not None and decode_max_pixels < 0:
+        raise ValueError(f"decode_max_pixels must be 0 (off) or positive, got {decode_max_pixels!r}")
     path = os.fspath(path)
     if os.path.getsize(path) == 0:
         raise NoFramesError("the video file is empty")
     container = _open(path)
     with container:
         stream = _video_stream(container)
-        reader = _SampledReader(container, stream, fps, max_frames, sharpest, max_side)
+        reader = _SampledReader(container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels))
         frames = reader.run()
     if not frames:
         raise NoFramesError("the video has no decodable frame")
@@ -109,13 +115,13 @@ def _reason(exc: BaseException) -> str:
 class _SampledReader:
     """One pass over a video stream that feeds a FrameSelector."""
 
-    def __init__(self, container, stream, fps, max_frames, sharpest, max_side):
+    def __init__(self, container, stream, fps, max_frames, sharpest, bounds):
         self._container = container
         self._stream = stream
         self._fps = fps
         self._max_frames = max_frames
         self._sharpest = sharpest
-        self._max_side = max_side or None
+        self._max_side, self._max_pixels = bounds
         self._codec = stream.codec_context
         self._codec.thread_type = "AUTO"
         self._skip = "DEFAULT"
@@ -213,7 +219,7 @@ class _SampledReader:
         matrix = display_matrix(frame)
         if matrix is not None:
             self._matrix = matrix
-        width, height = _target_size(frame.width, frame.height, self._max_side)
+        width, height = fit_pixels(*fit_side(frame.width, frame.height, self._max_side), self._max_pixels)
         if (width, height) == (frame.width, frame.height):
             rgb = frame.to_ndarray(format="rgb24")
         else:
@@ -242,13 +248,6 @@ def _duration(container, stream) -> float | None:
 def _frame_step(stream) -> float:
     rate = stream.average_rate or stream.guessed_rate
     return 1.0 / float(rate) if rate else 1.0 / 30.0
-
-
-def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    if not max_side or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _ignore_other_streams(container, keep) -> None:

@@ -24,7 +24,14 @@ class DecodeStage(Stage[Upload, Frames]):
                 max_frames=limits.max_frames,
                 sharpest=limits.sharpest,
                 max_side=limits.max_side or None,
+                decode_max_pixels=limits.decode_max_pixels,
             )
         else:
-            frames = decode_images(upload.images, max_images=limits.max_images, max_pixels=limits.max_image_pixels)
+            frames = decode_images(
+                upload.images,
+                max_images=limits.max_images,
+                max_pixels=limits.max_image_pixels,
+                max_request_pixels=limits.max_request_pixels,
+                decode_max_pixels=limits.decode_max_pixels,
+            )
         return Frames(upload.job, list(frames), upload.source)

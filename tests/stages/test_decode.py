@@ -6,7 +6,7 @@ import pytest
 
 from serve_app.config import AppSettings
 from serve_app.stages import DecodeStage, Job, Upload
-from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError, TooManyPixelsError
 
 
 def test_photos_become_upright_rgb_frames(photo_bytes):
@@ -47,3 +47,21 @@ def test_unreadable_video_raises_no_frames(tmp_path):
     path.write_bytes(b"\x00 not a video" * 100)
     with pytest.raises(NoFramesError):
         DecodeStage(AppSettings()).run(Upload(Job(), video_path=str(path)))
+
+
+def test_frames_are_reduced_to_the_configured_bound(photo_bytes, video_clip):
+    stage = DecodeStage(AppSettings.from_dict({"frames": {"decode_max_pixels": 80 * 60}}))
+    photos = stage.run(Upload(Job(), images=tuple(photo_bytes)))
+    assert [f.shape for f in photos.frames] == [(60, 80, 3)] * 3
+    video = stage.run(Upload(Job(), video_path=str(video_clip)))
+    assert {f.shape for f in video.frames} == {(60, 80, 3)}
+
+
+def test_the_total_pixels_of_an_upload_are_capped(photo_bytes):
+    three_photos = 3 * 160 * 120
+    stage = DecodeStage(AppSettings.from_dict({"frames": {"max_request_pixels": three_photos - 1}}))
+    with pytest.raises(TooManyPixelsError) as info:
+        stage.run(Upload(Job(), images=tuple(photo_bytes)))
+    assert info.value.code == "ERROR_TOO_MANY_PIXELS"
+    stage = DecodeStage(AppSettings.from_dict({"frames": {"max_request_pixels": three_photos}}))
+    assert len(stage.run(Upload(Job(), images=tuple(photo_bytes))).frames) == 3

@@ -8,6 +8,8 @@ can tell exactly which frames a sampler returned.
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -150,3 +152,32 @@ def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def flat_png(width: int, height: int) -> bytes:
+    """An RGB PNG of horizontal bands, written row by row: a 7071x7071 one is ~150 KiB.
+
+    The rows are compressed as they are made, so a huge image costs no memory here.
+    """
+    compressor = zlib.compressobj(9)
+    parts = []
+    for y in range(height):
+        level = 40 + 160 * y // height
+        parts.append(compressor.compress(b"\x00" + bytes((level, 255 - level, 128)) * width))
+    parts.append(compressor.flush())
+    return _png(width, height, colour_type=2, data=b"".join(parts))
+
+
+def png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny grey PNG whose header claims `width` x `height` pixels; its data holds 4 rows of 4."""
+    return _png(width, height, colour_type=0, data=zlib.compress(b"\x00" * 5 * 4))
+
+
+def _png(width: int, height: int, colour_type: int, data: bytes) -> bytes:
+    """PNG bytes: 8-bit samples, `colour_type` 0 grey or 2 RGB, `data` the compressed rows."""
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
