@@ -28,6 +28,8 @@ from serve_app.app_args import AppArgs, settings_from_args
 from serve_app.deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
 from serve_app.stages import STAGES
 
+SHUTDOWN_MARGIN_S = 10.0  # for closing the database and the listener after the drain
+
 
 def build_app(args: AppArgs) -> Application:
     """The application for `args` (the YAML's `args`; see `serve_app.config.AppSettings`).
@@ -44,9 +46,14 @@ def build_app(args: AppArgs) -> Application:
 
     if settings.model.preset not in PRESETS:  # refused now, not in a replica that would restart in a loop
         raise ValueError(f"setting model.preset must be one of {list(PRESETS)}, got {settings.model.preset!r}")
+    proxy = settings.proxy
+    # On a redeploy or scale-down, a replica may finish what it is doing: a reconstruction in a stage,
+    # and for the ingress the port handover plus every request under way (ProxyServer.drain).
+    stage_shutdown = {"graceful_shutdown_timeout_s": proxy.drain_timeout_s}
+    ingress_shutdown = {"graceful_shutdown_timeout_s": proxy.handover_s + proxy.drain_timeout_s + SHUTDOWN_MARGIN_S}
     stages = []
     for stage in STAGES:
         deployment = STAGE_DEPLOYMENTS[stage]
         bound_settings, options = deployment.func_or_class.placement(settings)
-        stages.append((deployment.options(**options) if options else deployment).bind(bound_settings))
-    return ShareViewer.bind(settings, TCPIngress.bind(settings, *stages))
+        stages.append(deployment.options(**stage_shutdown, **options).bind(bound_settings))
+    return ShareViewer.bind(settings, TCPIngress.options(**ingress_shutdown).bind(settings, *stages))

@@ -29,6 +29,11 @@ timeout runs while a request is computed. Decisions:
   orphaned; the reply is simply not delivered.
 * Before closing after an error reply, the server shuts its side and briefly
   drains the client's unread bytes, so the reply is not lost to a reset.
+* Shutdown drops no one (`drain`): the listener binds with SO_REUSEPORT and
+  keeps accepting until a successor listens on the same port (or
+  `handover_s` passes), then stops accepting; requests in flight, and
+  connections that send their frame within a moment, are answered, for up
+  to `drain_timeout_s`; idle connections are closed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import tempfile
 import time
 from contextlib import suppress
@@ -48,6 +54,7 @@ from .admission import Admission, Slot
 from .codec import IMAGE, VIDEO
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .limits import Limit
+from .listeners import listening_sockets
 from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
 from .settings import ProxySettings
 
@@ -59,6 +66,8 @@ SPOOL_FLUSH_BYTES = 1024 * 1024
 LINGER_S = 2.0  # at most this long draining a client before closing after an error
 MIN_OVERFLOW = 16  # over-limit connections answered ERROR_BUSY at a time, at least
 OVERFLOW_HEADER_WAIT_S = 5.0  # wait this long for the command byte of an over-limit connection
+DRAIN_IDLE_S = 1.0  # while draining, a connection with no frame under way this long is closed
+DRAIN_POLL_S = 0.1
 
 ERROR_NOT_LOGGED_IN = NotLoggedInError.code
 ERROR_VIP_REQUIRED = VipRequiredError.code
@@ -143,6 +152,8 @@ class ProxyServer:
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
         self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}
+        self._connections: set[_Connection] = set()
+        self.draining = False
 
     @property
     def active_connections(self) -> int:
@@ -167,8 +178,31 @@ class ProxyServer:
         }
 
     async def _listen(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._on_connect, host, port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._on_connect, host, port, reuse_address=True, reuse_port=hasattr(socket, "SO_REUSEPORT")
+        )
         self.port = self._server.sockets[0].getsockname()[1]
+
+    async def drain(self, *, handover_s: float, timeout_s: float) -> None:
+        """Shut down without dropping a client: hand the port over, finish what is under way, close."""
+        loop = asyncio.get_running_loop()
+        if self._server is not None:
+            own = len(self._server.sockets)
+            handover_until = loop.time() + handover_s
+            while loop.time() < handover_until and (listening_sockets(self.port) or 0) <= own:
+                await asyncio.sleep(DRAIN_POLL_S)  # still the port's only listener: keep accepting
+            self._server.close()
+        self.draining = True
+        log.info("draining: %d connections open", len(self._connections))
+        deadline = loop.time() + timeout_s
+        while self._connections and loop.time() < deadline:
+            for connection in list(self._connections):
+                if connection.idle_for() > DRAIN_IDLE_S:
+                    connection.writer.close()
+            await asyncio.sleep(DRAIN_POLL_S)
+        if self._connections:
+            log.warning("drain deadline passed with %d connections busy", len(self._connections))
+        await self.close()
 
     async def close(self) -> None:
         """Stop listening and end every connection (running requests are cancelled)."""
@@ -202,9 +236,12 @@ class ProxyServer:
             self._tasks[task] = writer
         try:
             if self.connections.try_acquire():
+                connection = _Connection(self, reader, writer)
+                self._connections.add(connection)
                 try:
-                    await _Connection(self, reader, writer).run()
+                    await connection.run()
                 finally:
+                    self._connections.discard(connection)
                     self.connections.release()
             elif self.overflow.try_acquire():
                 try:
@@ -354,6 +391,13 @@ class _Connection:
         self.request: _Request | None = None
         self.spool: _Spool | None = None
         self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
+        self._idle_since: float | None = time.monotonic()  # None while a frame is under way
+
+    def idle_for(self) -> float:
+        """Seconds since the last reply (or the connect) with no byte of a new frame; 0 while busy."""
+        if self._idle_since is None or self.codec.in_frame or self.request is not None:
+            return 0.0
+        return time.monotonic() - self._idle_since
 
     async def run(self) -> None:
         try:
@@ -403,6 +447,8 @@ class _Connection:
         except OSError:
             data = b""
         self.codec.receive_data(data)
+        if data:
+            self._idle_since = None
         return True
 
     async def _protocol_error(self, exc: codec.ProtocolError) -> None:
@@ -606,6 +652,7 @@ class _Connection:
         req, self.request = self.request, None
         assert req is not None
         self._release_slot()  # a request refused or failed after its header gives its slot back
+        self._idle_since = time.monotonic()
         sent = 0
         try:
             sent = await self._send(parts)

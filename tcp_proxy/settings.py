@@ -22,6 +22,8 @@ class ProxySettings:
     list_limit: int = 100  # LIST answers at most this many GLBs (the newest)
     max_result_bytes: int = 1 << 30  # larger GLBs are refused: the app reads lengths as signed 32-bit ints
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
+    handover_s: float = 30.0  # on shutdown, keep accepting until a successor listens on the port, at most this long
+    drain_timeout_s: float = 600.0  # on shutdown, requests under way get this long to finish (a CPU reconstruction can take minutes)
 
     def __post_init__(self) -> None:
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 <= self.port <= 65535:
@@ -34,10 +36,13 @@ class ProxySettings:
             "session_ttl_s",
             "max_wait_s",
             "max_pending_per_user",
+            "drain_timeout_s",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")
+        if isinstance(self.handover_s, bool) or not isinstance(self.handover_s, (int, float)) or self.handover_s < 0:
+            raise ValueError(f"setting proxy.handover_s must be 0 or more, got {self.handover_s!r}")
         if not 0 < self.max_result_bytes < 1 << 31:
             raise ValueError(f"setting proxy.max_result_bytes must be in 1..2147483647, got {self.max_result_bytes!r}")
         for name in ("max_pending_reconstructions", "list_limit"):

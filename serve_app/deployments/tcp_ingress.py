@@ -3,7 +3,10 @@
 It runs the protocol server on its replica's event loop with a
 `ServeBackend`: LOGIN and GET_GLB through `Accounts` in this replica,
 reconstructions through the stage deployments' handles, in the order of
-`serve_app.stages.STAGES`. One replica: it binds the port.
+`serve_app.stages.STAGES`. Its listener binds with SO_REUSEPORT: during a
+redeploy the new replica listens on the port while the old one drains.
+The builder sets its `graceful_shutdown_timeout_s` from `proxy.handover_s`
+and `proxy.drain_timeout_s`.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
     num_replicas=1,  # it binds the TCP port
     ray_actor_options={"num_cpus": 0.1},
     max_ongoing_requests=64,  # handle calls only (status, recent_requests, get_port)
-    graceful_shutdown_timeout_s=10,
     health_check_period_s=1,  # a dead listener is noticed (and replaced) within a second or two
     health_check_timeout_s=10,
 )
@@ -113,10 +115,13 @@ class TCPIngress:
             raise RuntimeError("the TCP server is not listening")
 
     async def __del__(self) -> None:
+        """Serve's graceful shutdown (a redeploy, scaling down): hand the port to the successor,
+        let requests under way finish, then close (`ProxyServer.drain`)."""
         server = getattr(self, "_server", None)
         if server is not None:
             self._server = None
-            await server.close()
+            proxy = server.settings
+            await server.drain(handover_s=proxy.handover_s, timeout_s=proxy.drain_timeout_s)
         accounts = getattr(self, "_accounts", None)
         if accounts is not None:
             accounts.close()
