@@ -12,6 +12,7 @@ SESSION_TTL_S = 3.0
 VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames
 APP_NAME = "vggt-it"
 NO_MODEL_APP_NAME = "vggt-it-nomodel"
+POSTGRES_APP_NAME = "vggt-it-postgres"
 
 
 def create_users(database_url: str) -> None:
