@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv/ and install the project with its test tools into it.
-# Re-running is fast: pip runs again only when pyproject.toml has changed.
+# Create .venv/ and install the project with its test tools and PostgreSQL driver into it.
+# Re-running is fast: pip runs again only when pyproject.toml or the extras below have changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,11 +10,12 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
-stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+extras="test,postgres"
+stamp=".venv/.installed-$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "installing the project into .venv/ (first run takes a few minutes)"
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e '.[test]'
+    .venv/bin/python -m pip install --quiet -e ".[$extras]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -45,3 +45,26 @@ def owned_store(tmp_path):
         session.add(User(id=7, username="alice", password_hash="x"))
     yield GlbStore(db, tmp_path / "storage")
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for this test run; `new_database_url()` gives each test an empty database.
+
+    Skips when the server programs or the driver are missing (CI machines have both).
+    """
+    from postgres_server import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "PostgreSQL server programs (initdb, pg_ctl, postgres) not found; CI machines have them: "
+            "install Debian's postgresql package or set PG_BIN to their folder"
+        )
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver is missing: pip install -e '.[postgres]'")
+    server = PostgresServer(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

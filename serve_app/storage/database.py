@@ -1,13 +1,16 @@
 """The database connection: an engine, sessions, and schema upgrades.
 
 `Database(url)` works with any SQLAlchemy URL; the default of the service is
-`sqlite:///./vggt_app.db`. `upgrade()` brings an empty database, or one left
+`sqlite:///./vggt_app.db`, and PostgreSQL is reached through psycopg 3
+(`postgresql+psycopg://user:password@host:5432/dbname`; a plain `postgresql://`
+URL uses that driver too). `upgrade()` brings an empty database, or one left
 by an earlier deployment, to the current schema with Alembic.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +18,20 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 UPGRADE_ATTEMPTS = 8
+# Alembic's `context` and `op` are module-level proxies: one migration run per process at a time.
+ALEMBIC_RUN_LOCK = threading.Lock()
+# PostgreSQL: a transaction-scoped advisory lock (any constant key) makes concurrent upgrades take turns.
+UPGRADE_LOCK_KEY = 0x76676774  # "vggt"
+UPGRADE_LOCK_TIMEOUT = "60s"
+POSTGRES_DRIVER = "postgresql+psycopg"
 
 
 class Database:
@@ -30,7 +39,7 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(_with_driver(url))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -48,17 +57,24 @@ class Database:
         """Run the Alembic migrations up to the newest revision.
 
         Several processes may start on one fresh database at once (the replicas of
-        an application): the one that loses a race on creating a table or stamping
-        the revision fails, rolls back and tries again, and then finds the work done.
+        an application). On PostgreSQL they take turns (an advisory lock held for
+        the migration's transaction), so each later one finds the work done. On
+        SQLite the one that loses a race on creating a table or stamping the
+        revision fails, rolls back and tries again, and then finds the work done;
+        any database error a race causes is retried the same way. A database that
+        cannot be reached fails at once, without the retries.
         """
+        with self.engine.connect():
+            pass
         for attempt in range(1, UPGRADE_ATTEMPTS + 1):
             try:
-                with self.engine.begin() as connection:
+                with ALEMBIC_RUN_LOCK, self.engine.begin() as connection:
+                    _wait_for_other_upgrades(connection)
                     config = _alembic_config(self.url)
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
                 return
-            except (OperationalError, IntegrityError, ProgrammingError):
+            except DBAPIError:
                 if attempt == UPGRADE_ATTEMPTS:
                     raise
                 time.sleep(0.05 * attempt * (1 + random.random()))  # let the winner finish
@@ -66,6 +82,22 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def _wait_for_other_upgrades(connection: Connection) -> None:
+    """PostgreSQL: hold the upgrade lock until this transaction ends (waiting at most UPGRADE_LOCK_TIMEOUT)."""
+    if connection.dialect.name != "postgresql":
+        return
+    connection.execute(text(f"SET LOCAL lock_timeout = '{UPGRADE_LOCK_TIMEOUT}'"))
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` (SQLAlchemy's default driver there is psycopg2) means psycopg 3 here."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
+    return url
 
 
 def _alembic_config(url: str) -> Config:

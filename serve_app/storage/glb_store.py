@@ -1,10 +1,12 @@
 """GLB files on disk, each paired with its `glb_files` row.
 
-`save` writes `<storage_root>/out/YYYY-MM-DD/<hash>.glb` (UTC date) through a
-temp file in the same folder (fsync, then `os.replace`) and commits the row;
-if either step fails, the file and the row are both gone. The row's
-`file_path` is stored relative to the storage root. Lookups validate the hash
-first and never open a path outside the storage root.
+`save` inserts the row first, which claims the hash (the column is unique),
+then writes `<storage_root>/out/YYYY-MM-DD/<hash>.glb` (UTC date) through a
+temp file in the same folder (fsync, then `os.replace`) and commits. If any
+step fails, the file and the row are both gone; a save that finds its hash
+taken fails before it touches any file. The row's `file_path` is stored
+relative to the storage root. Lookups validate the hash first and never open a
+path outside the storage root.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tcp_proxy.errors import FileMissingError, HashNotFoundError
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".tmp"  # unfinished writes: `.<hash>.glb.<random>.tmp`, found by the consistency check
+ORIGINAL_NAME_CHARS = GlbFile.__table__.c.original_name.type.length
 
 
 @dataclass(frozen=True)
@@ -61,22 +64,25 @@ class GlbStore:
         hashed_name = new_hashed_name()
         relative_path = relative_glb_path(utcnow().date(), hashed_name)
         final_path = self.root / relative_path
+        row = GlbFile(
+            hashed_name=hashed_name,
+            original_name=_storable_name(original_name),
+            file_path=relative_path,
+            user_id=user_id,
+            file_size=len(glb),
+            is_public=is_public,
+            source_digest=source_digest,
+        )
+        path_is_ours = False
         try:
-            _write_atomically(final_path, glb)
             with self._db.session() as session:
-                session.add(
-                    GlbFile(
-                        hashed_name=hashed_name,
-                        original_name=original_name,
-                        file_path=relative_path,
-                        user_id=user_id,
-                        file_size=len(glb),
-                        is_public=is_public,
-                        source_digest=source_digest,
-                    )
-                )
+                session.add(row)
+                session.flush()  # a taken hash (or an unknown user) fails here, before any file is written
+                path_is_ours = True
+                _write_atomically(final_path, glb)
         except BaseException:
-            final_path.unlink(missing_ok=True)
+            if path_is_ours:
+                final_path.unlink(missing_ok=True)
             raise
         return StoredGlb(hashed_name=hashed_name, file_path=final_path, file_size=len(glb))
 
@@ -135,6 +141,11 @@ class GlbStore:
             return [
                 GlbInfo(row.hashed_name, row.original_name or "", row.file_size or 0, row.created_at) for row in rows
             ]
+
+
+def _storable_name(original_name: str) -> str:
+    """The name as the column can hold it on every database: no NUL characters, at most ORIGINAL_NAME_CHARS."""
+    return original_name.replace("\x00", "")[:ORIGINAL_NAME_CHARS]
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_PASSWORD_CHARS = 1024  # longer input is refused before any hashing
 MAX_USERNAME_CHARS = 80
+NUL = "\x00"  # never in a username: PostgreSQL text cannot hold it
 
 
 class UserStoreError(ValueError):
@@ -86,6 +87,8 @@ class UserStore:
             return None
         if not (_is_utf8(username) and _is_utf8(password)):  # a lone surrogate from JSON's \ud800
             return self._refuse(username, address, "text that is not valid Unicode")
+        if NUL in username:
+            return self._refuse(username, address, "a NUL character in the username")
         if self.throttle.is_blocked(username, address):
             log.info("login refused for %r from %s: throttled", username, address)
             return None
@@ -119,6 +122,8 @@ class UserStore:
 
     def get(self, username: str) -> User | None:
         """The user's current id and VIP status, or None if there is no such user."""
+        if NUL in username:
+            return None
         with self._db.session() as session:
             user = session.scalar(select(UserRow).where(UserRow.username == username))
         return None if user is None else _info(user)
@@ -235,6 +240,8 @@ def _check_username(username: str) -> None:
         raise InvalidUsernameError("username must not be empty")
     if username != username.strip():
         raise InvalidUsernameError("username must not start or end with white space")
+    if NUL in username:
+        raise InvalidUsernameError("username must not contain NUL characters")
     if len(username) > MAX_USERNAME_CHARS:
         raise InvalidUsernameError(f"username must be at most {MAX_USERNAME_CHARS} characters")
 

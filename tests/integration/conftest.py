@@ -13,6 +13,11 @@ leak into another.
 `service_without_model` deploys the same app a second time into the same
 cluster (its own name, port, database) with a checkpoint path that does not
 exist, for the "model not loaded" behaviour.
+
+`postgres_service` (module scope) deploys it once more with its database on
+the test PostgreSQL server, and deletes that app when the module is done, so
+at most two apps share the cluster's CPUs at any time (it runs before
+test_service.py, whose two apps are session-scoped).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from service_users import (
     APP_NAME,
     MAX_PAYLOAD,
     NO_MODEL_APP_NAME,
+    POSTGRES_APP_NAME,
     READ_TIMEOUT_S,
     SESSION_TTL_S,
     VIDEO_FPS,
@@ -164,6 +170,21 @@ def service_without_model(ray_cluster, tmp_path_factory) -> Service:
     service = _deploy(NO_MODEL_APP_NAME, args, tmp)  # the ingress creates the database at start
     create_users(args["storage"]["database_url"])
     return service
+
+
+@pytest.fixture(scope="module")
+def postgres_service(ray_cluster, postgres_server, tmp_path_factory):
+    from ray import serve
+
+    tmp = tmp_path_factory.mktemp("postgres")
+    args = _args(tmp)
+    args["storage"]["database_url"] = postgres_server.new_database_url()
+    create_users(args["storage"]["database_url"])
+    service = _deploy(POSTGRES_APP_NAME, args, tmp)
+    try:
+        yield service
+    finally:
+        serve.delete(POSTGRES_APP_NAME)
 
 
 # --- media ----------------------------------------------------------------------------

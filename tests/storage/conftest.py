@@ -4,11 +4,20 @@ from serve_app.config import AuthSettings
 from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
 
 FAST_PARAMS = ScryptParams(n=2**10, r=8, p=1)  # cheap hashes; production uses OWASP_PARAMS
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    """The URL of an empty database: a SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_server").new_database_url()
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'test.db'}")
+def db(database_url):
+    database = Database(database_url)
     database.upgrade()
     yield database
     database.dispose()

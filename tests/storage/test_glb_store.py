@@ -156,6 +156,8 @@ def test_legacy_absolute_path_inside_the_root_is_read(store, db, storage_root, u
 
 @pytest.mark.parametrize("stored_path", ["out/\x00/x.glb", "out/loop.glb"])
 def test_unresolvable_stored_path_is_file_missing(store, db, storage_root, user_id, stored_path):
+    if "\x00" in stored_path and db.engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL text cannot hold NUL, so no such row can exist there")
     loop = storage_root / "out" / "loop.glb"
     loop.parent.mkdir(parents=True, exist_ok=True)
     if not loop.is_symlink():

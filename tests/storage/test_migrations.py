@@ -17,7 +17,8 @@ def current_revision(db: Database) -> str | None:
     with db.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
-# The schema earlier deployments created (SQLAlchemy create_all, no Alembic).
+# The schema earlier deployments created (SQLAlchemy create_all, no Alembic). Those deployments
+# ran on SQLite only, so these shapes (SQLite's DATETIME, AUTOINCREMENT) are tested on SQLite only.
 LEGACY_SCHEMA = [
     """CREATE TABLE users (
         id INTEGER NOT NULL PRIMARY KEY,
@@ -90,8 +91,8 @@ def columns(db, table):
     return {column["name"] for column in inspect(db.engine).get_columns(table)}
 
 
-def test_empty_database_is_upgraded_to_the_models(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+def test_empty_database_is_upgraded_to_the_models(database_url):
+    db = Database(database_url)
     assert current_revision(db) is None
     db.upgrade()
     assert current_revision(db) == HEAD
@@ -170,11 +171,11 @@ def _upgrade_at(url: str, start_at: float) -> str | None:
         db.dispose()
 
 
-def test_replicas_upgrading_one_fresh_database_at_once_all_succeed(tmp_path):
+def test_replicas_upgrading_one_fresh_database_at_once_all_succeed(database_url):
     import multiprocessing
     import time as clock
 
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    url = database_url
     context = multiprocessing.get_context("spawn")
     start_at = clock.time() + 4.0  # after every process has imported what it needs
     with context.Pool(5) as pool:
@@ -182,4 +183,34 @@ def test_replicas_upgrading_one_fresh_database_at_once_all_succeed(tmp_path):
     assert results == [HEAD] * 5, results
     db = Database(url)
     assert set(inspect(db.engine).get_table_names()) >= {"users", "glb_files", "alembic_version"}
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     db.dispose()
+
+
+def test_threads_upgrading_one_fresh_database_at_once_all_succeed(database_url):
+    import threading
+
+    databases = [Database(database_url) for _ in range(4)]
+    start = threading.Barrier(len(databases))
+    errors = []
+
+    def upgrade(db):
+        start.wait(timeout=30)
+        try:
+            db.upgrade()
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(db,)) for db in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
+    assert [current_revision(db) for db in databases] == [HEAD] * len(databases)
+    users = UserStore(databases[0], AuthSettings(), password_params=FAST)
+    users.create("alice", "pw")
+    assert UserStore(databases[-1], AuthSettings(), password_params=FAST).authenticate("alice", "pw") is not None
+    for db in databases:
+        db.dispose()

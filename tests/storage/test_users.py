@@ -126,8 +126,8 @@ def test_list_shows_state_but_no_password_hash(users):
 def insert_legacy_user(db, username, plaintext):
     with db.engine.begin() as connection:
         connection.execute(
-            text("INSERT INTO users (username, password_hash, is_vip, status) VALUES (:u, :p, 1, 1)"),
-            {"u": username, "p": plaintext},
+            text("INSERT INTO users (username, password_hash, is_vip, status) VALUES (:u, :p, :vip, 1)"),
+            {"u": username, "p": plaintext, "vip": True},
         )
 
 
@@ -206,3 +206,16 @@ def test_a_rehash_never_undoes_a_password_change_made_meanwhile(users, db, monke
     assert changed and verify_password("set-by-admin", stored_hash(db, "demo"))
     assert users.authenticate("demo", "old-password") is None
     assert users.authenticate("demo", "set-by-admin") is not None
+
+
+def test_a_nul_in_the_username_is_a_counted_failure_not_an_error(users, caplog):
+    """PostgreSQL text cannot hold NUL: such a login must be refused before any query."""
+    users.create("alice", "password")
+    caplog.set_level(logging.INFO)
+    for _ in range(AuthSettings().max_failures):
+        assert users.authenticate("alice\x00", "password", "198.51.100.7") is None
+    assert users.throttle.is_blocked("someone-else", "198.51.100.7")
+    assert users.get("alice\x00") is None
+    with pytest.raises(InvalidUsernameError):
+        users.create("bob\x00", "pw")
+    assert users.authenticate("alice", "pass\x00word") is None  # a NUL in a password is only a wrong password

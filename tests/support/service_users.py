@@ -13,6 +13,7 @@ ACCOUNT_RECHECK_S = 1.0  # sessions see a disabled account or lost VIP this late
 VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames
 APP_NAME = "vggt-it"
 NO_MODEL_APP_NAME = "vggt-it-nomodel"
+POSTGRES_APP_NAME = "vggt-it-postgres"
 
 
 def create_users(database_url: str) -> None:
