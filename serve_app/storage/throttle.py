@@ -139,8 +139,9 @@ def _retrying_on_conflict(write: Callable[[], None]) -> None:
 
 
 def _key(text: str) -> str:
-    """Text fit for the key column: lone surrogates escaped (no encoding exists for them), cut to its width."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:KEY_CHARS]
+    """Text fit for the key column: lone surrogates (no encoding exists for them) and NUL (PostgreSQL
+    text cannot hold it) escaped, cut to the column's width."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:KEY_CHARS]
 
 
 def _keys(username: str | None, address: str | None) -> Iterator[tuple[str, str]]:
