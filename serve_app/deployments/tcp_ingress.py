@@ -18,6 +18,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ApplicationStatus
 
 from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
@@ -30,6 +31,8 @@ from tcp_proxy.server import RequestRecord, start_server
 from .replica_logging import use_serve_logging
 from .stage_deployment import release_free_memory
 from .vggt_inference import WEIGHTS_HINT
+
+STATUS_TIMEOUT_S = 5.0  # asking the controller for the application's status
 
 log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` output and the replica logs
 
@@ -121,7 +124,24 @@ class TCPIngress:
         if server is not None:
             self._server = None
             proxy = server.settings
-            await server.drain(handover_s=proxy.handover_s, timeout_s=proxy.drain_timeout_s)
+            handover_s = proxy.handover_s if await _successor_expected() else 0.0
+            await server.drain(handover_s=handover_s, timeout_s=proxy.drain_timeout_s)
         accounts = getattr(self, "_accounts", None)
         if accounts is not None:
             accounts.close()
+
+
+async def _successor_expected() -> bool:
+    """Whether Serve replaces this replica (a redeploy, a failed health check) rather than removing
+    the application: only then is a new listener worth waiting for."""
+
+    def application_status() -> ApplicationStatus | None:
+        app = serve.get_replica_context().app_name
+        status = serve.status().applications.get(app)
+        return None if status is None else status.status
+
+    try:
+        status = await asyncio.wait_for(asyncio.to_thread(application_status), STATUS_TIMEOUT_S)
+    except Exception:  # the controller is gone or slow: Serve is shutting down
+        return False
+    return status is not None and status != ApplicationStatus.DELETING

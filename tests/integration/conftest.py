@@ -54,6 +54,7 @@ class Service:
     database_url: str
     storage_root: Path
     spool_dir: Path
+    args: dict  # what the app was deployed with (a redeploy changes a copy)
 
     def stored(self) -> tuple[set[str], set[str]]:
         """(hashed names with a row, hashed names with a .glb file) right now."""
@@ -130,6 +131,7 @@ def _deploy(name: str, args: dict, tmp: Path, http_port: int | None = None) -> S
         database_url=args["storage"]["database_url"],
         storage_root=Path(args["storage"]["storage_root"]),
         spool_dir=tmp / "spool",
+        args=args,
     )
 
 

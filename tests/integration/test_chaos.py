@@ -142,3 +142,48 @@ def test_the_listener_replica_killed_clients_reset_port_back_sessions_kept(servi
     assert reply.error is None and reply.name.endswith(".glb")
     wait_replaced(service.name, "TCPIngress", killed)
     assert inconsistencies(service) == found_before
+
+
+def test_a_redeploy_drops_no_request(service, jpegs):
+    """`serve.run` of a changed config replaces every replica (the listener's too) while clients keep
+    sending LOGIN + IMAGE on new connections, as the app does: every request gets its answer."""
+    import copy
+
+    from ray import serve
+
+    from serve_app.app import build_app
+
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        sent = 0
+        while not stop.is_set():
+            sent += 1
+            try:
+                with Conn(service.port, timeout=300) as c:
+                    if c.login("alice" if index % 2 else "carol", PASSWORD)[0] is not True:
+                        outcomes.append("LOGIN_FAILED")
+                        continue
+                    reply = c.images([jpegs[0] + f"redeploy-{index}-{sent}".encode(), jpegs[1]])
+                outcomes.append(reply.error or "OK")
+            except OSError as exc:
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+                time.sleep(0.05)  # the port is down: do not spin
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    changed = copy.deepcopy(service.args)
+    changed["proxy"]["list_limit"] = 99  # new settings: every deployment gets new replicas
+    started = time.monotonic()
+    serve.run(build_app(changed), name=service.name, route_prefix="/", blocking=False)
+    redeploy_s = time.monotonic() - started
+    time.sleep(3)  # a few requests on the new replicas
+    stop.set()
+    for t in threads:
+        t.join(600)
+    print(f"redeploy took {redeploy_s:.1f} s; {len(outcomes)} requests: {sorted(set(outcomes))}")
+    assert len(outcomes) >= 6
+    assert set(outcomes) == {"OK"}, outcomes
