@@ -101,6 +101,7 @@ def _args(tmp: Path, **model: Any) -> dict:
             "idle_timeout_s": 60.0,
             "session_ttl_s": SESSION_TTL_S,
             "max_pending_reconstructions": 32,
+            "max_pending_per_user": 10,  # test_twenty_concurrent_clients: 10 each for two users
             "spool_dir": str(tmp / "spool"),
         },
     }
