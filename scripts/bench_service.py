@@ -316,7 +316,7 @@ def main(argv=None) -> int:
             stages.setdefault("in-process images", []).append(dict(r.timings))
 
         def local_video():
-            r = pipeline.run(Upload(Job(user.id, "bench"), video_path=str(video)))
+            r = pipeline.run(Upload.from_video_file(Job(user.id, "bench"), video))
             stages.setdefault("in-process video", []).append(dict(r.timings))
 
         speed = {}

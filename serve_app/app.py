@@ -15,10 +15,13 @@ the builder, which decides the GPU.
 Paths: the database URL, storage root, checkpoint and spool dir are used as
 given; relative ones resolve against the replicas' working directory, which
 under `serve run` is the directory `serve run` was started from. For `serve
-deploy` onto a long-running cluster, give absolute paths. A multi-node
-cluster needs the storage root, the SQLite file (or use a server database
-URL) and the spool dir on storage shared by the nodes, or the deployments
-pinned to one node.
+deploy` onto a long-running cluster, give absolute paths. No path crosses a
+deployment: uploads (video files included) travel as bytes through Ray's
+object store, and the spool dir is local to each ingress replica. A
+multi-node cluster needs the storage root on storage every node with a
+TCPIngress or GlbExporter replica sees, a server database (PostgreSQL) or
+the SQLite file on such storage, and the checkpoint (and sky model) at the
+same path on every node that runs VGGTInference (GlbExporter).
 """
 
 # No `from __future__ import annotations` here: Serve reads build_app's annotation (AppArgs) at run time.

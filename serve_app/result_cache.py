@@ -48,13 +48,13 @@ class ResultCache:
         self._prefix = json.dumps(shaping, sort_keys=True).encode("utf-8")
 
     def key(self, upload: Upload) -> str:
-        """64 hex characters; reads a video file through once (call it off the event loop)."""
+        """64 hex characters; reads a video through once (call it off the event loop)."""
         digest = hashlib.sha256(self._prefix)
         digest.update(upload.source.encode("ascii"))
-        if upload.video_path is not None:
-            with open(upload.video_path, "rb") as video:
-                while chunk := video.read(READ_CHUNK):
-                    digest.update(chunk)
+        if upload.video is not None:
+            data = memoryview(upload.video)
+            for start in range(0, len(data), READ_CHUNK):  # a mapped file is read page by page
+                digest.update(data[start : start + READ_CHUNK])
         else:
             for image in upload.images:
                 digest.update(len(image).to_bytes(8, "big"))  # framing: no two uploads hash alike

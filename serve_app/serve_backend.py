@@ -14,11 +14,11 @@ Each call gets the previous call's `DeploymentResponse` as its argument, so
 Serve hands the next replica an object reference: the decoded frames go from
 the FrameExtractor replica to the VGGTInference replica, and the predictions
 from there to the GlbExporter replica, through the Ray object store, without
-passing through the ingress. Only the upload (images) and the GLB bytes
-(reply) cross the ingress, once each. A VIDEO upload is spooled to a file by
-the TCP server and only its path travels; the FrameExtractor replica opens
-that path, which is why the spool directory must be on storage every node
-can read in a multi-node cluster (single-node deployments need nothing).
+passing through the ingress. Only the upload and the GLB bytes (reply)
+cross the ingress, once each. No path crosses a deployment: a VIDEO upload,
+spooled to a file local to the ingress replica by the TCP server, travels as
+its bytes (`Upload.from_video_file` maps the file; Ray copies it into the
+object store, from which the FrameExtractor replica reads it on any node).
 
 Errors: a `ServiceError` raised in a replica reaches the caller wrapped in a
 `RayTaskError` (a subclass of both RayTaskError and the original class);
@@ -108,7 +108,8 @@ class ServeBackend:
         return await self._reconstruct(Upload(Job(user.id, f"images:{len(images)}"), images=images))
 
     async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
-        return await self._reconstruct(Upload(Job(user.id, "video"), video_path=video_path))
+        upload = Upload.from_video_file(Job(user.id, "video"), video_path)  # bytes, not the node-local path
+        return await self._reconstruct(upload)
 
     async def _reconstruct(self, upload: Upload) -> Reconstruction:
         started = time.perf_counter()

@@ -40,7 +40,7 @@ def test_runs_the_declared_stages_in_order(photo_bytes, predictable_runner):
 def test_video_with_the_settings_limits(video_clip, predictable_runner):
     settings = AppSettings.from_dict({"frames": {"fps": 1.0, "max_frames": 2}, "export": {"frame": 1}})
     pipeline = Pipeline(settings, stages=[InferenceStage(settings, predictable_runner)])
-    result = pipeline.run(Upload(Job(), video_path=str(video_clip)))
+    result = pipeline.run(Upload.from_video_file(Job(), video_clip))
     assert predictable_runner.seen == [2] and result.frame_count == 2
     assert result.point_count == 12  # frame 1 only
 

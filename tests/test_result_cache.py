@@ -58,5 +58,6 @@ def test_videos_are_keyed_by_their_bytes(tmp_path):
     first.write_bytes(b"\x00video" * 300_000)  # more than one read chunk
     same.write_bytes(first.read_bytes())
     other.write_bytes(first.read_bytes()[:-1] + b"!")
-    assert key(video_path=str(first)) == key(video_path=str(same)) != key(video_path=str(other))
-    assert key(video_path=str(first)) != key(images=(first.read_bytes(),))
+    mapped = {name: Upload.from_video_file(Job(1, "x"), path).video for name, path in [("first", first), ("same", same), ("other", other)]}
+    assert key(video=mapped["first"]) == key(video=mapped["same"]) != key(video=mapped["other"])
+    assert key(video=mapped["first"]) != key(images=(first.read_bytes(),))

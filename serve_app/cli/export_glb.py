@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> str:
     if images is not None:
         upload = Upload(job, images=tuple(p.read_bytes() for p in images))
     else:
-        upload = Upload(job, video_path=args.video)
+        upload = Upload.from_video_file(job, args.video)
     result = pipeline.run(upload)
     done = []
     if args.save_to_db:

@@ -32,6 +32,7 @@ import numpy as np
 
 from tcp_proxy.errors import NoFramesError
 from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels, fit_side
+from serve_app.frames.buffer_file import BufferFile
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
 from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_times
 from serve_app.frames.sharpness import frame_sharpness
@@ -41,7 +42,7 @@ _STILL_IMAGE_FORMATS = ("image2",)
 
 
 def sample_video(
-    path: str | os.PathLike,
+    source: str | os.PathLike | np.ndarray,
     fps: float = 0.4,
     max_frames: int = 64,
     sharpest: bool = False,
@@ -49,7 +50,7 @@ def sample_video(
     max_side: int | None = None,
     decode_max_pixels: int | None = DECODE_MAX_PIXELS,
 ) -> list[np.ndarray]:
-    """Sample a video file into RGB uint8 frames ([H, W, 3], upright).
+    """Sample a video (a file's path, or its bytes as a uint8 array) into RGB uint8 frames ([H, W, 3], upright).
 
     One frame per `1/fps` seconds of video time (see `sampling.py`), at most
     `max_frames` (evenly spaced), at least one. `sharpest` picks the sharpest
@@ -67,10 +68,15 @@ def sample_video(
         raise ValueError(f"max_side must be 0 (off) or positive, got {max_side!r}")
     if decode_max_pixels is not None and decode_max_pixels < 0:
         raise ValueError(f"decode_max_pixels must be 0 (off) or positive, got {decode_max_pixels!r}")
-    path = os.fspath(path)
-    if os.path.getsize(path) == 0:
+    if isinstance(source, np.ndarray):
+        opened: str | BufferFile = BufferFile(source)
+        size = len(opened)
+    else:
+        opened = os.fspath(source)
+        size = os.path.getsize(opened)
+    if size == 0:
         raise NoFramesError("the video file is empty")
-    container = _open(path)
+    container = _open(opened)
     with container:
         stream = _video_stream(container)
         reader = _SampledReader(container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels))
@@ -80,9 +86,9 @@ def sample_video(
     return even_spacing(frames, max_frames)
 
 
-def _open(path: str):
+def _open(source: str | BufferFile):
     try:
-        container = av.open(path, metadata_errors="ignore")
+        container = av.open(source, metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise NoFramesError(f"not a readable video file ({_reason(exc)})") from exc
     name = container.format.name

@@ -17,9 +17,9 @@ class DecodeStage(Stage[Upload, Frames]):
 
     def run(self, upload: Upload) -> Frames:
         limits = self.settings
-        if upload.video_path is not None:
+        if upload.video is not None:
             frames = sample_video(
-                upload.video_path,
+                upload.video,
                 fps=limits.fps,
                 max_frames=limits.max_frames,
                 sharpest=limits.sharpest,

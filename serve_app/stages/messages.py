@@ -10,6 +10,7 @@ replies with it as is.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -31,16 +32,29 @@ class Job:
 
 @dataclass(frozen=True)
 class Upload:
-    """The decode stage's input: photo files, or a video file on this node."""
+    """The decode stage's input: photo files, or a video file's bytes.
+
+    `video` is the file's bytes as a uint8 array, never a path: a path means
+    nothing on another node. `from_video_file` maps the file without reading
+    it into memory; Ray ships the array through its object store to the
+    decode replica (zero-copy on each side), wherever that runs.
+    """
 
     job: Job
     images: tuple[bytes, ...] = ()
-    video_path: str | None = None
+    video: np.ndarray | None = None  # [N] uint8, the whole file
     timings: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_video_file(cls, job: Job, path: str | os.PathLike[str]) -> "Upload":
+        """An upload of the video file at `path`, memory-mapped (the file must stay until it is sent)."""
+        if os.path.getsize(path) == 0:
+            return cls(job, video=np.zeros(0, np.uint8))  # nothing to map
+        return cls(job, video=np.asarray(np.memmap(path, dtype=np.uint8, mode="r")))
 
     @property
     def source(self) -> str:
-        return "video" if self.video_path is not None else "images"
+        return "video" if self.video is not None else "images"
 
 
 @dataclass(frozen=True)

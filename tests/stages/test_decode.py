@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from serve_app.config import AppSettings
@@ -18,7 +19,7 @@ def test_photos_become_upright_rgb_frames(photo_bytes):
 
 def test_video_is_sampled_at_the_configured_rate(video_clip):
     settings = AppSettings.from_dict({"frames": {"fps": 1.0, "max_frames": 2}})
-    frames = DecodeStage(settings).run(Upload(Job(1, "video"), video_path=str(video_clip)))
+    frames = DecodeStage(settings).run(Upload.from_video_file(Job(1, "video"), video_clip))
     assert frames.source == "video"
     assert len(frames.frames) == 2  # 3 s at 1 fps gives 3, capped at max_frames
     assert frames.frames[0].shape == (120, 160, 3)
@@ -46,14 +47,14 @@ def test_unreadable_video_raises_no_frames(tmp_path):
     path = tmp_path / "junk.mp4"
     path.write_bytes(b"\x00 not a video" * 100)
     with pytest.raises(NoFramesError):
-        DecodeStage(AppSettings()).run(Upload(Job(), video_path=str(path)))
+        DecodeStage(AppSettings()).run(Upload.from_video_file(Job(), path))
 
 
 def test_frames_are_reduced_to_the_configured_bound(photo_bytes, video_clip):
     stage = DecodeStage(AppSettings.from_dict({"frames": {"decode_max_pixels": 80 * 60}}))
     photos = stage.run(Upload(Job(), images=tuple(photo_bytes)))
     assert [f.shape for f in photos.frames] == [(60, 80, 3)] * 3
-    video = stage.run(Upload(Job(), video_path=str(video_clip)))
+    video = stage.run(Upload.from_video_file(Job(), video_clip))
     assert {f.shape for f in video.frames} == {(60, 80, 3)}
 
 
@@ -65,3 +66,27 @@ def test_the_total_pixels_of_an_upload_are_capped(photo_bytes):
     assert info.value.code == "ERROR_TOO_MANY_PIXELS"
     stage = DecodeStage(AppSettings.from_dict({"frames": {"max_request_pixels": three_photos}}))
     assert len(stage.run(Upload(Job(), images=tuple(photo_bytes))).frames) == 3
+
+
+def test_a_video_travels_as_its_bytes_not_its_path(video_clip, tmp_path):
+    """What the decode stage gets works on another node: no path, and the same frames as the file gives."""
+    import pickle
+
+    spooled = tmp_path / "upload.video"
+    spooled.write_bytes(video_clip.read_bytes())
+    upload = Upload.from_video_file(Job(1, "video"), spooled)
+    assert upload.video.dtype == np.uint8 and upload.video.tobytes() == video_clip.read_bytes()
+    shipped = pickle.loads(pickle.dumps(upload, protocol=5))  # as Ray serializes it for another process
+    spooled.unlink()  # the spool file is gone, as on another node it never was
+    stage = DecodeStage(AppSettings())
+    from_bytes = stage.run(shipped).frames
+    from_file = stage.run(Upload.from_video_file(Job(1, "video"), video_clip)).frames
+    assert len(from_bytes) == len(from_file) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(from_bytes, from_file))
+
+
+def test_an_empty_video_file_is_no_frames(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(NoFramesError):
+        DecodeStage(AppSettings()).run(Upload.from_video_file(Job(), path))

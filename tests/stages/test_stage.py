@@ -56,4 +56,4 @@ def test_a_failing_stage_records_nothing():
 
 def test_upload_source():
     assert Upload(Job(), images=(b"a",)).source == "images"
-    assert Upload(Job(), video_path="/tmp/x.mp4").source == "video"
+    assert Upload(Job(), video=np.zeros(3, np.uint8)).source == "video"
