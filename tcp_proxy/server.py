@@ -12,10 +12,15 @@ timeout runs while a request is computed. Decisions:
   skipped and the connection stays open (closed if the length is over the
   limit). Refused IMAGE/VIDEO requests (not logged in, not VIP, busy, bad
   framing) are answered as soon as that is known and their payload skipped.
-* Over `max_connections`, a connection is still accepted: its command byte
-  is read and answered `ERROR_BUSY` in that command's error shape (LOGIN:
+* Over `max_connections`, or over `max_connections_per_address` from its
+  address, a connection is still accepted: its command byte is read and
+  answered `ERROR_BUSY` in that command's error shape (LOGIN:
   `[false,false]`), then it is closed. Beyond as many again (at least 16),
   new connections are closed at once.
+* Read deadlines (`deadlines.ReadDeadlines`): a first byte soon after the
+  connect, small frames complete within a bound, uploads at a minimum
+  average rate; a client that misses one gets `ERROR_READ_TIMEOUT` in its
+  command's shape (none before its first byte) and the connection closes.
 * Admission (`admission.Admission`): an IMAGE/VIDEO request takes a slot at
   its header, before its upload, and is refused `ERROR_BUSY` there (payload
   skipped) when the estimated wait is over `max_wait_s`, its user already has
@@ -44,6 +49,7 @@ import os
 import socket
 import tempfile
 import time
+from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
@@ -53,6 +59,7 @@ from .backend import Backend, User
 from .admission import Admission, Slot
 from .codec import IMAGE, VIDEO
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
+from .deadlines import ReadDeadlines
 from .limits import Limit
 from .listeners import listening_sockets
 from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
@@ -153,6 +160,7 @@ class ProxyServer:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._connections: set[_Connection] = set()
+        self._per_address: Counter[str] = Counter()  # open connections per client address
         self.draining = False
 
     @property
@@ -234,13 +242,18 @@ class ProxyServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks[task] = writer
+        peer = _peer(writer)
         try:
-            if self.connections.try_acquire():
+            if self._per_address[peer] < self.settings.max_connections_per_address and self.connections.try_acquire():
                 connection = _Connection(self, reader, writer)
                 self._connections.add(connection)
+                self._per_address[peer] += 1
                 try:
                     await connection.run()
                 finally:
+                    self._per_address[peer] -= 1
+                    if self._per_address[peer] <= 0:
+                        del self._per_address[peer]
                     self._connections.discard(connection)
                     self.connections.release()
             elif self.overflow.try_acquire():
@@ -392,6 +405,7 @@ class _Connection:
         self.spool: _Spool | None = None
         self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
         self._idle_since: float | None = time.monotonic()  # None while a frame is under way
+        self.deadlines = ReadDeadlines(self.settings, connected_at=time.monotonic())
 
     def idle_for(self) -> float:
         """Seconds since the last reply (or the connect) with no byte of a new frame; 0 while busy."""
@@ -433,9 +447,11 @@ class _Connection:
 
     async def _read(self) -> bool:
         """Feed the codec; False when the connection should end now."""
-        mid_frame = self.codec.in_frame
-        timeout = self.settings.read_timeout_s if mid_frame else self.settings.idle_timeout_s
+        in_frame = self.codec.in_frame
+        timeout = self.deadlines.timeout(in_frame, self.codec.pending_command, time.monotonic())
         try:
+            if timeout <= 0:
+                raise asyncio.TimeoutError
             data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
         except asyncio.TimeoutError:
             command = self.codec.pending_command
@@ -447,6 +463,7 @@ class _Connection:
         except OSError:
             data = b""
         self.codec.receive_data(data)
+        self.deadlines.received(len(data), self.codec.in_frame, time.monotonic())
         if data:
             self._idle_since = None
         return True
@@ -653,6 +670,7 @@ class _Connection:
         assert req is not None
         self._release_slot()  # a request refused or failed after its header gives its slot back
         self._idle_since = time.monotonic()
+        self.deadlines.frame_ended()
         sent = 0
         try:
             sent = await self._send(parts)

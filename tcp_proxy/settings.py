@@ -12,7 +12,12 @@ class ProxySettings:
     max_payload_bytes: int = 512 * 1024 * 1024  # larger frames are refused from the header
     read_timeout_s: float = 60.0  # longest silence between bytes of one request
     idle_timeout_s: float = 300.0  # longest silence between requests (never while one is computed)
-    max_connections: int = 256
+    first_byte_timeout_s: float = 10.0  # a new connection sends its first byte within this (the app at once)
+    small_frame_timeout_s: float = 10.0  # LOGIN, GET_GLB, LIST complete within this of their first byte
+    min_upload_bytes_per_s: float = 16 * 1024  # IMAGE/VIDEO average after the grace (128 kbit/s: a poor 3G link)
+    upload_grace_s: float = 30.0  # before the upload rate counts (a phone waking its radio)
+    max_connections: int = 1024  # idle sockets are cheap for asyncio; the per-address cap bounds each client
+    max_connections_per_address: int = 32  # generous for a carrier NAT, small enough that 8 addresses hold < 1/4
     max_pending_reconstructions: int = 32  # queued + running, all clients: bounds uploads held at once
     max_pending_per_user: int = 4  # one user's queued + running: no one takes every slot
     max_wait_s: float = 60.0  # refuse (ERROR_BUSY) when a new reconstruction would wait longer than this
@@ -37,12 +42,18 @@ class ProxySettings:
             "max_wait_s",
             "max_pending_per_user",
             "drain_timeout_s",
+            "first_byte_timeout_s",
+            "small_frame_timeout_s",
+            "min_upload_bytes_per_s",
+            "max_connections_per_address",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")
-        if isinstance(self.handover_s, bool) or not isinstance(self.handover_s, (int, float)) or self.handover_s < 0:
-            raise ValueError(f"setting proxy.handover_s must be 0 or more, got {self.handover_s!r}")
+        for name in ("handover_s", "upload_grace_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"setting proxy.{name} must be 0 or more, got {value!r}")
         if not 0 < self.max_result_bytes < 1 << 31:
             raise ValueError(f"setting proxy.max_result_bytes must be in 1..2147483647, got {self.max_result_bytes!r}")
         for name in ("max_pending_reconstructions", "list_limit"):

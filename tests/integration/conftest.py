@@ -39,6 +39,7 @@ from service_users import (
     POSTGRES_APP_NAME,
     READ_TIMEOUT_S,
     SESSION_TTL_S,
+    SMALL_FRAME_TIMEOUT_S,
     VIDEO_FPS,
     create_users,
     free_port,
@@ -98,6 +99,7 @@ def _args(tmp: Path, **model: Any) -> dict:
             "port": free_port(),  # fixed, as in production: a restarted ingress listens on it again
             "max_payload_bytes": MAX_PAYLOAD,
             "read_timeout_s": READ_TIMEOUT_S,
+            "small_frame_timeout_s": SMALL_FRAME_TIMEOUT_S,
             "idle_timeout_s": 60.0,
             "session_ttl_s": SESSION_TTL_S,
             "max_pending_reconstructions": 32,

@@ -24,8 +24,9 @@ from service_users import (
     PASSWORD,
     READ_TIMEOUT_S,
     SESSION_TTL_S,
+    SMALL_FRAME_TIMEOUT_S,
 )
-from wire_client import IMAGE, LOGIN, VIDEO, Conn, frame, images_payload
+from wire_client import IMAGE, LOGIN, VIDEO, Conn, frame, fresh_address, images_payload
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -413,6 +414,40 @@ def test_slow_sender_is_served(service, jpegs):
             time.sleep(READ_TIMEOUT_S / 4)
         assert time.monotonic() - started > READ_TIMEOUT_S  # slower than the timeout overall
         _check_stored(service, c.read_reconstruction())
+
+
+def test_dribbled_logins_are_cut_off_while_a_real_login_is_answered(service):
+    """A slowloris: LOGIN frames sent one byte every 0.3 s (never silent for read_timeout_s) are
+    answered [false,false] (ERROR_READ_TIMEOUT) about small_frame_timeout_s after their first byte
+    and closed; a real LOGIN from elsewhere meanwhile is answered at once."""
+    answers: list = []
+    source = fresh_address()
+
+    def dribble() -> None:
+        with Conn(service.port, source=source, timeout=30) as c:
+            started = time.monotonic()
+            try:
+                for byte in frame(LOGIN, json.dumps({"u": "alice", "p": PASSWORD}).encode()):
+                    c.send(bytes([byte]))
+                    time.sleep(0.3)
+            except OSError:
+                pass  # cut off: the reply is waiting
+            answers.append((c.read_block(), time.monotonic() - started))
+
+    threads = [threading.Thread(target=dribble) for _ in range(5)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    with Conn(service.port) as real:
+        started = time.monotonic()
+        assert real.login("carol", PASSWORD)[0] is True
+        assert time.monotonic() - started < SMALL_FRAME_TIMEOUT_S  # not queued behind the dribblers
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 5
+    for reply, seconds in answers:
+        assert json.loads(reply) == [False, False]
+        assert SMALL_FRAME_TIMEOUT_S <= seconds < SMALL_FRAME_TIMEOUT_S + 5  # the whole dribble takes ~13 s
 
 
 def test_stalled_sender_times_out_alone(service, jpegs):

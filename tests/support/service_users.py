@@ -8,6 +8,7 @@ DISABLED_USER = "mallory"
 
 MAX_PAYLOAD = 8 * 1024 * 1024
 READ_TIMEOUT_S = 2.0
+SMALL_FRAME_TIMEOUT_S = 3.0  # a LOGIN dribbled byte by byte is cut off this long after its first byte
 SESSION_TTL_S = 6.0  # long enough to outlive a listener restart (test_chaos), short enough to wait out
 ACCOUNT_RECHECK_S = 1.0  # sessions see a disabled account or lost VIP this late at most
 VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames

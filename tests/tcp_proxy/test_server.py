@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import struct
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from proxy_fakes import (
     FakeBackend,
@@ -564,3 +564,65 @@ async def test_a_result_over_max_result_bytes_is_refused(tmp_path):
         assert small[0].endswith(".glb")
         big = next(name for name, glb in server.backend.stored.items() if len(glb) > 40)
         assert await one_shot(server, frame(GET_GLB, big.encode()), reconstruction=False) == b"ERROR_RESULT_TOO_LARGE"
+
+
+# -- slow and greedy clients ---------------------------------------------------
+@async_test
+async def test_a_slowloris_login_is_cut_off_and_real_logins_still_get_in():
+    """Connections dribbling a LOGIN one byte at a time (never silent for read_timeout_s) are answered
+    ERROR_READ_TIMEOUT ([false,false]) at small_frame_timeout_s; a real LOGIN meanwhile is answered."""
+    async with serving(read_timeout_s=5, small_frame_timeout_s=0.6, max_connections=4) as server:
+        slow = [await connect(server) for _ in range(3)]
+        started = asyncio.get_running_loop().time()
+
+        async def dribble(writer):
+            with suppress(OSError):
+                for byte in LOGIN_DEMO:
+                    writer.write(bytes([byte]))
+                    await asyncio.sleep(0.1)
+
+        dribblers = [asyncio.create_task(dribble(w)) for _, w in slow]
+        assert await request_login(server) == OK_DEMO  # the fourth slot is free
+        for reader, _ in slow:
+            assert await _peek_len(reader) == FAILED
+            assert await reader.read() == b""  # closed after the reply
+        assert asyncio.get_running_loop().time() - started < 2.0
+        for task in dribblers:
+            task.cancel()
+        await wait_for(lambda: server.active_connections == 0)
+        assert {r.outcome for r in server.records if r.command == "LOGIN"} == {"OK", "ERROR_READ_TIMEOUT"}
+
+
+@async_test
+async def test_a_connection_that_never_speaks_is_closed_after_the_first_byte_timeout():
+    async with serving(first_byte_timeout_s=0.3) as server:
+        reader, _ = await connect(server)
+        started = asyncio.get_running_loop().time()
+        assert await reader.read() == b""  # closed without a reply: nothing was asked
+        assert asyncio.get_running_loop().time() - started < 2.0
+
+
+@async_test
+async def test_an_upload_below_the_minimum_rate_is_cut_off():
+    async with serving(upload_grace_s=0.3, min_upload_bytes_per_s=50, read_timeout_s=5) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(frame(IMAGE, image_payload([b"x" * 5000]))[:20])  # then nothing more
+        assert await read_reconstruction(reader) == ("", b"ERROR_READ_TIMEOUT")
+        await wait_for(lambda: server.pending_reconstructions == 0)
+
+
+@async_test
+async def test_one_address_cannot_hold_every_connection():
+    async with serving(max_connections_per_address=2) as server:
+        held = [await connect(server) for _ in range(2)]
+        reader, writer = await connect(server)  # a third from 127.0.0.1
+        writer.write(LOGIN_DEMO)
+        assert await _peek_len(reader) == FAILED  # ERROR_BUSY in LOGIN's shape
+        other_reader, other_writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, local_addr=("127.0.0.2", 0)
+        )
+        assert await login(other_reader, other_writer) == OK_DEMO  # another address is not affected
+        other_writer.close()
+        for _, w in held:
+            w.close()
