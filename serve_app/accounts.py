@@ -21,6 +21,7 @@ from datetime import datetime
 
 from serve_app.config import AppSettings
 from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
+from serve_app.storage.glb_download import FileDownload
 from tcp_proxy.backend import GlbInfo, Reconstruction, User
 from tcp_proxy.errors import ServiceError
 
@@ -80,8 +81,9 @@ class Accounts:
         self._accounts_seen[user_id] = (now, user)
         return user
 
-    async def get_glb(self, hash_text: str) -> bytes:
-        return await asyncio.to_thread(self._glbs.read, hash_text)
+    async def open_glb(self, hash_text: str) -> FileDownload:
+        """The GLB of a share hash, opened for streaming (GET_GLB)."""
+        return await asyncio.to_thread(self._glbs.open, hash_text)
 
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         return await asyncio.to_thread(self._glbs.list_for_user, user.id, limit)

@@ -51,6 +51,7 @@ from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
 from serve_app.result_cache import ResultCache
 from serve_app.stages import Job, Reconstruction, Upload
+from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.models import utcnow
 from tcp_proxy.backend import GlbInfo, User
 from tcp_proxy.errors import ServiceError
@@ -97,8 +98,8 @@ class ServeBackend:
     async def login(self, username: str, password: str, address: str) -> User | None:
         return await self._accounts.login(username, password, address)
 
-    async def get_glb(self, hash_text: str) -> bytes:
-        return await self._accounts.get_glb(hash_text)
+    async def open_glb(self, hash_text: str) -> FileDownload:
+        return await self._accounts.open_glb(hash_text)
 
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         return await self._accounts.list_glbs(user, limit)

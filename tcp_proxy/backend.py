@@ -53,6 +53,35 @@ class GlbInfo:
     created_at: datetime | None  # UTC
 
 
+class Download(Protocol):
+    """A stored GLB on its way to a client: its size, then its bytes piece by piece."""
+
+    size: int
+
+    async def read(self, n: int) -> bytes:
+        """Up to `n` next bytes; b"" at the end."""
+
+    async def close(self) -> None:
+        """Release what the download holds (a file); called once, whatever happened."""
+
+
+class BytesDownload:
+    """A Download of bytes already in memory."""
+
+    def __init__(self, data: bytes):
+        self.size = len(data)
+        self._view = memoryview(data)
+        self._pos = 0
+
+    async def read(self, n: int) -> bytes:
+        chunk = bytes(self._view[self._pos : self._pos + n])
+        self._pos += len(chunk)
+        return chunk
+
+    async def close(self) -> None:
+        self._view.release()
+
+
 class Backend(Protocol):
     async def login(self, username: str, password: str, address: str) -> User | None:
         """The user on success; None for any failure (unknown, wrong, disabled, throttled)."""
@@ -63,8 +92,8 @@ class Backend(Protocol):
     async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
         """Same for a video spooled to `video_path` (the caller deletes the file)."""
 
-    async def get_glb(self, hash_text: str) -> bytes:
-        """GLB bytes by share hash as typed by a user (white space, `.glb` tolerated)."""
+    async def open_glb(self, hash_text: str) -> Download:
+        """The GLB of a share hash as typed by a user (white space, `.glb` tolerated), to be streamed."""
 
     async def list_glbs(self, user: User, limit: int) -> Sequence[GlbInfo]:
         """The user's stored GLBs, newest first, at most `limit`."""

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from . import codec
-from .backend import Backend, User
+from .backend import Backend, Download, User
 from .admission import Admission, Slot
 from .codec import IMAGE, VIDEO
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
@@ -150,6 +150,7 @@ class ProxyServer:
         self.sessions = Sessions(store, bind_to_address=settings.bind_sessions_to_ip)
         self.connections = Limit(settings.max_connections)
         self.overflow = Limit(max(settings.max_connections, MIN_OVERFLOW))  # answered ERROR_BUSY
+        self.downloads = Limit(settings.max_downloads)  # GET_GLB replies being sent
         self.admission = Admission(
             max_pending=settings.max_pending_reconstructions,
             max_per_user=settings.max_pending_per_user,
@@ -618,14 +619,25 @@ class _Connection:
         await self._answer([codec.encode_login(True, user.is_vip)], OUTCOME_OK)
 
     async def _get_glb(self, hash_text: str) -> None:
-        glb, code = await self._call(self.server.backend.get_glb, hash_text)
-        self._mark("backend")
-        if code is None and len(glb) > self.settings.max_result_bytes:
-            code = ResultTooLargeError.code
-        if code is not None:
-            await self._answer_error(code)
-        else:
-            await self._answer([codec.glb_header(len(glb)), glb], OUTCOME_OK)
+        """GET_GLB: the file streamed from storage, at most `max_downloads` at once."""
+        if not self.server.downloads.try_acquire():
+            await self._answer_error(codec.ERROR_BUSY)
+            return
+        try:
+            download, code = await self._call(self.server.backend.open_glb, hash_text)
+            self._mark("backend")
+            if code is not None:
+                await self._answer_error(code)
+                return
+            try:
+                if download.size > self.settings.max_result_bytes:
+                    await self._answer_error(ResultTooLargeError.code)
+                else:
+                    await self._answer([codec.glb_header(download.size)], OUTCOME_OK, download)
+            finally:
+                await download.close()
+        finally:
+            self.server.downloads.release()
 
     async def _list(self) -> None:
         """LIST: the logged-in user's stored GLBs, newest first, so a lost reply can be recovered."""
@@ -664,8 +676,8 @@ class _Connection:
         assert req is not None
         await self._answer([codec.encode_error(req.command, code)], code)
 
-    async def _answer(self, parts: list[bytes], outcome: str) -> None:
-        """Send the reply of the current request and record it."""
+    async def _answer(self, parts: list[bytes], outcome: str, download: Download | None = None) -> None:
+        """Send the reply of the current request (`parts`, then the download's bytes) and record it."""
         req, self.request = self.request, None
         assert req is not None
         self._release_slot()  # a request refused or failed after its header gives its slot back
@@ -673,7 +685,7 @@ class _Connection:
         self.deadlines.frame_ended()
         sent = 0
         try:
-            sent = await self._send(parts)
+            sent = await self._send(parts, download)
         except _ClientGone:
             outcome = OUTCOME_DISCONNECTED
             raise
@@ -692,19 +704,49 @@ class _Connection:
                 )
             )
 
-    async def _send(self, parts: list[bytes]) -> int:
-        """Write in chunks, each allowed `read_timeout_s` to drain; raise _ClientGone on failure."""
+    async def _send(self, parts: list[bytes], download: Download | None = None) -> int:
+        """Write `parts`, then the download, in chunks: each allowed `read_timeout_s` to drain, the
+        whole reply `download_grace_s` plus its size at `min_download_bytes_per_s`. Raise _ClientGone
+        when the client does not take it (the request's reply is then lost, as with a disconnect)."""
+        total = sum(map(len, parts)) + (download.size if download is not None else 0)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.download_grace_s + total / self.settings.min_download_bytes_per_s
         sent = 0
         try:
-            for part in parts:
-                view = memoryview(part)
-                for start in range(0, len(view), SEND_CHUNK):
-                    chunk = view[start : start + SEND_CHUNK]
-                    self.writer.write(chunk)
-                    await asyncio.wait_for(self.writer.drain(), self.settings.read_timeout_s)
-                    sent += len(chunk)
+            for chunk in _chunks(parts, download):
+                data = await chunk
+                self.writer.write(data)
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(self.writer.drain(), min(self.settings.read_timeout_s, left))
+                sent += len(data)
         except (OSError, asyncio.TimeoutError) as exc:
             raise _ClientGone() from exc
         if self.writer.transport.is_closing():
             raise _ClientGone()
         return sent
+
+
+async def _ready(data: bytes) -> bytes:
+    return data
+
+
+def _chunks(parts: list[bytes], download: Download | None):
+    """Awaitables of the reply's pieces, at most SEND_CHUNK bytes each: `parts`, then the download's."""
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), SEND_CHUNK):
+            yield _ready(view[start : start + SEND_CHUNK])
+    if download is not None:
+        left = download.size
+        while left > 0:
+            yield _read_exactly(download, min(SEND_CHUNK, left))
+            left -= SEND_CHUNK
+
+
+async def _read_exactly(download: Download, n: int) -> bytes:
+    data = await download.read(n)
+    if len(data) != n:  # the file changed under us: the reply's length is already sent
+        raise OSError(f"the stored file ended early ({len(data)} of {n} bytes)")
+    return data

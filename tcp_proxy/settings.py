@@ -25,6 +25,9 @@ class ProxySettings:
     bind_sessions_to_ip: bool = True  # the Android app reconnects per request
     require_vip_for_video: bool = True  # server-side check of what the app enforces
     list_limit: int = 100  # LIST answers at most this many GLBs (the newest)
+    max_downloads: int = 32  # GET_GLB replies being sent at once (each holds a file and one 256 KiB piece)
+    min_download_bytes_per_s: float = 16 * 1024  # a reply must be taken at this average rate, after the grace
+    download_grace_s: float = 30.0
     max_result_bytes: int = 1 << 30  # larger GLBs are refused: the app reads lengths as signed 32-bit ints
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
     handover_s: float = 30.0  # on shutdown, keep accepting until a successor listens on the port, at most this long
@@ -46,11 +49,13 @@ class ProxySettings:
             "small_frame_timeout_s",
             "min_upload_bytes_per_s",
             "max_connections_per_address",
+            "max_downloads",
+            "min_download_bytes_per_s",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"setting proxy.{name} must be positive, got {value!r}")
-        for name in ("handover_s", "upload_grace_s"):
+        for name in ("handover_s", "upload_grace_s", "download_grace_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"setting proxy.{name} must be 0 or more, got {value!r}")

@@ -31,11 +31,13 @@ def test_open_creates_the_schema_and_logins_work(settings):
             assert await accounts.login("alice", "wrong", "192.0.2.1") is None
             assert await accounts.login("nobody", "secret", "192.0.2.1") is None
             stored = GlbStore(db, settings.storage.storage_root).save(b"glTF-bytes", created.id, "x")
-            assert await accounts.get_glb(f" {stored.hashed_name}.glb\n") == b"glTF-bytes"
+            download = await accounts.open_glb(f" {stored.hashed_name}.glb\n")
+            assert download.size == 10 and await download.read(4) == b"glTF" and await download.read(99) == b"-bytes"
+            await download.close()
             with pytest.raises(HashNotFoundError):
-                await accounts.get_glb("0" * 64)
+                await accounts.open_glb("0" * 64)
             with pytest.raises(InvalidHashError):
-                await accounts.get_glb("../etc/passwd")
+                await accounts.open_glb("../etc/passwd")
         finally:
             db.dispose()
             accounts.close()

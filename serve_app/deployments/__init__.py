@@ -3,7 +3,7 @@
 | deployment | module | wraps | resources |
 | --- | --- | --- | --- |
 | `ShareViewer` | `share_viewer.py` | `serve_app.share_pages` (HTTP: share links in a browser) | 0.05 CPU |
-| `TCPIngress` | `tcp_ingress.py` | `tcp_proxy.server` + `ServeBackend` | 0.1 CPU, 1 replica (it binds the port) |
+| `TCPIngress` | `tcp_ingress.py` | `tcp_proxy.server` + `ServeBackend` | 0.1 CPU; 1 replica by default, more share the port |
 | `FrameExtractor` | `frame_extractor.py` | `DecodeStage` | 0.5 CPU |
 | `VGGTInference` | `vggt_inference.py` | `InferenceStage` | 1 CPU + 1 GPU, or 1 CPU without GPU |
 | `GlbExporter` | `glb_exporter.py` | `ExportStage` | 0.25 CPU |

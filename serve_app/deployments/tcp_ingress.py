@@ -7,6 +7,13 @@ reconstructions through the stage deployments' handles, in the order of
 redeploy the new replica listens on the port while the old one drains.
 The builder sets its `graceful_shutdown_timeout_s` from `proxy.handover_s`
 and `proxy.drain_timeout_s`.
+
+Replicas: SO_REUSEPORT also lets several replicas on one node listen on the
+port at once (the kernel spreads new connections over them), and sessions
+and the login throttle are database rows, so any replica answers any client.
+Across nodes, one per node (`max_replicas_per_node: 1`) behind a TCP load
+balancer (config/serve.cluster.yaml). The connection, pending-reconstruction
+and per-user limits and the wait estimate are each replica's own.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
 
 @serve.deployment(
     name="TCPIngress",
-    num_replicas=1,  # it binds the TCP port
+    num_replicas=1,  # the default; more share the port (see the module docstring)
     ray_actor_options={"num_cpus": 0.1},
     max_ongoing_requests=64,  # handle calls only (status, recent_requests, get_port)
     health_check_period_s=1,  # a dead listener is noticed (and replaced) within a second or two

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from serve_app.storage.database import Database
+from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
 from serve_app.storage.paths import OUT_DIR, relative_glb_path, resolve_inside
@@ -101,6 +102,10 @@ class GlbStore:
         if not path.is_file():
             raise FileMissingError(f"the file of {hashed_name} is missing")
         return path
+
+    def open(self, hash_text: str) -> FileDownload:
+        """The GLB file of a typed hash, opened for streaming (same checks and errors as `read`)."""
+        return FileDownload(self.path_for(hash_text))
 
     def read(self, hash_text: str) -> bytes:
         """The GLB bytes of a typed hash (same checks and errors as `path_for`)."""

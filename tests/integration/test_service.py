@@ -536,11 +536,15 @@ def test_status_and_standalone_backend(service, jpegs):
         assert HASH_NAME.match(result.name)
         assert list(result.timings) == ["decode", "inference", "export", "pipeline"]
         assert result.frame_count == 2 and result.point_count > 0
-        assert await backend.get_glb(result.name) == result.glb
+        download = await backend.open_glb(result.name)
+        try:
+            assert download.size == len(result.glb) and await download.read(download.size) == result.glb
+        finally:
+            await download.close()
         from tcp_proxy.errors import HashNotFoundError
 
         with pytest.raises(HashNotFoundError):
-            await backend.get_glb("1" * 64)
+            await backend.open_glb("1" * 64)
         accounts.close()
 
     asyncio.run(run())

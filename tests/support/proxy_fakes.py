@@ -9,7 +9,7 @@ import struct
 from typing import Sequence
 
 from tcp_proxy.errors import HashNotFoundError, InvalidHashError, NoFramesError
-from tcp_proxy.backend import GlbInfo, Reconstruction, User
+from tcp_proxy.backend import BytesDownload, GlbInfo, Reconstruction, User
 
 USERS = {"demo": ("123456", False), "vip": ("gold", True)}
 
@@ -61,6 +61,9 @@ class FakeBackend:
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         mine = [digest for digest, owner in self.owners.items() if owner == user.id]
         return [GlbInfo(digest, "upload", len(self.stored[digest]), None) for digest in reversed(mine)][:limit]
+
+    async def open_glb(self, hash_text: str) -> BytesDownload:
+        return BytesDownload(await self.get_glb(hash_text))
 
     async def get_glb(self, hash_text: str) -> bytes:
         text = hash_text.strip()

@@ -19,6 +19,7 @@ from proxy_fakes import (
     read_u32_block,
 )
 
+from tcp_proxy.backend import BytesDownload
 from tcp_proxy.settings import ProxySettings
 from tcp_proxy.errors import BadImageError
 from tcp_proxy.codec import GET_GLB, IMAGE, LIST, LOGIN, VIDEO
@@ -626,3 +627,65 @@ async def test_one_address_cannot_hold_every_connection():
         other_writer.close()
         for _, w in held:
             w.close()
+
+
+class PiecewiseDownload(BytesDownload):
+    """Records how it is read and whether it was closed."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.reads: list[int] = []
+        self.closed = False
+
+    async def read(self, n: int) -> bytes:
+        self.reads.append(n)
+        return await super().read(n)
+
+    async def close(self) -> None:
+        self.closed = True
+        await super().close()
+
+
+class DownloadBackend(FakeBackend):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.data = os.urandom(size)
+        self.opened: list[PiecewiseDownload] = []
+
+    async def open_glb(self, hash_text: str) -> PiecewiseDownload:
+        download = PiecewiseDownload(self.data)
+        self.opened.append(download)
+        return download
+
+
+@async_test
+async def test_get_glb_is_streamed_from_the_backend_piece_by_piece():
+    backend = DownloadBackend(3 * 256 * 1024 + 5)
+    async with serving(backend) as server:
+        assert await one_shot(server, frame(GET_GLB, b"a" * 64), reconstruction=False) == backend.data
+    (download,) = backend.opened
+    assert max(download.reads) <= 256 * 1024 and len(download.reads) == 4
+    assert download.closed
+
+
+@async_test
+async def test_a_reader_that_does_not_take_the_glb_is_dropped_and_frees_its_download():
+    backend = DownloadBackend(32 * 1024 * 1024)  # far more than the socket buffers hold
+    async with serving(backend, download_grace_s=0.5, min_download_bytes_per_s=10 * 1024 * 1024, max_downloads=1) as server:
+        reader, writer = await connect(server)
+        writer.write(frame(GET_GLB, b"a" * 64))  # and never read
+        await wait_for(lambda: backend.opened and backend.opened[0].closed, timeout=10)
+        await wait_for(lambda: server.records and server.records[-1].outcome == "DISCONNECTED")
+        assert await one_shot(server, frame(GET_GLB, b"a" * 64), reconstruction=False) == backend.data  # slot free
+        writer.close()
+
+
+@async_test
+async def test_get_glb_answers_busy_over_max_downloads():
+    backend = DownloadBackend(32 * 1024 * 1024)
+    async with serving(backend, max_downloads=1) as server:
+        reader, writer = await connect(server)
+        writer.write(frame(GET_GLB, b"a" * 64))  # a slow reader holds the only download slot
+        await wait_for(lambda: len(backend.opened) == 1)
+        assert await one_shot(server, frame(GET_GLB, b"a" * 64), reconstruction=False) == b"ERROR_BUSY"
+        writer.close()
