@@ -60,10 +60,12 @@ class ProtocolError(Exception):
     `encode_error(command, code)` before closing), or None when nothing is owed.
     """
 
-    def __init__(self, message: str, *, code: str, command: int | None):
+    def __init__(self, message: str, *, code: str, command: int | None, unread: int = 0):
+        """unread: payload bytes the client announced and may still send (an over-limit frame)."""
         super().__init__(message)
         self.code = code
         self.command = command
+        self.unread = unread
 
 
 class _NeedData:
@@ -251,7 +253,10 @@ class RequestReader:
         limit = SMALL_PAYLOAD_BYTES if command in (LOGIN, GET_GLB, LIST) else self.max_payload_bytes
         if length > limit:
             raise ProtocolError(
-                f"declared payload {length} over the limit {limit}", code=ERROR_PAYLOAD_TOO_LARGE, command=command
+                f"declared payload {length} over the limit {limit}",
+                code=ERROR_PAYLOAD_TOO_LARGE,
+                command=command,
+                unread=max(0, length - len(self._buf)),
             )
         self._state = _BODY
         self._count, self._images, self._image_size = None, [], None

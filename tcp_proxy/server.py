@@ -320,17 +320,27 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seconds: float) -> None:
-    """Flush, shut our side, and drop what the client still sends for a moment."""
+async def _linger(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    seconds: float,
+    until_bytes: int | None = None,
+    silence_s: float | None = None,
+) -> None:
+    """Flush, shut our side, and drop what the client still sends: for `seconds` at most, until its
+    end of stream, until `until_bytes` have been dropped, or until it is silent for `silence_s`."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
+    dropped = 0
     with suppress(Exception):
         await asyncio.wait_for(writer.drain(), seconds)
         if writer.can_write_eof():
             writer.write_eof()
-        while (left := deadline - loop.time()) > 0:
-            if not await asyncio.wait_for(reader.read(READ_SIZE), left):
+        while (left := deadline - loop.time()) > 0 and (until_bytes is None or dropped < until_bytes):
+            data = await asyncio.wait_for(reader.read(READ_SIZE), min(left, silence_s or left))
+            if not data:
                 break
+            dropped += len(data)
 
 
 class _Spool:
@@ -475,7 +485,13 @@ class _Connection:
             return
         self._ensure_request(exc.command)
         await self._answer_error(exc.code)
-        if exc.code != codec.ERROR_INCOMPLETE_REQUEST:
+        if exc.unread:
+            # A client that writes its whole body before reading (the Android app) must get to read
+            # the error, not a reset: discard what it announced, at the minimum upload rate at worst.
+            unread = min(exc.unread, self.settings.max_discard_bytes)
+            seconds = self.settings.upload_grace_s + unread / self.settings.min_upload_bytes_per_s
+            await _linger(self.reader, self.writer, seconds, until_bytes=unread, silence_s=self.settings.read_timeout_s)
+        elif exc.code != codec.ERROR_INCOMPLETE_REQUEST:
             await _linger(self.reader, self.writer, min(LINGER_S, self.settings.read_timeout_s))
 
     def _ensure_request(self, command: int) -> None:

@@ -16,6 +16,7 @@ class ProxySettings:
     small_frame_timeout_s: float = 10.0  # LOGIN, GET_GLB, LIST complete within this of their first byte
     min_upload_bytes_per_s: float = 16 * 1024  # IMAGE/VIDEO average after the grace (128 kbit/s: a poor 3G link)
     upload_grace_s: float = 30.0  # before the upload rate counts (a phone waking its radio)
+    max_discard_bytes: int = 1 << 31  # of an over-limit upload, read and dropped so its sender reads the error
     max_connections: int = 1024  # idle sockets are cheap for asyncio; the per-address cap bounds each client
     max_connections_per_address: int = 32  # generous for a carrier NAT, small enough that 8 addresses hold < 1/4
     max_pending_reconstructions: int = 32  # queued + running, all clients: bounds uploads held at once
@@ -51,6 +52,7 @@ class ProxySettings:
             "max_connections_per_address",
             "max_downloads",
             "min_download_bytes_per_s",
+            "max_discard_bytes",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

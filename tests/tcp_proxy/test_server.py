@@ -689,3 +689,21 @@ async def test_get_glb_answers_busy_over_max_downloads():
         await wait_for(lambda: len(backend.opened) == 1)
         assert await one_shot(server, frame(GET_GLB, b"a" * 64), reconstruction=False) == b"ERROR_BUSY"
         writer.close()
+
+
+@async_test
+async def test_an_over_limit_upload_is_read_to_its_end_so_its_sender_reads_the_error():
+    """Like the Android app: write the whole body, slowly, before reading. The server answers at the
+    header, then keeps discarding what was announced, so the writes do not fail and the code arrives."""
+    async with serving(max_payload_bytes=1024, read_timeout_s=5) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        body = os.urandom(3 * 1024 * 1024)
+        writer.write(struct.pack(">BI", IMAGE, len(body)))
+        for start in range(0, len(body), 256 * 1024):  # ~3 s in all: longer than the old 2 s linger
+            writer.write(body[start : start + 256 * 1024])
+            await writer.drain()  # raises if the server reset the connection
+            await asyncio.sleep(0.25)
+        assert await read_reconstruction(reader) == ("", b"ERROR_PAYLOAD_TOO_LARGE")
+        assert await reader.read() == b""
+        writer.close()
