@@ -27,8 +27,10 @@ timeout runs while a request is computed. Decisions:
   `max_pending_per_user` pending, or `max_pending_reconstructions` are
   pending in all. The slot is given back when the request ends, whatever
   happens.
-* A VIDEO upload is streamed to a spool file (never held in memory) and the
-  file is deleted when the request ends, whatever happens.
+* A VIDEO upload is streamed to a spool file (never held in memory) in this
+  server's own folder (`spool_dir`) and the file is deleted when the request
+  ends, whatever happens; folders of processes killed meanwhile are swept
+  when a server starts.
 * A client that disconnects during a reconstruction does not cancel it: the
   GLB is stored with its row and stays reachable by its hash, so nothing is
   orphaned; the reply is simply not delivered.
@@ -46,12 +48,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
 from collections import Counter
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
 from . import codec
@@ -62,6 +66,7 @@ from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequ
 from .deadlines import ReadDeadlines
 from .limits import Limit
 from .listeners import listening_sockets
+from .spool_dir import make_spool_dir, sweep_spool_dirs
 from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
 from .settings import ProxySettings
 
@@ -163,6 +168,7 @@ class ProxyServer:
         self._connections: set[_Connection] = set()
         self._per_address: Counter[str] = Counter()  # open connections per client address
         self.draining = False
+        self.spool_dir: Path | None = None  # this server's upload folder, made when it listens
 
     @property
     def active_connections(self) -> int:
@@ -187,6 +193,8 @@ class ProxyServer:
         }
 
     async def _listen(self, host: str, port: int) -> None:
+        sweep_spool_dirs(self.settings.spool_dir)  # uploads of processes killed mid-request
+        self.spool_dir = make_spool_dir(self.settings.spool_dir)
         self._server = await asyncio.start_server(
             self._on_connect, host, port, reuse_address=True, reuse_port=hasattr(socket, "SO_REUSEPORT")
         )
@@ -224,6 +232,8 @@ class ProxyServer:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        if self.spool_dir is not None:
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     def record(self, record: RequestRecord) -> None:
         self.requests_total += 1
@@ -346,8 +356,8 @@ async def _linger(
 class _Spool:
     """A VIDEO upload streamed into a temporary file."""
 
-    def __init__(self, directory: str):
-        fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".video", dir=directory or None)
+    def __init__(self, directory: Path):
+        fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".video", dir=directory)
         self._file = os.fdopen(fd, "wb", buffering=0)
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -543,9 +553,9 @@ class _Connection:
             code = None if self.slot is not None else codec.ERROR_BUSY
         if code is None and command == VIDEO:
             try:
-                self.spool = _Spool(self.settings.spool_dir)
+                self.spool = _Spool(self.server.spool_dir)
             except OSError:
-                log.exception("cannot create a spool file in %r", self.settings.spool_dir or tempfile.gettempdir())
+                log.exception("cannot create a spool file in %s", self.server.spool_dir)
                 code = codec.ERROR_INTERNAL
         if code is not None:
             self.codec.skip_payload()

@@ -1,6 +1,8 @@
-"""List (and with --repair delete) glb_files rows without files and files without rows (`vggt-check-storage`).
+"""List (and with --repair delete) glb_files rows without files, files without rows and upload spool
+folders of processes that are gone (`vggt-check-storage`).
 
-`python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL] [--storage-root DIR]`
+`python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL] [--storage-root DIR]
+[--spool-dir DIR]`
 works on the service's database and storage root (see serve_app/storage/location.py:
 `--config`, `$VGGT_CONFIG`, else the defaults) and never creates a database. Exits 0
 when storage is consistent or was repaired, 1 when problems remain, 2 when the
@@ -15,7 +17,8 @@ from pathlib import Path
 
 from serve_app.storage import check_storage, repair_storage
 from serve_app.storage.consistency import DEFAULT_MIN_AGE_S
-from serve_app.storage.location import LocationError, add_location_options, open_database, storage_settings
+from serve_app.storage.location import LocationError, add_location_options, open_database, spool_dir, storage_settings
+from tcp_proxy.spool_dir import abandoned_spool_dirs, sweep_spool_dirs
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
 
@@ -33,9 +36,13 @@ def main(argv=None) -> int:
         default=DEFAULT_MIN_AGE_S,
         help="ignore files younger than this, they may be saves in progress (default: %(default)s)",
     )
+    parser.add_argument(
+        "--spool-dir", help="the upload spool directory (default: the config's proxy.spool_dir, else the system temp dir)"
+    )
     args = parser.parse_args(argv)
     try:
         storage = storage_settings(args)
+        spool = args.spool_dir if args.spool_dir is not None else spool_dir(args)
         root = Path(storage.storage_root)
         if not root.is_dir():
             raise LocationError(f"storage root {root.resolve()} does not exist; give --config or --storage-root")
@@ -44,9 +51,23 @@ def main(argv=None) -> int:
         print(f"check_storage: error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     try:
-        return _check(db, root, args)
+        status = _check(db, root, args)
     finally:
         db.dispose()
+    return max(status, _check_spool(spool, args))
+
+
+def _check_spool(spool: str, args: argparse.Namespace) -> int:
+    """Spool folders left by servers killed mid-upload (a running server sweeps them when it starts)."""
+    abandoned = abandoned_spool_dirs(spool)
+    for folder in abandoned:
+        print(f"upload spool folder of a process that is gone: {folder}")
+    if not abandoned:
+        return EXIT_OK
+    if not args.repair:
+        return EXIT_PROBLEMS
+    print(f"repaired: {sweep_spool_dirs(spool)} spool folders deleted")
+    return EXIT_OK
 
 
 def _check(db, root: Path, args: argparse.Namespace) -> int:

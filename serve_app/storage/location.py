@@ -51,6 +51,16 @@ def storage_settings(args: argparse.Namespace) -> StorageSettings:
     return dataclasses.replace(storage, **{key: value for key, value in overrides.items() if value})
 
 
+def spool_dir(args: argparse.Namespace) -> str:
+    """The upload spool directory of --config (`proxy.spool_dir`; "" = the system temp dir)."""
+    if not args.config:
+        return ""
+    try:
+        return AppSettings.from_file(args.config).proxy.spool_dir
+    except (OSError, ValueError) as exc:
+        raise LocationError(f"cannot read the config {args.config}: {exc}") from None
+
+
 def open_database(url: str, *, create: bool) -> Database:
     """The database at `url`, its schema brought up to date; an absent SQLite file is created only if `create`."""
     from sqlalchemy.engine import make_url

@@ -62,7 +62,8 @@ def _unique(jpeg: bytes, tag: str) -> bytes:
 
 
 def _spool_files(service) -> list[str]:
-    return sorted(os.listdir(service.spool_dir)) if service.spool_dir.exists() else []
+    """Upload files in the spool dir (the server keeps them in a folder of its own there)."""
+    return sorted(str(p) for p in service.spool_dir.rglob("*") if p.is_file())
 
 
 # --- LOGIN ----------------------------------------------------------------------------

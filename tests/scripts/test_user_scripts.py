@@ -136,7 +136,8 @@ def test_check_storage_reports_and_repairs(tmp_path):
     old = time.time() - 3600
     os.utime(orphan, (old, old))
     db.dispose()
-    options = ["--database-url", url, "--storage-root", str(root)]
+    (tmp_path / "spool").mkdir()
+    options = ["--database-url", url, "--storage-root", str(root), "--spool-dir", str(tmp_path / "spool")]
 
     checked = run(tmp_path, "check_storage.py", *options)
     assert checked.returncode == 1
@@ -149,6 +150,29 @@ def test_check_storage_reports_and_repairs(tmp_path):
     assert not orphan.exists() and kept.file_path.exists()
     clean = run(tmp_path, "check_storage.py", *options)
     assert clean.returncode == 0 and "consistent" in clean.stdout
+
+
+def test_check_storage_lists_and_repairs_spool_folders_of_dead_processes(tmp_path):
+    import subprocess
+    import sys
+
+    url, root, db, _, _ = storage_with_owner(tmp_path)
+    db.dispose()
+    root.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    spool = tmp_path / "spool"
+    left = spool / f"vggt-spool-{child.pid}-x"
+    left.mkdir(parents=True)
+    (left / "upload-1.video").write_bytes(b"half an upload")
+    live = spool / f"vggt-spool-{os.getpid()}-y"
+    live.mkdir()
+    options = ["--database-url", url, "--storage-root", str(root), "--spool-dir", str(spool)]
+    checked = run(tmp_path, "check_storage.py", *options)
+    assert checked.returncode == 1 and f"process that is gone: {left}" in checked.stdout
+    assert str(live) not in checked.stdout
+    repaired = run(tmp_path, "check_storage.py", *options, "--repair")
+    assert repaired.returncode == 0 and not left.exists() and live.exists()
 
 
 def _serve_config(path: Path, database: Path, root: Path) -> Path:

@@ -86,6 +86,11 @@ async def one_shot(server, data: bytes, reconstruction=True):
     return reply
 
 
+def spooled_files(spool_dir) -> list:
+    """Upload files under the spool dir (each server keeps them in a folder of its own there)."""
+    return [p for p in spool_dir.rglob("*") if p.is_file()]
+
+
 async def wait_for(predicate, timeout=5.0):
     for _ in range(int(timeout / 0.01)):
         if predicate():
@@ -215,11 +220,11 @@ async def test_video_requires_vip(tmp_path):
         writer.write(frame(VIDEO, b"movie" * 100_000))
         name, glb = await read_reconstruction(reader)
         assert name.endswith(".glb") and glb == b"glTF" + (b"movie" * 13)[:64]
-        assert list(tmp_path.iterdir()) == []  # gone before the reply, not only at disconnect
+        assert spooled_files(tmp_path) == []  # gone before the reply, not only at disconnect
         writer.close()
     assert backend.video_existed == [True]
-    assert os.path.dirname(backend.video_paths[0]) == str(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert os.path.dirname(os.path.dirname(backend.video_paths[0])) == str(tmp_path)  # its own folder there
+    assert spooled_files(tmp_path) == []
 
 
 @async_test
@@ -227,7 +232,7 @@ async def test_video_for_everyone_when_not_required(tmp_path):
     async with serving(require_vip_for_video=False, spool_dir=str(tmp_path)) as server:
         assert await request_login(server) == OK_DEMO
         assert (await one_shot(server, frame(VIDEO, b"clip")))[0].endswith(".glb")
-    assert list(tmp_path.iterdir()) == []
+    assert spooled_files(tmp_path) == []
 
 
 # -- limits ----------------------------------------------------------------
@@ -266,10 +271,10 @@ async def test_client_closing_mid_upload_leaves_no_spool_file(tmp_path):
         reader, writer = await connect(server)
         writer.write(struct.pack(">BI", VIDEO, 5_000_000) + b"v" * 2_000_000)
         await writer.drain()
-        await wait_for(lambda: any(tmp_path.iterdir()))
+        await wait_for(lambda: spooled_files(tmp_path))
         writer.close()
         await wait_for(lambda: server.active_connections == 0)
-        assert list(tmp_path.iterdir()) == []
+        assert spooled_files(tmp_path) == []
         # half-closed: the client can still read the error
         reader, writer = await connect(server)
         writer.write(struct.pack(">BI", VIDEO, 1000) + b"v" * 10)
@@ -277,7 +282,7 @@ async def test_client_closing_mid_upload_leaves_no_spool_file(tmp_path):
         assert await read_reconstruction(reader) == ("", b"ERROR_INCOMPLETE_REQUEST")
         writer.close()
         await wait_for(lambda: server.active_connections == 0)
-        assert list(tmp_path.iterdir()) == []
+        assert spooled_files(tmp_path) == []
         assert (await one_shot(server, frame(VIDEO, b"fine")))[0].endswith(".glb")
 
 
@@ -295,7 +300,7 @@ async def test_slow_sender_is_answered_and_closed(tmp_path):
         assert await read_u32_block(reader) == b"ERROR_READ_TIMEOUT"
         writer.close()
         await wait_for(lambda: server.active_connections == 0)
-        assert list(tmp_path.iterdir()) == []
+        assert spooled_files(tmp_path) == []
 
 
 @async_test
@@ -361,7 +366,7 @@ async def test_busy_when_reconstruction_queue_is_full(tmp_path):
             assert result[0].endswith(".glb")
         assert server.pending_reconstructions == 0
         assert server.stats()["pending_reconstructions"] == 0
-    assert list(tmp_path.iterdir()) == []
+    assert spooled_files(tmp_path) == []
 
 
 @async_test
@@ -523,7 +528,7 @@ async def test_spool_write_failure_is_internal_and_leaves_no_file(tmp_path, monk
         assert await read_reconstruction(reader) == ("", b"ERROR_INTERNAL")  # failed at the end
         assert await _peek_len(reader) == OK_VIP  # still in step
         writer.close()
-    assert list(tmp_path.iterdir()) == []
+    assert spooled_files(tmp_path) == []
 
 
 @async_test
