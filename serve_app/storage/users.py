@@ -24,7 +24,6 @@ from serve_app.storage.passwords import (
     OWASP_PARAMS,
     ScryptParams,
     hash_password,
-    is_scrypt_hash,
     needs_rehash,
     verify_password,
 )
@@ -97,7 +96,9 @@ class UserStore:
         if user is None:
             verify_password(password, self._decoy())
             return self._refuse(username, address, "unknown user")
-        if not is_scrypt_hash(user.password_hash):  # legacy plaintext: spend the same time
+        if needs_rehash(user.password_hash, self._params):
+            # legacy plaintext, an unparseable hash, or one made with other (weaker) parameters verifies
+            # in no time or less: spend at least a current verification, as for any other account
             verify_password(password, self._decoy())
         if not verify_password(password, user.password_hash):
             return self._refuse(username, address, "wrong password")

@@ -14,7 +14,9 @@ from serve_app.storage import (
     UserExistsError,
 )
 from serve_app.config import AuthSettings
-from serve_app.storage.passwords import verify_password
+from serve_app.storage import users as users_module
+from serve_app.storage.passwords import ScryptParams, hash_password, needs_rehash, verify_password
+
 from tcp_proxy.backend import User
 
 
@@ -219,3 +221,32 @@ def test_a_nul_in_the_username_is_a_counted_failure_not_an_error(users, caplog):
     with pytest.raises(InvalidUsernameError):
         users.create("bob\x00", "pw")
     assert users.authenticate("alice", "pass\x00word") is None  # a NUL in a password is only a wrong password
+
+
+STORE_PARAMS = ScryptParams(n=2**10, r=8, p=1)  # the `users` fixture's (tests/storage/conftest.py)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "plaintext-legacy",
+        "scrypt$not-a-hash",
+        hash_password("pw", ScryptParams(n=2**4, r=1, p=1)),  # weaker than the store's parameters
+    ],
+)
+def test_every_stored_hash_costs_a_verification_at_the_current_parameters(users, db, monkeypatch, stored):
+    """Timing: a login against a weak, unparseable or legacy hash must not answer faster than one against
+    a current hash (it would tell an attacker which accounts are weak or broken)."""
+    users.create("weak", "pw")
+    with db.session() as session:
+        session.execute(text("UPDATE users SET password_hash = :h WHERE username = 'weak'"), {"h": stored})
+    checked: list[bool] = []
+    real_verify = users_module.verify_password
+
+    def recording(password, against):
+        checked.append(not needs_rehash(against, STORE_PARAMS))  # a verification at the current parameters
+        return real_verify(password, against)
+
+    monkeypatch.setattr(users_module, "verify_password", recording)
+    users.authenticate("weak", "wrong", "192.0.2.1")
+    assert any(checked), checked
