@@ -1,0 +1,123 @@
+"""scripts/bench_load.py: its clients and round against the real TCP server with an in-memory backend."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+
+import proxy_fakes as fakes
+import pytest
+
+from tcp_proxy.server import start_server
+from tcp_proxy.settings import ProxySettings
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load.py"
+USERS = ["loadvip", "loaduser"]
+PASSWORD = "pw"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("bench_load", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_script()
+
+
+class ServerThread:
+    """The proxy on its own event loop in a thread; `records` holds every answered request."""
+
+    def __init__(self, spool_dir: str):
+        self.backend = fakes.FakeBackend()
+        self.records = []
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        settings = ProxySettings(host="127.0.0.1", port=0, spool_dir=spool_dir)
+        start = start_server(settings, self.backend, max_images=5, port=0, on_request=self.records.append)
+        self.server = asyncio.run_coroutine_threadsafe(start, self.loop).result(10)
+        self.port = self.server.port
+
+    def stop(self):
+        asyncio.run_coroutine_threadsafe(self.server.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    monkeypatch.setitem(fakes.USERS, USERS[0], (PASSWORD, True))
+    monkeypatch.setitem(fakes.USERS, USERS[1], (PASSWORD, False))
+    s = ServerThread(str(tmp_path))
+    yield s
+    s.stop()
+
+
+def _workload(port: int, mix: str, requests: int):
+    photos = [b"\xff\xd8photo-a\xff\xd9", b"\xff\xd8photo-b\xff\xd9"]
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(100)
+    return bench.Workload("127.0.0.1", port, photos, video, bench.parse_mix(mix), PASSWORD, 10.0, requests)
+
+
+def test_round_counts_outcomes_and_keeps_each_client_on_its_own_address(server):
+    work = _workload(server.port, "image=2,get_glb=1,login=1", requests=5)
+    result = bench.run_round(work, USERS, memory_root=os.getpid())
+    row = bench.summarize(result)
+
+    assert row["clients"] == "2"
+    assert row["requests"] == str(2 * (1 + 5))  # the first LOGIN of each client, then 5 requests
+    assert (row["OK"], row["ERROR_BUSY"], row["other errors"], row["dropped"]) == ("12", "0", "0", "0")
+    assert row["IMAGE ms p50/95/99"] != "-" and row["VIDEO ms p50/95/99"] == "-"
+    assert row["ingress MiB"] == row["replicas MiB"] == "-"  # no Serve replica runs below this process
+    assert bench.table_row(row).count("|") == len(bench.COLUMNS) + 1
+
+    sources = {log.username: log.source for log in result.logs}
+    assert len(set(sources.values())) == 2
+    assert {(user, address) for user, address in server.backend.logins} == set(sources.items())
+    # IMAGE and GET_GLB came on connections without a LOGIN: each from its client's own address
+    for record in server.records:
+        if record.command == "IMAGE":
+            assert sources[record.user] == record.peer
+    assert {r.peer for r in server.records} == set(sources.values())
+
+
+def test_video_needs_vip_and_every_upload_is_new(server):
+    work = _workload(server.port, "video=1", requests=3)
+    result = bench.run_round(work, USERS)
+    by_user = {log.username: [o.result for o in log.outcomes[1:]] for log in result.logs}
+
+    assert by_user == {"loadvip": ["OK"] * 3, "loaduser": ["ERROR_VIP_REQUIRED"] * 3}
+    assert sum(log.video_hits for log in result.logs) == 0  # a trailing box makes each upload differ
+    assert len(server.backend.stored) == 3
+    assert bench.summarize(result)["other errors"] == "3"
+    assert any("ERROR_VIP_REQUIRED x3" in line for line in bench.notes(result))
+
+
+def test_a_closed_port_counts_as_dropped():
+    work = _workload(bench.free_port(), "login=1", requests=1)
+    result = bench.run_round(work, USERS[:1])
+    assert bench.summarize(result)["dropped"] == "2"
+    assert any("DROPPED LOGIN" in line for line in bench.notes(result))
+
+
+@pytest.mark.parametrize("mix", ["image", "image=x", "photos=1", "image=0,video=0", "image=-1"])
+def test_a_bad_mix_is_a_usage_error(mix, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--mix", mix, "--requests", "1"])
+    assert exit_info.value.code == 2
+    assert "--mix" in capsys.readouterr().err
+
+
+def test_bad_client_counts_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--clients", "1,0"])
+    assert exit_info.value.code == 2
+    assert "--clients" in capsys.readouterr().err
