@@ -43,6 +43,7 @@ import logging
 import time
 from typing import Any, Iterator, Protocol, Sequence
 
+import numpy as np
 from ray import exceptions as ray_exceptions
 from ray.serve import exceptions as serve_exceptions
 from ray.serve.handle import DeploymentHandle
@@ -105,8 +106,10 @@ class ServeBackend:
         return await self._accounts.list_glbs(user, limit)
 
     async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
-        images = tuple(images)
-        return await self._reconstruct(Upload(Job(user.id, f"images:{len(images)}"), images=images))
+        # arrays over the caller's buffers (views of the spooled upload): Ray ships them to the decode
+        # replica through its object store without a copy in this process
+        arrays = tuple(np.frombuffer(image, dtype=np.uint8) for image in images)
+        return await self._reconstruct(Upload(Job(user.id, f"images:{len(arrays)}"), images=arrays))
 
     async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
         upload = Upload.from_video_file(Job(user.id, "video"), video_path)  # bytes, not the node-local path

@@ -87,7 +87,9 @@ class Backend(Protocol):
         """The user on success; None for any failure (unknown, wrong, disabled, throttled)."""
 
     async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
-        """Decode the image files, run VGGT, store the GLB for `user`."""
+        """Decode the image files, run VGGT, store the GLB for `user`.
+
+        `images` are bytes-like (views of the spooled upload), valid until the call returns."""
 
     async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
         """Same for a video spooled to `video_path` (the caller deletes the file)."""

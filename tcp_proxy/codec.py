@@ -6,8 +6,10 @@ socket, a file or a clock, so every byte can be tested directly.
 
 Usage: feed bytes with `receive_data` (b"" at end of stream), then call
 `next_event` until it returns `NEED_DATA`. Each frame of a known command
-starts with `FrameStart`; then comes exactly one of `Login`, `Images`,
-`VideoChunk`... `VideoEnd`, `GetGlb`, `ListGlbs` or `Rejected`, unless the caller
+starts with `FrameStart`; then comes exactly one of `Login`,
+(`ImageStart` `ImageChunk`...)... `ImagesEnd`, `VideoChunk`... `VideoEnd`,
+`GetGlb`, `ListGlbs` or `Rejected` (which may also end an IMAGE frame whose
+framing turns out not to add up), unless the caller
 answered the frame early and called `skip_payload`. An unknown command gives
 only `Rejected(command, UNKNOWN_COMMAND)` and its payload is skipped, so the
 connection stays in step. A frame that cannot be read safely raises
@@ -97,13 +99,27 @@ class Login:
 
 
 @dataclass(frozen=True)
-class Images:
-    """A complete IMAGE request whose framing adds up."""
+class ImageStart:
+    """The next image of an IMAGE request: `size` bytes follow as ImageChunk events."""
 
-    images: tuple[bytes, ...] = field(repr=False)
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageChunk:
+    """The next piece of the current image, in order (never held by the codec)."""
+
+    data: bytes = field(repr=False)
 
     def __repr__(self) -> str:
-        return f"Images(count={len(self.images)}, bytes={sum(map(len, self.images))})"
+        return f"ImageChunk(bytes={len(self.data)})"
+
+
+@dataclass(frozen=True)
+class ImagesEnd:
+    """The IMAGE request is complete and its framing adds up: `count` images were sent."""
+
+    count: int
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,9 @@ class ConnectionClosed:
     """The client ended the stream between frames."""
 
 
-Event = Union[FrameStart, Login, Images, VideoChunk, VideoEnd, GetGlb, ListGlbs, Rejected, ConnectionClosed]
+Event = Union[
+    FrameStart, Login, ImageStart, ImageChunk, ImagesEnd, VideoChunk, VideoEnd, GetGlb, ListGlbs, Rejected, ConnectionClosed
+]
 
 # reader states
 _HEADER, _BODY, _SKIP, _ERROR = "header", "body", "skip", "error"
@@ -167,12 +185,10 @@ class RequestReader:
         self._error: ProtocolError | None = None
         self._command = 0
         self._remaining = 0  # payload bytes of the current frame not yet consumed
-        # IMAGE parsing
+        # IMAGE parsing: the framing is followed, the bytes are passed on
         self._count: int | None = None
-        self._images: list[bytes] = []
-        self._image_size: int | None = None
-        self._image_parts: list[bytes] = []
-        self._image_got = 0
+        self._images_done = 0
+        self._image_left: int | None = None  # bytes of the current image still to come
 
     # -- input ---------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
@@ -259,13 +275,11 @@ class RequestReader:
                 unread=max(0, length - len(self._buf)),
             )
         self._state = _BODY
-        self._count, self._images, self._image_size = None, [], None
-        self._image_parts, self._image_got = [], 0
+        self._count, self._images_done, self._image_left = None, 0, None
         return FrameStart(command, length)
 
     def _enter_skip(self) -> None:
         self._state = _SKIP
-        self._images, self._image_parts = [], []
 
     def _take(self, n: int) -> bytes:
         data = bytes(self._buf[:n])
@@ -314,34 +328,30 @@ class RequestReader:
                 return self._reject(ERROR_IMAGE_REQUEST)
             self._count = count
         while True:
-            if self._image_size is None:
-                left = self._count - len(self._images)
+            if self._image_left is None:
+                left = self._count - self._images_done
                 if left == 0:
                     if self._remaining:
                         return self._reject(ERROR_IMAGE_REQUEST)
-                    images, self._images = tuple(self._images), []
                     self._frame_done()
-                    return Images(images)
+                    return ImagesEnd(self._count)
                 if len(self._buf) < U32.size:
                     return self._starved(IMAGE)
                 (size,) = U32.unpack(self._take(U32.size))
                 # the images after this one still need their size fields
                 if size > self._remaining - (left - 1) * U32.size:
                     return self._reject(ERROR_IMAGE_REQUEST)
-                self._image_size, self._image_parts, self._image_got = size, [], 0
-            need = self._image_size - self._image_got
-            if need:
-                if not self._buf:
-                    return self._starved(IMAGE)
-                part = self._take(min(need, len(self._buf)))
-                self._image_parts.append(part)
-                self._image_got += len(part)
-                if self._image_got < self._image_size:
-                    continue
-            parts, self._image_parts = self._image_parts, []
-            self._images.append(parts[0] if len(parts) == 1 else b"".join(parts))
-            self._image_size = None
-
+                self._image_left = size
+                return ImageStart(size)
+            if self._image_left == 0:
+                self._image_left = None
+                self._images_done += 1
+                continue
+            if not self._buf:
+                return self._starved(IMAGE)
+            part = self._take(min(self._image_left, len(self._buf)))
+            self._image_left -= len(part)
+            return ImageChunk(part)
 
 def _parse_login(payload: bytes) -> Login:
     try:

@@ -27,10 +27,11 @@ timeout runs while a request is computed. Decisions:
   `max_pending_per_user` pending, or `max_pending_reconstructions` are
   pending in all. The slot is given back when the request ends, whatever
   happens.
-* A VIDEO upload is streamed to a spool file (never held in memory) in this
-  server's own folder (`spool_dir`) and the file is deleted when the request
-  ends, whatever happens; folders of processes killed meanwhile are swept
-  when a server starts.
+* IMAGE and VIDEO uploads are streamed to a spool file (`spool.Spool`, never
+  held in memory) in this server's own folder (`spool_dir`); the backend gets
+  the video's path, or the photos as views of the mapped file. The file is
+  deleted when the request ends, whatever happens; folders of processes
+  killed meanwhile are swept when a server starts.
 * A client that disconnects during a reconstruction does not cancel it: the
   GLB is stored with its row and stays reachable by its hash, so nothing is
   orphaned; the reply is simply not delivered.
@@ -66,6 +67,7 @@ from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequ
 from .deadlines import ReadDeadlines
 from .limits import Limit
 from .listeners import listening_sockets
+from .spool import Spool
 from .spool_dir import make_spool_dir, sweep_spool_dirs
 from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
 from .settings import ProxySettings
@@ -74,7 +76,6 @@ log = logging.getLogger("tcp_proxy")
 
 READ_SIZE = 256 * 1024
 SEND_CHUNK = 256 * 1024
-SPOOL_FLUSH_BYTES = 1024 * 1024
 LINGER_S = 2.0  # at most this long draining a client before closing after an error
 MIN_OVERFLOW = 16  # over-limit connections answered ERROR_BUSY at a time, at least
 OVERFLOW_HEADER_WAIT_S = 5.0  # wait this long for the command byte of an over-limit connection
@@ -353,48 +354,6 @@ async def _linger(
             dropped += len(data)
 
 
-class _Spool:
-    """A VIDEO upload streamed into a temporary file."""
-
-    def __init__(self, directory: Path):
-        fd, self.path = tempfile.mkstemp(prefix="upload-", suffix=".video", dir=directory)
-        self._file = os.fdopen(fd, "wb", buffering=0)
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-
-    async def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._pending_bytes += len(data)
-        if self._pending_bytes >= SPOOL_FLUSH_BYTES:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        parts, self._pending, self._pending_bytes = self._pending, [], 0
-        if parts:
-            await asyncio.to_thread(self._write_all, parts)
-
-    def _write_all(self, parts: list[bytes]) -> None:
-        for part in parts:
-            view = memoryview(part)
-            while view:
-                view = view[self._file.write(view) :]
-
-    async def finish(self) -> str:
-        await self._flush()
-        self._file.close()
-        return self.path
-
-    def discard(self) -> None:
-        with suppress(Exception):
-            self._file.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            log.exception("cannot delete spool file %s", self.path)
-
-
 @dataclass
 class _Request:
     command: int
@@ -423,7 +382,8 @@ class _Connection:
             max_payload_bytes=self.settings.max_payload_bytes, max_images=server.max_images
         )
         self.request: _Request | None = None
-        self.spool: _Spool | None = None
+        self.spool: Spool | None = None
+        self.image_sizes: list[int] = []  # of the IMAGE request being received
         self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
         self._idle_since: float | None = time.monotonic()  # None while a frame is under way
         self.deadlines = ReadDeadlines(self.settings, connected_at=time.monotonic())
@@ -513,17 +473,21 @@ class _Connection:
             self.request = _Request(event.command, event.length, time.monotonic())
             if event.command in (IMAGE, VIDEO):
                 await self._admit(event.command)
-        elif isinstance(event, codec.VideoChunk):
+        elif isinstance(event, (codec.VideoChunk, codec.ImageChunk)):
             assert self.spool is not None
             try:
                 await self.spool.write(event.data)
             except OSError:
                 await self._spool_failed(skip=True)
+        elif isinstance(event, codec.ImageStart):
+            self.image_sizes.append(event.size)
         elif isinstance(event, codec.VideoEnd):
-            await self._video()
-        elif isinstance(event, codec.Images):
-            self._mark("receive")
-            await self._reconstruct(self.server.backend.reconstruct_images, event.images)
+            await self._upload_complete(self.server.backend.reconstruct_video, lambda spool, path: path)
+        elif isinstance(event, codec.ImagesEnd):
+            sizes = self.image_sizes
+            await self._upload_complete(
+                self.server.backend.reconstruct_images, lambda spool, path: spool.map_parts(sizes)
+            )
         elif isinstance(event, codec.Login):
             await self._login(event)
         elif isinstance(event, codec.GetGlb):
@@ -533,6 +497,9 @@ class _Connection:
         elif isinstance(event, codec.Rejected):
             if self.request is None:  # unknown command: no FrameStart
                 self.request = _Request(event.command, 0, time.monotonic())
+            if self.spool is not None:  # an IMAGE frame whose framing did not add up
+                self.spool.discard()
+                self.spool = None
             await self._answer_error(event.code)
 
     def _mark(self, stage: str) -> None:
@@ -551,9 +518,10 @@ class _Connection:
             assert user is not None
             self.slot = self.server.admission.admit(user.id)
             code = None if self.slot is not None else codec.ERROR_BUSY
-        if code is None and command == VIDEO:
+        if code is None:  # IMAGE and VIDEO payloads go to disk as they arrive
             try:
-                self.spool = _Spool(self.server.spool_dir)
+                self.spool = Spool(self.server.spool_dir, ".video" if command == VIDEO else ".images")
+                self.image_sizes = []
             except OSError:
                 log.exception("cannot create a spool file in %s", self.server.spool_dir)
                 code = codec.ERROR_INTERNAL
@@ -569,19 +537,24 @@ class _Connection:
             return ERROR_VIP_REQUIRED
         return None
 
-    async def _video(self) -> None:
+    async def _upload_complete(
+        self, method: Callable[[User, Any], Awaitable[Any]], upload: Callable[[Spool, str], Any]
+    ) -> None:
+        """The upload is on disk: reconstruct from it (`upload` makes what `method` takes: the
+        video's path, or the photos as views of the file), then delete it."""
         spool, self.spool = self.spool, None
         assert spool is not None
         try:
             try:
                 path = await spool.finish()
+                argument = upload(spool, path)
             except OSError:
                 self.spool = spool
                 await self._spool_failed(skip=False)
                 return
             self._mark("receive")
             # the file goes as soon as the backend is done with it, before the reply is sent
-            await self._reconstruct(self.server.backend.reconstruct_video, path, cleanup=spool.discard)
+            await self._reconstruct(method, argument, cleanup=spool.discard)
         finally:
             spool.discard()
 

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from PIL import ExifTags, Image
 from pillow_heif import register_heif_opener
 
 from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels
+from serve_app.frames.buffer_file import BufferFile
 from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError, TooManyPixelsError
 
 register_heif_opener()  # lets Pillow open HEIC/HEIF (iPhone photos); once per process, on import
@@ -33,7 +33,7 @@ SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")  # file names of
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_REQUEST_PIXELS = 1_000_000_000
 
-Blob = bytes | bytearray | memoryview
+Blob = bytes | bytearray | memoryview | np.ndarray  # the photo file's bytes
 T = TypeVar("T")
 
 # EXIF orientation -> the transpose that turns the stored pixels upright
@@ -109,7 +109,7 @@ def _open(blob: Blob, max_pixels: int) -> Image.Image:
     if len(blob) == 0:
         raise BadImageError("the image is empty (0 bytes)")
     try:
-        image = Image.open(io.BytesIO(blob), formats=FORMATS)
+        image = Image.open(BufferFile(blob), formats=FORMATS)  # reads the caller's buffer, no copy
     except Image.DecompressionBombError as exc:
         raise BadImageError(f"the image is too large ({exc})") from exc
     except MemoryError:

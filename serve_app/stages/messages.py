@@ -41,7 +41,7 @@ class Upload:
     """
 
     job: Job
-    images: tuple[bytes, ...] = ()
+    images: tuple[bytes | np.ndarray, ...] = ()  # each photo file's bytes ([N] uint8 arrays from the service)
     video: np.ndarray | None = None  # [N] uint8, the whole file
     timings: Mapping[str, float] = field(default_factory=dict)
 

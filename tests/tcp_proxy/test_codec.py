@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -22,7 +23,9 @@ from tcp_proxy.codec import (
     ConnectionClosed,
     FrameStart,
     GetGlb,
-    Images,
+    ImageChunk,
+    ImagesEnd,
+    ImageStart,
     ListGlbs,
     Login,
     ProtocolError,
@@ -71,12 +74,35 @@ def feed(data: bytes, pieces=None, eof: bool = True, max_images: int = 20) -> li
     return merge_chunks(events)
 
 
+@dataclass(frozen=True)
+class ImagesSent:
+    """The tests' view of a complete IMAGE frame: its images put together from ImageStart/ImageChunk/ImagesEnd."""
+
+    images: tuple[bytes, ...]
+
+
 def merge_chunks(events: list) -> list:
+    """VIDEO chunks merged; the events of a complete IMAGE frame as one ImagesSent (an image frame
+    refused part way through leaves only its Rejected, as a server discards what it spooled)."""
     out: list = []
+    building: list[bytearray] | None = None
     for e in events:
-        if isinstance(e, VideoChunk) and out and isinstance(out[-1], VideoChunk):
+        if isinstance(e, ImageStart):
+            building = (building or []) + [bytearray()]
+            assert len(building[-1]) == 0 and e.size >= 0
+        elif isinstance(e, ImageChunk):
+            assert building, "image bytes before ImageStart"
+            building[-1] += e.data
+        elif isinstance(e, ImagesEnd):
+            images = tuple(bytes(b) for b in (building or []))
+            assert len(images) == e.count
+            out.append(ImagesSent(images))
+            building = None
+        elif isinstance(e, VideoChunk) and out and isinstance(out[-1], VideoChunk):
             out[-1] = VideoChunk(out[-1].data + e.data)
         else:
+            if isinstance(e, Rejected):
+                building = None
             out.append(e)
     return out
 
@@ -130,7 +156,7 @@ EXPECTED = [
     FrameStart(LOGIN, len(LOGIN_FRAME) - 5),
     Login("demo", "123456"),
     FrameStart(IMAGE, len(IMAGE_FRAME) - 5),
-    Images(tuple(IMAGES)),
+    ImagesSent(tuple(IMAGES)),
     FrameStart(VIDEO, len(VIDEO_FRAME) - 5),
     VideoChunk(VIDEO_FRAME[5:]),
     VideoEnd(),
@@ -251,7 +277,22 @@ def test_skip_payload_drops_the_frame():
 
 
 def test_zero_images_is_framed_correctly():
-    assert feed(frame(IMAGE, image_payload([])))[1] == Images(())
+    assert feed(frame(IMAGE, image_payload([])))[1] == ImagesSent(())
+
+
+def test_image_bytes_are_passed_on_as_they_arrive_not_held():
+    big = bytes(range(256)) * 4096  # 1 MiB
+    data = frame(IMAGE, image_payload([big, b"tail"]))
+    r = RequestReader(max_payload_bytes=len(data), max_images=4)
+    events = []
+    for start in range(0, len(data), 65536):
+        r.receive_data(data[start : start + 65536])
+        events += drain(r)
+        assert len(r._buf) < 16  # at most a size field waits; image bytes leave at once
+    starts = [e for e in events if isinstance(e, ImageStart)]
+    chunks = [e for e in events if isinstance(e, ImageChunk)]
+    assert [e.size for e in starts] == [len(big), 4] and max(len(c.data) for c in chunks) <= 65536
+    assert events[-1] == ImagesEnd(2) and b"".join(c.data for c in chunks) == big + b"tail"
 
 
 # -- fuzz ----------------------------------------------------------------

@@ -457,7 +457,7 @@ async def test_busy_when_connection_limit_is_reached():
 
 @async_test
 async def test_twenty_concurrent_clients():
-    async with serving() as server:
+    async with serving(max_pending_per_user=20) as server:  # all twenty log in as demo
 
         async def client(i):
             reader, writer = await connect(server)
@@ -514,12 +514,12 @@ async def test_client_gone_during_reconstruction():
 
 @async_test
 async def test_spool_write_failure_is_internal_and_leaves_no_file(tmp_path, monkeypatch):
-    from tcp_proxy import server as server_module
+    from tcp_proxy.spool import Spool
 
     def disk_full(self, parts):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(server_module._Spool, "_write_all", disk_full)
+    monkeypatch.setattr(Spool, "_write_all", disk_full)
     async with serving(spool_dir=str(tmp_path)) as server:
         reader, writer = await connect(server)
         assert await login(reader, writer, LOGIN_VIP) == OK_VIP
@@ -712,3 +712,19 @@ async def test_an_over_limit_upload_is_read_to_its_end_so_its_sender_reads_the_e
         assert await read_reconstruction(reader) == ("", b"ERROR_PAYLOAD_TOO_LARGE")
         assert await reader.read() == b""
         writer.close()
+
+
+@async_test
+async def test_an_image_upload_goes_to_disk_as_it_arrives(tmp_path):
+    async with serving(spool_dir=str(tmp_path)) as server:
+        reader, writer = await connect(server)
+        assert await login(reader, writer) == OK_DEMO
+        photo = os.urandom(3 * 1024 * 1024)
+        data = frame(IMAGE, image_payload([photo, b"second"]))
+        writer.write(data[: 3 * 1024 * 1024])  # most of the first photo, then a pause
+        await wait_for(lambda: sum(p.stat().st_size for p in spooled_files(tmp_path)) >= 2 * 1024 * 1024)
+        writer.write(data[3 * 1024 * 1024 :])
+        name, glb = await read_reconstruction(reader)
+        assert name.endswith(".glb") and glb[4:] == (photo + b"|second")[:64]  # the backend got both photos
+        writer.close()
+    assert spooled_files(tmp_path) == []
