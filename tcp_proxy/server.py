@@ -51,7 +51,7 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
+import ssl
 import time
 from collections import Counter
 from contextlib import suppress
@@ -197,7 +197,13 @@ class ProxyServer:
         sweep_spool_dirs(self.settings.spool_dir)  # uploads of processes killed mid-request
         self.spool_dir = make_spool_dir(self.settings.spool_dir)
         self._server = await asyncio.start_server(
-            self._on_connect, host, port, reuse_address=True, reuse_port=hasattr(socket, "SO_REUSEPORT")
+            self._on_connect,
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=hasattr(socket, "SO_REUSEPORT"),
+            ssl=_tls_context(self.settings),
+            ssl_handshake_timeout=self.settings.first_byte_timeout_s,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -316,6 +322,17 @@ async def start_server(
     await server._listen(settings.host if host is None else host, settings.port if port is None else port)
     log.info("TCP proxy listening on %s:%d", settings.host if host is None else host, server.port)
     return server
+
+
+def _tls_context(settings: ProxySettings) -> ssl.SSLContext | None:
+    """The listener's TLS context when a certificate is configured (clients that can use TLS; the
+    shipped Android app speaks plain TCP), else None."""
+    if not settings.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    return context
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:

@@ -31,6 +31,8 @@ class ProxySettings:
     download_grace_s: float = 30.0
     max_result_bytes: int = 1 << 30  # larger GLBs are refused: the app reads lengths as signed 32-bit ints
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
+    tls_cert_file: str = ""  # PEM certificate chain: with tls_key_file, the listener speaks TLS (not the shipped app)
+    tls_key_file: str = ""
     handover_s: float = 30.0  # on shutdown, keep accepting until a successor listens on the port, at most this long
     drain_timeout_s: float = 600.0  # on shutdown, requests under way get this long to finish (a CPU reconstruction can take minutes)
 
@@ -61,6 +63,8 @@ class ProxySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"setting proxy.{name} must be 0 or more, got {value!r}")
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("settings proxy.tls_cert_file and proxy.tls_key_file go together: give both or neither")
         if not 0 < self.max_result_bytes < 1 << 31:
             raise ValueError(f"setting proxy.max_result_bytes must be in 1..2147483647, got {self.max_result_bytes!r}")
         for name in ("max_pending_reconstructions", "list_limit"):

@@ -728,3 +728,28 @@ async def test_an_image_upload_goes_to_disk_as_it_arrives(tmp_path):
         assert name.endswith(".glb") and glb[4:] == (photo + b"|second")[:64]  # the backend got both photos
         writer.close()
     assert spooled_files(tmp_path) == []
+
+
+@async_test
+async def test_the_listener_speaks_tls_when_given_a_certificate(tmp_path):
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    async with serving(tls_cert_file=str(cert), tls_key_file=str(key)) as server:
+        client = ssl.create_default_context(cafile=str(cert))
+        client.check_hostname = False
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=client)
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(IMAGE_FRAME)
+        assert (await read_reconstruction(reader))[0].endswith(".glb")
+        writer.close()
+        plain_reader, plain_writer = await connect(server)  # a plain client gets no protocol reply
+        plain_writer.write(LOGIN_DEMO)
+        assert await plain_reader.read(100) != OK_DEMO
+        plain_writer.close()
