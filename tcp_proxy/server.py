@@ -17,6 +17,9 @@ timeout runs while a request is computed. Decisions:
   answered `ERROR_BUSY` in that command's error shape (LOGIN:
   `[false,false]`), then it is closed. Beyond as many again (at least 16),
   new connections are closed at once.
+* Behind TCP load balancers (`proxy_protocol_from`), a connection from one
+  of them must start with a PROXY header; the client address it gives is the
+  connection's address for sessions, throttling and caps.
 * Read deadlines (`deadlines.ReadDeadlines`): a first byte soon after the
   connect, small frames complete within a bound, uploads at a minimum
   average rate; a client that misses one gets `ERROR_READ_TIMEOUT` in its
@@ -67,6 +70,7 @@ from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequ
 from .deadlines import ReadDeadlines
 from .limits import Limit
 from .listeners import listening_sockets
+from .proxy_protocol import ProxyHeaderError, is_trusted, parse_trusted, read_proxy_header
 from .spool import Spool
 from .spool_dir import make_spool_dir, sweep_spool_dirs
 from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
@@ -81,6 +85,7 @@ MIN_OVERFLOW = 16  # over-limit connections answered ERROR_BUSY at a time, at le
 OVERFLOW_HEADER_WAIT_S = 5.0  # wait this long for the command byte of an over-limit connection
 DRAIN_IDLE_S = 1.0  # while draining, a connection with no frame under way this long is closed
 DRAIN_POLL_S = 0.1
+PROXY_HEADER_READ = 256  # a PROXY header is at most 107 bytes (v1) or 16 + 216 (v2)
 
 ERROR_NOT_LOGGED_IN = NotLoggedInError.code
 ERROR_VIP_REQUIRED = VipRequiredError.code
@@ -168,6 +173,7 @@ class ProxyServer:
         self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._connections: set[_Connection] = set()
         self._per_address: Counter[str] = Counter()  # open connections per client address
+        self._balancers = parse_trusted(settings.proxy_protocol_from)  # they send a PROXY header first
         self.draining = False
         self.spool_dir: Path | None = None  # this server's upload folder, made when it listens
 
@@ -196,14 +202,14 @@ class ProxyServer:
     async def _listen(self, host: str, port: int) -> None:
         sweep_spool_dirs(self.settings.spool_dir)  # uploads of processes killed mid-request
         self.spool_dir = make_spool_dir(self.settings.spool_dir)
+        tls = _tls_context(self.settings)
         self._server = await asyncio.start_server(
             self._on_connect,
             host,
             port,
             reuse_address=True,
             reuse_port=hasattr(socket, "SO_REUSEPORT"),
-            ssl=_tls_context(self.settings),
-            ssl_handshake_timeout=self.settings.first_byte_timeout_s,
+            **({"ssl": tls, "ssl_handshake_timeout": self.settings.first_byte_timeout_s} if tls else {}),
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -260,10 +266,14 @@ class ProxyServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks[task] = writer
-        peer = _peer(writer)
+        peer, first_bytes = _peer(writer), b""
         try:
+            if is_trusted(peer, self._balancers):
+                peer, first_bytes = await self._behind_balancer(reader, peer)
+                if not peer:
+                    return
             if self._per_address[peer] < self.settings.max_connections_per_address and self.connections.try_acquire():
-                connection = _Connection(self, reader, writer)
+                connection = _Connection(self, reader, writer, peer, first_bytes)
                 self._connections.add(connection)
                 self._per_address[peer] += 1
                 try:
@@ -287,6 +297,23 @@ class ProxyServer:
             await _close(writer)
             if task is not None:
                 self._tasks.pop(task, None)
+
+    async def _behind_balancer(self, reader: asyncio.StreamReader, balancer: str) -> tuple[str, bytes]:
+        """(the client's address from the PROXY header, bytes read after it); ("", b"") to close."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.first_byte_timeout_s
+        data = b""
+        try:
+            while (header := read_proxy_header(data)) is None:
+                more = await asyncio.wait_for(reader.read(PROXY_HEADER_READ), max(0.0, deadline - loop.time()))
+                if not more:
+                    return "", b""
+                data += more
+        except (ProxyHeaderError, asyncio.TimeoutError, OSError) as exc:
+            log.info("connection from balancer %s closed: %s", balancer, exc or "no PROXY header in time")
+            return "", b""
+        source = normalize_address(header.source) if header.source else balancer  # LOCAL: its own check
+        return source, data[header.consumed :]
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer ERROR_BUSY to a connection over the limit."""
@@ -389,12 +416,20 @@ class _Request:
 class _Connection:
     """One client connection: read, decode, answer, in order."""
 
-    def __init__(self, server: ProxyServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    def __init__(
+        self,
+        server: ProxyServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        first_bytes: bytes = b"",
+    ):
+        """peer: the client's address; first_bytes: read already (after a PROXY header)."""
         self.server = server
         self.settings = server.settings
         self.reader = reader
         self.writer = writer
-        self.peer = _peer(writer)
+        self.peer = peer
         self.codec = codec.RequestReader(
             max_payload_bytes=self.settings.max_payload_bytes, max_images=server.max_images
         )
@@ -404,6 +439,9 @@ class _Connection:
         self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
         self._idle_since: float | None = time.monotonic()  # None while a frame is under way
         self.deadlines = ReadDeadlines(self.settings, connected_at=time.monotonic())
+        if first_bytes:
+            self.codec.receive_data(first_bytes)
+            self.deadlines.received(len(first_bytes), self.codec.in_frame, time.monotonic())
 
     def idle_for(self) -> float:
         """Seconds since the last reply (or the connect) with no byte of a new frame; 0 while busy."""

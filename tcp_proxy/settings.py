@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .proxy_protocol import parse_trusted
+
 
 @dataclass(frozen=True)
 class ProxySettings:
@@ -31,6 +33,7 @@ class ProxySettings:
     download_grace_s: float = 30.0
     max_result_bytes: int = 1 << 30  # larger GLBs are refused: the app reads lengths as signed 32-bit ints
     spool_dir: str = ""  # uploads are streamed here; "" = system temp dir
+    proxy_protocol_from: str = ""  # balancers (addresses/networks, comma-separated) that send a PROXY header first
     tls_cert_file: str = ""  # PEM certificate chain: with tls_key_file, the listener speaks TLS (not the shipped app)
     tls_key_file: str = ""
     handover_s: float = 30.0  # on shutdown, keep accepting until a successor listens on the port, at most this long
@@ -63,6 +66,7 @@ class ProxySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"setting proxy.{name} must be 0 or more, got {value!r}")
+        parse_trusted(self.proxy_protocol_from)  # raises on a bad address
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
             raise ValueError("settings proxy.tls_cert_file and proxy.tls_key_file go together: give both or neither")
         if not 0 < self.max_result_bytes < 1 << 31:
