@@ -10,8 +10,9 @@ gives it back when its reply is sent or the connection ends. It is refused
   exponentially weighted mean, so it follows load and redeploys),
 * or its user already has `max_per_user` requests pending (one user cannot
   take every slot),
-* or `max_pending` requests are pending in all (a bound on uploads held,
-  whatever the estimate says).
+* or `max_pending` requests are pending in all, or their announced uploads
+  would pass `max_upload_bytes` together (bounds on the spool disk, whatever
+  the estimate says).
 
 Until a reconstruction has finished there is no estimate and only the
 counts apply.
@@ -59,9 +60,10 @@ class WaitEstimate:
 class Slot:
     """One admitted reconstruction; `release` once when its request ends (later calls do nothing)."""
 
-    def __init__(self, admission: "Admission", user_id: int):
+    def __init__(self, admission: "Admission", user_id: int, upload_bytes: int):
         self._admission = admission
         self.user_id = user_id
+        self.upload_bytes = upload_bytes
         self._held = True
 
     def release(self, finished: bool = False) -> None:
@@ -75,11 +77,19 @@ class Admission:
     """Pending reconstructions of all clients and per user, and the wait estimate."""
 
     def __init__(
-        self, *, max_pending: int, max_per_user: int, max_wait_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        *,
+        max_pending: int,
+        max_per_user: int,
+        max_wait_s: float,
+        max_upload_bytes: int = 1 << 62,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.max_pending = max_pending
         self.max_per_user = max_per_user
         self.max_wait_s = max_wait_s
+        self.max_upload_bytes = max_upload_bytes
+        self.upload_bytes = 0  # announced by the pending requests
         self.estimate = WaitEstimate(clock)
         self._by_user: Counter[int] = Counter()
         self.pending = 0
@@ -89,26 +99,29 @@ class Admission:
         """The wait a request admitted now would face."""
         return self.estimate.wait_s(self.pending)
 
-    def refuse(self, user_id: int) -> bool:
-        """Whether a new request of `user_id` must be refused now."""
+    def refuse(self, user_id: int, upload_bytes: int = 0) -> bool:
+        """Whether a new request of `user_id` announcing `upload_bytes` must be refused now."""
         return (
             self.pending >= self.max_pending
             or self._by_user[user_id] >= self.max_per_user
+            or self.upload_bytes + upload_bytes > self.max_upload_bytes
             or self.estimated_wait_s > self.max_wait_s
         )
 
-    def admit(self, user_id: int) -> Slot | None:
+    def admit(self, user_id: int, upload_bytes: int = 0) -> Slot | None:
         """A slot for the request, or None when it must be refused."""
-        if self.refuse(user_id):
+        if self.refuse(user_id, upload_bytes):
             return None
         if self.pending == 0:
             self.estimate.busy()
         self.pending += 1
+        self.upload_bytes += upload_bytes
         self._by_user[user_id] += 1
-        return Slot(self, user_id)
+        return Slot(self, user_id, upload_bytes)
 
     def _release(self, slot: Slot, finished: bool) -> None:
         self.pending -= 1
+        self.upload_bytes -= slot.upload_bytes
         self._by_user[slot.user_id] -= 1
         if self._by_user[slot.user_id] <= 0:
             del self._by_user[slot.user_id]

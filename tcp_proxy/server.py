@@ -166,6 +166,7 @@ class ProxyServer:
             max_pending=settings.max_pending_reconstructions,
             max_per_user=settings.max_pending_per_user,
             max_wait_s=settings.max_wait_s,
+            max_upload_bytes=settings.max_upload_bytes_in_flight,
         )
         self.requests_total = 0
         self.port = 0
@@ -571,7 +572,7 @@ class _Connection:
         code = code or self._refusal(command, user)
         if code is None:
             assert user is not None
-            self.slot = self.server.admission.admit(user.id)
+            self.slot = self.server.admission.admit(user.id, req.length)
             code = None if self.slot is not None else codec.ERROR_BUSY
         if code is None:  # IMAGE and VIDEO payloads go to disk as they arrive
             try:

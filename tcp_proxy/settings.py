@@ -22,6 +22,7 @@ class ProxySettings:
     max_connections: int = 1024  # idle sockets are cheap for asyncio; the per-address cap bounds each client
     max_connections_per_address: int = 32  # generous for a carrier NAT, small enough that 8 addresses hold < 1/4
     max_pending_reconstructions: int = 32  # queued + running, all clients: bounds uploads held at once
+    max_upload_bytes_in_flight: int = 8 << 30  # announced payloads of pending IMAGE/VIDEO together (spool disk)
     max_pending_per_user: int = 4  # one user's queued + running: no one takes every slot
     max_wait_s: float = 60.0  # refuse (ERROR_BUSY) when a new reconstruction would wait longer than this
     session_ttl_s: float = 3600.0  # how long a LOGIN binds the user to its address
@@ -58,6 +59,7 @@ class ProxySettings:
             "max_downloads",
             "min_download_bytes_per_s",
             "max_discard_bytes",
+            "max_upload_bytes_in_flight",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -60,3 +60,13 @@ def test_the_total_cap_holds_without_an_estimate():
     admission = Admission(max_pending=2, max_per_user=5, max_wait_s=1.0)
     assert admission.admit(1) and admission.admit(2)
     assert admission.admit(3) is None
+
+
+def test_announced_upload_bytes_are_budgeted_together():
+    admission = Admission(max_pending=10, max_per_user=10, max_wait_s=60, max_upload_bytes=1000)
+    big = admission.admit(1, 600)
+    assert big is not None and admission.admit(2, 500) is None  # 1100 > 1000
+    small = admission.admit(2, 400)
+    assert small is not None and admission.upload_bytes == 1000
+    big.release()
+    assert admission.admit(3, 500) is not None
