@@ -72,11 +72,20 @@ EXPECTED_PLACEMENT = {
     "VGGTInference": "node_b",
     "GlbExporter": "node_b",
 }
-# Runs the command after it in a new mount namespace whose /tmp is an empty tmpfs (root only).
-PRIVATE_TMP = [
-    "unshare", "--mount", "--propagation", "private",
-    "sh", "-c", 'mount -t tmpfs tmpfs /tmp && exec "$@"', "sh",
-]  # fmt: skip
+# Runs the command after it in a new mount namespace whose /tmp is an empty tmpfs (root only). A
+# checkout that itself lives under /tmp (a CI clone) stays visible there: it is held by a bind
+# mount while the tmpfs goes on, then bound back to its own path.
+_PRIVATE_TMP_SCRIPT = """
+repo="$1"; shift
+hold=""
+case "$repo" in /tmp/*) hold=$(mktemp -d /var/tmp/vggt-repo-XXXXXX) && mount --bind "$repo" "$hold" || exit 70;; esac
+mount -t tmpfs tmpfs /tmp || exit 71
+if [ -n "$hold" ]; then
+    mkdir -p "$repo" && mount --bind "$hold" "$repo" && umount "$hold" && rmdir "$hold" || exit 72
+fi
+exec "$@"
+"""
+PRIVATE_TMP = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _PRIVATE_TMP_SCRIPT, "sh", str(REPO)]
 
 
 class CheckFailed(Exception):

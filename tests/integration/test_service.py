@@ -369,6 +369,20 @@ def test_payload_over_the_limit(service):
         assert c.at_eof()
 
 
+def test_an_over_limit_upload_written_whole_before_reading_still_gets_its_code(service):
+    """The Android app writes its whole body, then reads. Written slowly (longer than the 2 s
+    linger after an error), every write still succeeds and the error code arrives."""
+    body = b"\x00" * (MAX_PAYLOAD + 1024 * 1024)
+    with Conn(service.port) as c:
+        assert c.login("alice", PASSWORD)[0] is True
+        c.send(struct.pack(">BI", IMAGE, len(body)))
+        for start in range(0, len(body), 1024 * 1024):  # ~9 MiB over ~3.6 s
+            c.send(body[start : start + 1024 * 1024])
+            time.sleep(0.4)
+        assert c.read_reconstruction().error == "ERROR_PAYLOAD_TOO_LARGE"
+        assert c.at_eof()
+
+
 def test_truncated_payload_leaves_nothing_behind(service, jpegs, video_bytes):
     before = service.stored()
     with Conn(service.port) as c:
