@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv/ and install the project with its test tools and PostgreSQL driver into it.
+# Create .venv/ and install the project with its test tools, PostgreSQL driver and S3 client into it.
 # Re-running is fast: pip runs again only when pyproject.toml or the extras below have changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 
-extras="test,postgres"
+extras="test,postgres,s3"
 stamp=".venv/.installed-$( (cat pyproject.toml; echo "$extras") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "installing the project into .venv/ (first run takes a few minutes)"

@@ -21,6 +21,7 @@ from datetime import datetime
 
 from serve_app.config import AppSettings
 from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
+from serve_app.storage.blob_root import settings_root
 from serve_app.storage.glb_download import FileDownload
 from tcp_proxy.backend import GlbInfo, Reconstruction, User
 from tcp_proxy.errors import ServiceError
@@ -36,7 +37,7 @@ class Accounts:
         """Opens the database without touching it; call `open` (or `upgrade`) before use."""
         self._db = Database(settings.storage.database_url)
         self._users = UserStore(self._db, settings.auth)
-        self._glbs = GlbStore(self._db, settings.storage.storage_root)
+        self._glbs = GlbStore(self._db, settings_root(settings.storage))
         self._sessions = AddressSessions(self._db, settings.proxy.session_ttl_s)
         self._login_slots = asyncio.Semaphore(LOGIN_CONCURRENCY)
         self._recheck_s = settings.auth.account_recheck_s

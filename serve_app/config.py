@@ -26,7 +26,10 @@ Device = Literal["auto", "cpu", "cuda"]
 @dataclass(frozen=True)
 class StorageSettings:
     database_url: str = "sqlite:///./vggt_app.db"  # existing deployments keep this file
-    storage_root: str = "."  # GLBs go to <storage_root>/out/YYYY-MM-DD/<hash>.glb
+    storage_root: str = "."  # GLBs go to <storage_root>/out/YYYY-MM-DD/<hash>.glb; or s3://bucket/prefix
+    # an S3-compatible service other than AWS (MinIO, Ceph): its URL; "" = AWS's own endpoint.
+    # Credentials never go here: the standard AWS variables and files supply them.
+    s3_endpoint_url: str = ""
     reuse_results: bool = True  # the same upload by the same user answers the stored GLB (serve_app.result_cache)
 
 

@@ -1,10 +1,11 @@
 """Share links in a browser: `/g/<hash>` shows the point cloud, `/g/<hash>.glb` is the file.
 
 The hash is the share link, as on the TCP side (GET_GLB): the same
-validation (`GlbStore.path_for`), and an unknown, malformed or vanished hash
-is a 404. The GLB is streamed from its file with `Content-Length`, an `ETag`
-(the hash: a stored GLB never changes), `304` for a matching
-`If-None-Match` and byte ranges (`Range`, `206`). The page draws the cloud
+validation (`GlbStore.locate`), and an unknown, malformed or vanished hash
+is a 404. The GLB is streamed from its file (or its object in a bucket,
+`serve_app.range_response`) with `Content-Length`, an `ETag` (the hash: a
+stored GLB never changes), `304` for a matching `If-None-Match` and byte
+ranges (`Range`, `206`). The page draws the cloud
 with three.js, which the set-up script installs from the npm registry
 (`.venv/web/node_modules/three`) and the service serves itself under
 `/viewer/`: no CDN, nothing fetched from elsewhere.
@@ -14,13 +15,15 @@ from __future__ import annotations
 
 import html
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from serve_app.config import AppSettings
+from serve_app.range_response import range_response
 from serve_app.storage import Database, GlbStore
+from serve_app.storage.blob_root import settings_root
 from tcp_proxy.errors import FileMissingError, HashNotFoundError, InvalidHashError
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ class SharePages:
 
     def __init__(self, settings: AppSettings) -> None:
         self._db = Database(settings.storage.database_url)
-        self._store = GlbStore(self._db, settings.storage.storage_root)
+        self._store = GlbStore(self._db, settings_root(settings.storage))
         self.viewer_dir = Path(settings.share.viewer_dir or CHECKOUT_VIEWER).resolve()
         if not (self.viewer_dir / "build" / "three.module.js").is_file():
             log.warning(
@@ -49,7 +52,7 @@ class SharePages:
     def page(self, hash_text: str) -> Response:
         """The HTML page that draws the GLB of `hash_text`, or a 404."""
         try:
-            hashed_name = self._store.path_for(hash_text).stem
+            hashed_name = PurePosixPath(self._store.locate(hash_text)).stem
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
             return _not_found(exc)
         return HTMLResponse(_page_html(hashed_name), headers={"Cache-Control": "no-cache"})
@@ -57,15 +60,24 @@ class SharePages:
     def glb(self, hash_text: str, request_headers: Mapping[str, str]) -> Response:
         """The GLB file (ranges honoured), 304 when the client has it, or a 404."""
         try:
-            path = self._store.path_for(hash_text)
+            key = self._store.locate(hash_text)
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
             return _not_found(exc)
-        etag = f'"{path.stem}"'
+        name = PurePosixPath(key).stem
+        etag = f'"{name}"'
         if etag in [tag.strip() for tag in request_headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers={"ETag": etag})
         headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"}
-        return FileResponse(path, media_type=GLB_MEDIA_TYPE, headers=headers, filename=f"{path.stem}.glb",
-                            content_disposition_type="inline")
+        path = self._store.root.local_path(key)
+        if path is not None:
+            return FileResponse(path, media_type=GLB_MEDIA_TYPE, headers=headers, filename=f"{name}.glb",
+                                content_disposition_type="inline")
+        try:
+            file, size = self._store.root.open(key)
+        except FileNotFoundError:  # deleted since it was located
+            return _not_found(FileMissingError(f"the file of {name} is missing"))
+        headers["Content-Disposition"] = f'inline; filename="{name}.glb"'
+        return range_response(file, size, request_headers, headers, GLB_MEDIA_TYPE)
 
     def viewer_file(self, relative: str) -> Response:
         """One file of three.js's `build/` or `examples/jsm/`, nothing else."""

@@ -48,6 +48,25 @@ def owned_store(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 server (moto) for this test run, with dummy AWS credentials in the environment;
+    `new_bucket_url()` gives each test an empty bucket. Skips when moto or s3fs is missing."""
+    pytest.importorskip("moto.server", reason="moto is missing: pip install -e '.[test,s3]'")
+    pytest.importorskip("s3fs", reason="s3fs is missing: pip install -e '.[s3]'")
+    from s3_server import DUMMY_AWS_ENV, S3Server
+
+    server = S3Server()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in DUMMY_AWS_ENV.items():
+            patch.setenv(name, value)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server for this test run; `new_database_url()` gives each test an empty database.
 

@@ -1,6 +1,11 @@
-"""SharePages without Ray: the responses of the share routes, hash validation and the viewer's file rules."""
+"""SharePages without Ray: the responses of the share routes, hash validation and the viewer's file rules.
+
+The GLB routes run on a local storage root and on a bucket of the test S3 server.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from starlette.responses import FileResponse
@@ -22,17 +27,54 @@ def viewer(tmp_path):
     return root
 
 
+def pages_of(store, viewer, endpoint_url=""):
+    storage = {"database_url": str(store._db.url), "storage_root": store.root.location, "s3_endpoint_url": endpoint_url}
+    return SharePages(AppSettings.from_dict({"storage": storage, "share": {"viewer_dir": str(viewer)}}))
+
+
 @pytest.fixture
 def pages(owned_store, viewer):
-    settings = AppSettings.from_dict(
-        {
-            "storage": {"database_url": str(owned_store._db.url), "storage_root": str(owned_store.root)},
-            "share": {"viewer_dir": str(viewer)},
-        }
-    )
-    pages = SharePages(settings)
+    pages = pages_of(owned_store, viewer)
     yield pages
     pages.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_root(request, owned_store, viewer):
+    """(store, pages) on the local root of `owned_store`, or on a fresh bucket with the same database."""
+    from serve_app.storage import GlbStore
+    from serve_app.storage.blob_root import open_root
+
+    store, endpoint_url = owned_store, ""
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        endpoint_url = server.endpoint_url
+        store = GlbStore(owned_store._db, open_root(server.new_bucket_url(), endpoint_url=endpoint_url))
+    pages = pages_of(store, viewer, endpoint_url)
+    yield store, pages
+    pages.close()
+
+
+def served(response, **request_headers):
+    """(status, headers, body) of a response sent for a GET with these request headers."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": [(name.replace("_", "-").encode(), value.encode()) for name, value in request_headers.items()],
+    }
+    messages = []
+
+    async def receive():  # the client never disconnects: the response ends the exchange
+        await asyncio.Event().wait()
+
+    async def send(message):
+        messages.append(message)
+
+    asyncio.run(response(scope, receive, send))
+    start = messages[0]
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return start["status"], headers, b"".join(m.get("body", b"") for m in messages[1:])
 
 
 def test_page_of_a_stored_glb(pages, owned_store):
@@ -60,11 +102,49 @@ def test_unknown_or_malformed_hash_is_404(pages, text):
     assert pages.glb(text, {}).status_code == 404
 
 
-def test_a_glb_whose_file_is_gone_is_404(pages, owned_store):
-    stored = owned_store.save(b"glTF-bytes", 7, "scan")
-    stored.file_path.unlink()
+def test_a_glb_whose_file_is_gone_is_404(any_root):
+    store, pages = any_root
+    stored = store.save(b"glTF-bytes", 7, "scan")
+    store.root.delete(stored.key)
     assert pages.glb(stored.hashed_name, {}).status_code == 404
     assert b"ERROR_FILE_MISSING" in pages.page(stored.hashed_name).body
+
+
+GLB = b"glTF" + bytes(range(256)) * 2048  # 512 KiB and 4 bytes: more than one piece of a ranged read
+
+
+def test_whole_glb_with_length_etag_and_inline_name(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    assert pages.page(stored.hashed_name).status_code == 200
+    status, headers, body = served(pages.glb(stored.hashed_name, {}))
+    assert status == 200 and body == GLB
+    assert headers["content-length"] == str(len(GLB)) and headers["content-type"] == GLB_MEDIA_TYPE
+    assert headers["etag"] == f'"{stored.hashed_name}"' and headers["accept-ranges"] == "bytes"
+    assert headers["content-disposition"] == f'inline; filename="{stored.hashed_name}.glb"'
+
+
+@pytest.mark.parametrize(
+    "asked, span",
+    [("bytes=0-3", (0, 4)), ("bytes=1000-", (1000, len(GLB))), ("bytes=-10", (len(GLB) - 10, len(GLB))),
+     ("bytes=300000-300009", (300000, 300010)), ("bytes=5-99999999", (5, len(GLB)))],
+)
+def test_byte_ranges(any_root, asked, span):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    status, headers, body = served(pages.glb(stored.hashed_name, {"range": asked}), range=asked)
+    start, stop = span
+    assert status == 206 and body == GLB[start:stop]
+    assert headers["content-range"] == f"bytes {start}-{stop - 1}/{len(GLB)}"
+    assert headers["content-length"] == str(stop - start)
+
+
+def test_a_range_past_the_end_is_416(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    asked = f"bytes={len(GLB)}-"
+    status, headers, _ = served(pages.glb(stored.hashed_name, {"range": asked}), range=asked)
+    assert status == 416 and headers["content-range"] == f"bytes */{len(GLB)}"
 
 
 def test_viewer_serves_only_three_js_modules(pages, viewer):

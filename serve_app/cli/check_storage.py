@@ -1,8 +1,8 @@
 """List (and with --repair delete) glb_files rows without files, files without rows and upload spool
 folders of processes that are gone (`vggt-check-storage`).
 
-`python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL] [--storage-root DIR]
-[--spool-dir DIR]`
+`python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL]
+[--storage-root DIR|s3://BUCKET/PREFIX] [--spool-dir DIR]`
 works on the service's database and storage root (see serve_app/storage/location.py:
 `--config`, `$VGGT_CONFIG`, else the defaults) and never creates a database. Exits 0
 when storage is consistent or was repaired, 1 when problems remain, 2 when the
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from serve_app.storage import check_storage, repair_storage
+from serve_app.storage.blob_root import BlobRoot, settings_root
 from serve_app.storage.consistency import DEFAULT_MIN_AGE_S
 from serve_app.storage.location import LocationError, add_location_options, open_database, spool_dir, storage_settings
 from tcp_proxy.spool_dir import abandoned_spool_dirs, sweep_spool_dirs
@@ -43,9 +43,12 @@ def main(argv=None) -> int:
     try:
         storage = storage_settings(args)
         spool = args.spool_dir if args.spool_dir is not None else spool_dir(args)
-        root = Path(storage.storage_root)
-        if not root.is_dir():
-            raise LocationError(f"storage root {root.resolve()} does not exist; give --config or --storage-root")
+        try:
+            root = settings_root(storage)
+        except (ImportError, ValueError, OSError) as exc:
+            raise LocationError(f"cannot open the storage root {storage.storage_root}: {exc}") from None
+        if not root.available():
+            raise LocationError(f"storage root {root.location} does not exist; give --config or --storage-root")
         db = open_database(storage.database_url, create=False)
     except LocationError as exc:
         print(f"check_storage: error: {exc}", file=sys.stderr)
@@ -70,13 +73,13 @@ def _check_spool(spool: str, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check(db, root: Path, args: argparse.Namespace) -> int:
+def _check(db, root: BlobRoot, args: argparse.Namespace) -> int:
     report = check_storage(db, root, min_age_s=args.min_age_s)
     for hashed_name in report.rows_without_files:
         print(f"row without file: {hashed_name}")
-    for path in report.files_without_rows:
-        print(f"file without row: {path}")
-    print(f"{report.rows_checked} rows checked under {root.resolve()}")
+    for key in report.files_without_rows:
+        print(f"file without row: {root.describe(key)}")
+    print(f"{report.rows_checked} rows checked under {root.location}")
     if report.consistent:
         print("storage is consistent")
         return EXIT_OK
@@ -85,7 +88,7 @@ def _check(db, root: Path, args: argparse.Namespace) -> int:
         return EXIT_PROBLEMS
     if report.rows_without_files and len(report.rows_without_files) == report.rows_checked and not args.force:
         print(
-            f"check_storage: refusing to delete all {report.rows_checked} rows: is {root.resolve()} the right "
+            f"check_storage: refusing to delete all {report.rows_checked} rows: is {root.location} the right "
             "storage root? Run again with --force if it is",
             file=sys.stderr,
         )

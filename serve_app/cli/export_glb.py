@@ -220,6 +220,7 @@ def stage_bars(quiet: bool):
 def open_store(settings, user_id: int):
     """The service's GLB store, after checking that the owner exists."""
     from serve_app.storage import Database, GlbStore
+    from serve_app.storage.blob_root import settings_root
     from serve_app.storage.models import User
 
     db = Database(settings.storage.database_url)
@@ -227,7 +228,7 @@ def open_store(settings, user_id: int):
     with db.session() as session:
         if session.get(User, user_id) is None:
             raise InputError(f"no user with id {user_id} in {settings.storage.database_url}")
-    return GlbStore(db, settings.storage.storage_root)
+    return GlbStore(db, settings_root(settings.storage))
 
 
 def run(args: argparse.Namespace) -> str:
@@ -265,8 +266,8 @@ def run(args: argparse.Namespace) -> str:
     result = pipeline.run(upload)
     done = []
     if args.save_to_db:
-        path = pipeline.stage(ExportStage).store.path_for(result.hashed_name)
-        done.append(f"stored {result.hashed_name} ({path})")
+        store = pipeline.stage(ExportStage).store
+        done.append(f"stored {result.hashed_name} ({store.root.describe(store.locate(result.hashed_name))})")
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(result.glb)

@@ -4,7 +4,8 @@ A row whose file is gone (or points outside the storage root) is a broken
 share link; a file without a row (or a temp file left by a crash) is
 unreachable. `check_storage` lists both; `repair_storage` deletes both.
 Files younger than `min_age_s` are skipped, so a save in progress (file
-written, row not yet committed) is never taken for an orphan.
+written, row not yet committed) is never taken for an orphan. The root may
+be a folder or a bucket (`serve_app.storage.blob_root`).
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from sqlalchemy import delete, select
 
+from serve_app.storage.blob_root import TEMP_SUFFIX, BlobRoot, as_root
 from serve_app.storage.database import Database
-from serve_app.storage.glb_store import TEMP_SUFFIX
 from serve_app.storage.models import GlbFile
-from serve_app.storage.paths import OUT_DIR, resolve_inside
+from serve_app.storage.paths import OUT_DIR
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ DEFAULT_MIN_AGE_S = 600.0
 @dataclass(frozen=True)
 class StorageReport:
     rows_without_files: list[str]  # hashed names
-    files_without_rows: list[Path]  # absolute paths
+    files_without_rows: list[str]  # keys relative to the storage root (`root.describe(key)` for messages)
     rows_checked: int = 0  # rows in glb_files when checked
+    root: BlobRoot | None = field(default=None, compare=False)  # where the files were looked for
 
     @property
     def consistent(self) -> bool:
@@ -39,27 +41,27 @@ class StorageReport:
 
 
 def check_storage(
-    db: Database, storage_root: str | os.PathLike[str], *, min_age_s: float = DEFAULT_MIN_AGE_S
+    db: Database, storage_root: BlobRoot | str | os.PathLike[str], *, min_age_s: float = DEFAULT_MIN_AGE_S
 ) -> StorageReport:
-    """Rows whose file is missing, and GLB or temp files under `out/` with no row."""
-    root = Path(storage_root).resolve()
+    """Rows whose file is missing, and GLB or temp files under `out/<day>/` with no row."""
+    root = as_root(storage_root)
     with db.session() as session:
         rows = session.execute(select(GlbFile.hashed_name, GlbFile.file_path)).all()
-    referenced: set[Path] = set()
+    referenced: set[str] = set()
     rows_without_files = []
     for hashed_name, stored_path in rows:
-        path = resolve_inside(root, stored_path)
-        if path is None or not path.is_file():
+        key = root.key_of(stored_path)
+        if key is None or not root.is_file(key):
             rows_without_files.append(hashed_name)
         else:
-            referenced.add(path)
+            referenced.add(key)
     newest_allowed = time.time() - min_age_s
     files_without_rows = [
-        path
-        for path in _stored_files(root)
-        if path not in referenced and _modified_at(path) <= newest_allowed
+        found.key
+        for found in root.list_out()
+        if _is_stored_file(found.key) and found.key not in referenced and found.modified <= newest_allowed
     ]
-    return StorageReport(sorted(rows_without_files), sorted(files_without_rows), len(rows))
+    return StorageReport(sorted(rows_without_files), sorted(files_without_rows), len(rows), root)
 
 
 def repair_storage(db: Database, report: StorageReport) -> None:
@@ -68,29 +70,13 @@ def repair_storage(db: Database, report: StorageReport) -> None:
         with db.session() as session:
             session.execute(delete(GlbFile).where(GlbFile.hashed_name.in_(report.rows_without_files)))
         log.info("deleted %d rows without files", len(report.rows_without_files))
-    for path in report.files_without_rows:
-        path.unlink(missing_ok=True)
-        log.info("deleted file without row: %s", path)
+    for key in report.files_without_rows:
+        report.root.delete(key)
+        log.info("deleted file without row: %s", report.root.describe(key))
 
 
-def _modified_at(path: Path) -> float:
-    """The file's mtime; infinitely new if it vanished meanwhile (so it is skipped)."""
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return float("inf")
+def _is_stored_file(key: str) -> bool:
+    """`out/<day>/*.glb` or a leftover temp file there: what saves write, nothing else."""
+    parts = PurePosixPath(key).parts
+    return len(parts) == 3 and parts[0] == OUT_DIR and (PurePosixPath(key).suffix == ".glb" or key.endswith(TEMP_SUFFIX))
 
-
-def _stored_files(root: Path) -> list[Path]:
-    """`out/<day>/*.glb` and leftover temp files, resolved."""
-    out_dir = root / OUT_DIR
-    if not out_dir.is_dir():
-        return []
-    found = []
-    for day_dir in out_dir.iterdir():
-        if not day_dir.is_dir():
-            continue
-        for path in day_dir.iterdir():
-            if path.is_file() and (path.suffix == ".glb" or path.name.endswith(TEMP_SUFFIX)):
-                found.append(path.resolve())
-    return found

@@ -1,54 +1,56 @@
-"""GLB files on disk, each paired with its `glb_files` row.
+"""GLB files under the storage root (a folder or a bucket), each paired with its `glb_files` row.
 
 `save` inserts the row first, which claims the hash (the column is unique),
-then writes `<storage_root>/out/YYYY-MM-DD/<hash>.glb` (UTC date) through a
-temp file in the same folder (fsync, then `os.replace`) and commits. If any
-step fails, the file and the row are both gone; a save that finds its hash
-taken fails before it touches any file. The row's `file_path` is stored
-relative to the storage root. Lookups validate the hash first and never open a
-path outside the storage root.
+then writes `<storage_root>/out/YYYY-MM-DD/<hash>.glb` (UTC date) whole (a
+folder: through a synced temp file renamed into place; a bucket: one PUT,
+see `serve_app.storage.blob_root`) and commits. If any step fails, the file
+and the row are both gone; a save that finds its hash taken fails before it
+touches any file. The row's `file_path` is stored relative to the storage
+root. Lookups validate the hash first and never open a file outside the
+storage root's `out/`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
 
+from serve_app.storage.blob_root import BlobRoot, as_root
 from serve_app.storage.database import Database
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
-from serve_app.storage.paths import OUT_DIR, relative_glb_path, resolve_inside
+from serve_app.storage.paths import OUT_DIR, relative_glb_path
 from tcp_proxy.backend import GlbInfo
 from tcp_proxy.errors import FileMissingError, HashNotFoundError
 
 log = logging.getLogger(__name__)
 
-TEMP_SUFFIX = ".tmp"  # unfinished writes: `.<hash>.glb.<random>.tmp`, found by the consistency check
 ORIGINAL_NAME_CHARS = GlbFile.__table__.c.original_name.type.length
 
 
 @dataclass(frozen=True)
 class StoredGlb:
-    """A saved GLB: its share hash, absolute file path and size in bytes."""
+    """A saved GLB: its share hash, absolute file path (None in an object store), size in bytes and key."""
 
     hashed_name: str
-    file_path: Path
+    file_path: Path | None
     file_size: int
+    key: str  # relative to the storage root, as in the row
 
 
 class GlbStore:
     """Saves and finds GLB files under one storage root."""
 
-    def __init__(self, db: Database, storage_root: str | os.PathLike[str]):
+    def __init__(self, db: Database, storage_root: BlobRoot | str | os.PathLike[str]):
+        """storage_root: a folder, an `s3://` URL (default endpoint) or a root from `open_root`."""
         self._db = db
-        self.root = Path(storage_root).resolve()
+        self.root = as_root(storage_root)
 
     def save(
         self,
@@ -64,7 +66,6 @@ class GlbStore:
         """
         hashed_name = new_hashed_name()
         relative_path = relative_glb_path(utcnow().date(), hashed_name)
-        final_path = self.root / relative_path
         row = GlbFile(
             hashed_name=hashed_name,
             original_name=_storable_name(original_name),
@@ -74,46 +75,60 @@ class GlbStore:
             is_public=is_public,
             source_digest=source_digest,
         )
-        path_is_ours = False
+        key_is_ours = False
         try:
             with self._db.session() as session:
                 session.add(row)
                 session.flush()  # a taken hash (or an unknown user) fails here, before any file is written
-                path_is_ours = True
-                _write_atomically(final_path, glb)
+                key_is_ours = True
+                self.root.write(relative_path, glb)
         except BaseException:
-            if path_is_ours:
-                final_path.unlink(missing_ok=True)
+            if key_is_ours:
+                self.root.delete(relative_path)
             raise
-        return StoredGlb(hashed_name=hashed_name, file_path=final_path, file_size=len(glb))
+        return StoredGlb(hashed_name, self.root.local_path(relative_path), len(glb), relative_path)
+
+    def locate(self, hash_text: str) -> str:
+        """The key of a typed hash's file; raises InvalidHashError, HashNotFoundError or FileMissingError."""
+        key = self._served_key(hash_text)
+        if not self.root.is_file(key):
+            raise FileMissingError(f"the file of {PurePosixPath(key).stem} is missing")
+        return key
 
     def path_for(self, hash_text: str) -> Path:
-        """The file of a typed hash; raises InvalidHashError, HashNotFoundError or FileMissingError."""
+        """The local file of a typed hash (same checks and errors as `locate`); a folder root only."""
+        path = self.root.local_path(self.locate(hash_text))
+        if path is None:
+            raise ValueError(f"{self.root.location} is an object store: its files have no local path")
+        return path
+
+    def open(self, hash_text: str) -> FileDownload:
+        """The GLB file of a typed hash, opened for streaming (same checks and errors as `locate`)."""
+        return FileDownload(self.root, self.locate(hash_text))
+
+    def read(self, hash_text: str) -> bytes:
+        """The GLB bytes of a typed hash (same checks and errors as `locate`)."""
+        key = self.locate(hash_text)
+        try:
+            file, _size = self.root.open(key)
+        except FileNotFoundError:
+            raise FileMissingError(f"the file of {PurePosixPath(key).stem} is missing") from None
+        with file:
+            return file.read()
+
+    def _served_key(self, hash_text: str) -> str:
+        """The key of a typed hash's row, if it names a GLB under `out/` (whether or not it is there)."""
         hashed_name = normalize_hash(hash_text)
         with self._db.session() as session:
             stored_path = session.scalar(select(GlbFile.file_path).where(GlbFile.hashed_name == hashed_name))
         if stored_path is None:
             raise HashNotFoundError(f"no GLB with hash {hashed_name}")
-        path = resolve_inside(self.root, stored_path)
-        if path is None or not path.is_relative_to(self.root / OUT_DIR) or path.suffix != ".glb":
+        key = self.root.key_of(stored_path)
+        if key is None or PurePosixPath(key).parts[0] != OUT_DIR or PurePosixPath(key).suffix != ".glb":
             # only GLB files under <root>/out/ are ever served: never the database, never anything else
             log.warning("row of %s points outside <storage root>/out/*.glb: %r", hashed_name, stored_path)
             raise FileMissingError(f"the file of {hashed_name} is not a GLB under the storage root's out/")
-        if not path.is_file():
-            raise FileMissingError(f"the file of {hashed_name} is missing")
-        return path
-
-    def open(self, hash_text: str) -> FileDownload:
-        """The GLB file of a typed hash, opened for streaming (same checks and errors as `read`)."""
-        return FileDownload(self.path_for(hash_text))
-
-    def read(self, hash_text: str) -> bytes:
-        """The GLB bytes of a typed hash (same checks and errors as `path_for`)."""
-        path = self.path_for(hash_text)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise FileMissingError(f"the file of {path.stem} is missing") from None
+        return key
 
     def find_by_digest(self, user_id: int, source_digest: str, since: datetime | None = None) -> str | None:
         """The hashed name of the user's newest GLB computed from `source_digest` whose file is there
@@ -128,8 +143,8 @@ class GlbStore:
         with self._db.session() as session:
             rows = session.execute(query).all()
         for hashed_name, stored_path in rows:
-            path = resolve_inside(self.root, stored_path)
-            if path is not None and path.is_file():
+            key = self.root.key_of(stored_path)
+            if key is not None and self.root.is_file(key):
                 return hashed_name
         return None
 
@@ -151,33 +166,3 @@ class GlbStore:
 def _storable_name(original_name: str) -> str:
     """The name as the column can hold it on every database: no NUL characters, at most ORIGINAL_NAME_CHARS."""
     return original_name.replace("\x00", "")[:ORIGINAL_NAME_CHARS]
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write via a synced temp file in the same folder, then rename into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(handle, "wb") as temp_file:
-            temp_file.write(data)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable (best effort; not every platform allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -36,7 +36,7 @@ def add_location_options(parser: argparse.ArgumentParser, *, storage_root: bool 
     )
     parser.add_argument("--database-url", help="SQLAlchemy URL; overrides the config's storage.database_url")
     if storage_root:
-        parser.add_argument("--storage-root", help="folder holding out/; overrides the config's storage.storage_root")
+        parser.add_argument("--storage-root", help="folder (or s3://bucket/prefix) holding out/; overrides the config's storage.storage_root")
 
 
 def storage_settings(args: argparse.Namespace) -> StorageSettings:

@@ -17,7 +17,10 @@ exist, for the "model not loaded" behaviour.
 `postgres_service` (module scope) deploys it once more with its database on
 the test PostgreSQL server, and deletes that app when the module is done, so
 at most two apps share the cluster's CPUs at any time (it runs before
-test_service.py, whose two apps are session-scoped).
+test_service.py, whose two apps are session-scoped). `s3_service` does the
+same with its GLBs in a bucket of the test S3 server; the cluster starts
+with that server's dummy credentials in its environment, since Ray's workers
+take theirs from the cluster, not from the test process.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from service_users import (
     MAX_PAYLOAD,
     NO_MODEL_APP_NAME,
     POSTGRES_APP_NAME,
+    S3_APP_NAME,
     READ_TIMEOUT_S,
     SESSION_TTL_S,
     SMALL_FRAME_TIMEOUT_S,
@@ -142,13 +146,17 @@ def _deploy(name: str, args: dict, tmp: Path, http_port: int | None = None) -> S
 def ray_cluster():
     ray = pytest.importorskip("ray")
     from ray import serve
+    from s3_server import DUMMY_AWS_ENV
 
-    ray.init(
-        address="local",  # never attach to a cluster someone else started
-        num_cpus=4,  # logical: two apps of 1.9 CPUs each fit
-        include_dashboard=False,
-        _system_config={"metrics_report_interval_ms": 1000},
-    )
+    with pytest.MonkeyPatch.context() as patch:  # the workers inherit it: no real AWS credentials ever used
+        for name, value in DUMMY_AWS_ENV.items():
+            patch.setenv(name, value)
+        ray.init(
+            address="local",  # never attach to a cluster someone else started
+            num_cpus=4,  # logical: two apps of 1.9 CPUs each fit
+            include_dashboard=False,
+            _system_config={"metrics_report_interval_ms": 1000},
+        )
     http_port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": http_port})
     try:
@@ -190,6 +198,23 @@ def postgres_service(ray_cluster, postgres_server, tmp_path_factory):
         yield service
     finally:
         serve.delete(POSTGRES_APP_NAME)
+
+
+@pytest.fixture(scope="module")
+def s3_service(ray_cluster, s3_server, tmp_path_factory):
+    """(service, bucket URL): the app with `storage.storage_root` on a fresh bucket of the test S3 server."""
+    from ray import serve
+
+    tmp = tmp_path_factory.mktemp("s3")
+    args = _args(tmp)
+    bucket_url = s3_server.new_bucket_url("service")
+    args["storage"].update(storage_root=bucket_url, s3_endpoint_url=s3_server.endpoint_url)
+    create_users(args["storage"]["database_url"])
+    service = _deploy(S3_APP_NAME, args, tmp)
+    try:
+        yield service, bucket_url
+    finally:
+        serve.delete(S3_APP_NAME)
 
 
 # --- media ----------------------------------------------------------------------------

@@ -152,6 +152,38 @@ def test_check_storage_reports_and_repairs(tmp_path):
     assert clean.returncode == 0 and "consistent" in clean.stdout
 
 
+def test_check_storage_reports_and_repairs_a_bucket(tmp_path, s3_server):
+    from serve_app.storage.blob_root import open_root
+
+    bucket_url = s3_server.new_bucket_url()
+    url, _, db, _, user = storage_with_owner(tmp_path)
+    root = open_root(bucket_url, endpoint_url=s3_server.endpoint_url)
+    store = GlbStore(db, root)
+    kept = store.save(b"glTF kept", user.id, "a.jpg")
+    lost = store.save(b"glTF lost", user.id, "b.jpg")
+    root.delete(lost.key)
+    orphan = kept.key.rsplit("/", 1)[0] + "/" + "c" * 64 + ".glb"
+    root.write(orphan, b"glTF orphan")
+    db.dispose()
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        f"storage: {{database_url: '{url}', storage_root: '{bucket_url}', s3_endpoint_url: '{s3_server.endpoint_url}'}}\n"
+    )
+    options = ["--config", str(config), "--min-age-s", "0", "--spool-dir", str(tmp_path)]
+
+    checked = run(tmp_path, "check_storage.py", *options)  # the dummy credentials come from the environment
+    assert checked.returncode == 1, checked.stderr
+    assert f"row without file: {lost.hashed_name}" in checked.stdout
+    assert f"file without row: {bucket_url}/{orphan}" in checked.stdout
+    assert f"2 rows checked under {bucket_url}" in checked.stdout
+
+    repaired = run(tmp_path, "check_storage.py", *options, "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert not root.is_file(orphan) and root.is_file(kept.key)
+    missing = run(tmp_path, "check_storage.py", *options, "--storage-root", "s3://no-such-bucket/x")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
 def test_check_storage_lists_and_repairs_spool_folders_of_dead_processes(tmp_path):
     import subprocess
     import sys

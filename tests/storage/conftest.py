@@ -43,3 +43,21 @@ def store(db, storage_root):
 @pytest.fixture
 def user_id(users):
     return users.create("owner", "owner-password").id
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, storage_root):
+    """The storage root of a test that holds for both kinds: the local folder, or a fresh bucket on the test
+    S3 server."""
+    from serve_app.storage.blob_root import LocalRoot, open_root
+
+    if request.param == "local":
+        return LocalRoot(storage_root)
+    server = request.getfixturevalue("s3_server")
+    return open_root(server.new_bucket_url(), endpoint_url=server.endpoint_url)
+
+
+@pytest.fixture
+def any_store(db, root):
+    """A GLB store on `root` (local folder or bucket)."""
+    return GlbStore(db, root)

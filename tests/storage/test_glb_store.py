@@ -17,6 +17,11 @@ def all_files(root):
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+def stored_keys(root):
+    """Every file under the root's out/, temp files included."""
+    return sorted(found.key for found in root.list_out())
+
+
 def row_count(db):
     with db.session() as session:
         return session.scalar(select(func.count()).select_from(GlbFile))
@@ -41,15 +46,22 @@ def test_save_writes_the_file_and_its_row(store, db, storage_root, user_id):
     assert row.file_path == f"out/{day}/{saved.hashed_name}.glb"  # relative to the storage root
 
 
-def test_read_accepts_what_a_user_types(store, user_id):
+def test_read_accepts_what_a_user_types(any_store, root, user_id):
+    saved = any_store.save(GLB, user_id, "clip.mp4")
+    day = datetime.now(timezone.utc).date().isoformat()
+    assert saved.key == f"out/{day}/{saved.hashed_name}.glb" and stored_keys(root) == [saved.key]
+    assert any_store.read(saved.hashed_name) == GLB
+    assert any_store.read(f"  {saved.hashed_name}.glb\n") == GLB
+    assert any_store.locate(saved.hashed_name) == saved.key
+
+
+def test_path_for_is_the_local_file(store, user_id):
     saved = store.save(GLB, user_id, "clip.mp4")
-    assert store.read(saved.hashed_name) == GLB
-    assert store.read(f"  {saved.hashed_name}.glb\n") == GLB
     assert store.path_for(saved.hashed_name) == saved.file_path
 
 
-def test_each_save_gets_a_new_random_hash(store, user_id):
-    names = {store.save(GLB, user_id, "a.jpg").hashed_name for _ in range(5)}
+def test_each_save_gets_a_new_random_hash(any_store, user_id):
+    names = {any_store.save(GLB, user_id, "a.jpg").hashed_name for _ in range(5)}
     assert len(names) == 5
 
 
@@ -61,16 +73,16 @@ def test_store_keeps_working_when_the_working_directory_changes(db, storage_root
     assert store.read(saved.hashed_name) == GLB
 
 
-def test_failing_commit_leaves_no_file_and_no_row(store, db, storage_root, user_id, monkeypatch):
+def test_failing_commit_leaves_no_file_and_no_row(any_store, db, root, user_id, monkeypatch):
     def failing_commit(self):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(Session, "commit", failing_commit)
     with pytest.raises(RuntimeError, match="disk full"):
-        store.save(GLB, user_id, "a.jpg")
+        any_store.save(GLB, user_id, "a.jpg")
     monkeypatch.undo()
     assert row_count(db) == 0
-    assert all_files(storage_root) == []
+    assert stored_keys(root) == []
 
 
 @pytest.mark.parametrize("failing", ["replace", "fsync"])
@@ -86,25 +98,26 @@ def test_failing_write_leaves_no_file_and_no_row(store, db, storage_root, user_i
     assert all_files(storage_root) == []
 
 
-def test_unknown_user_id_is_refused_and_leaves_nothing(store, db, storage_root):
+def test_unknown_user_id_is_refused_and_leaves_nothing(any_store, db, root):
     with pytest.raises(IntegrityError):  # foreign keys are enforced on SQLite too
-        store.save(GLB, 999, "a.jpg")
+        any_store.save(GLB, 999, "a.jpg")
     assert row_count(db) == 0
-    assert all_files(storage_root) == []
+    assert stored_keys(root) == []
 
 
-def test_unknown_hash_is_not_found(store):
+def test_unknown_hash_is_not_found(any_store):
     with pytest.raises(HashNotFoundError) as raised:
-        store.read("a" * 64)
+        any_store.read("a" * 64)
     assert raised.value.code == "ERROR_HASH_NOT_FOUND"
 
 
-def test_row_without_file_is_file_missing(store, user_id):
-    saved = store.save(GLB, user_id, "a.jpg")
-    saved.file_path.unlink()
-    with pytest.raises(FileMissingError) as raised:
-        store.read(saved.hashed_name)
-    assert raised.value.code == "ERROR_FILE_MISSING"
+def test_row_without_file_is_file_missing(any_store, root, user_id):
+    saved = any_store.save(GLB, user_id, "a.jpg")
+    root.delete(saved.key)
+    for lookup in (any_store.read, any_store.open, any_store.locate):
+        with pytest.raises(FileMissingError) as raised:
+            lookup(saved.hashed_name)
+        assert raised.value.code == "ERROR_FILE_MISSING"
 
 
 @pytest.mark.parametrize("typed", ["../../etc/passwd", "A" * 64, "a" * 63, "a" * 65, "a" * 64 + "/..", ""])
@@ -123,16 +136,18 @@ def insert_row(db, hashed_name, file_path, user_id):
         )
 
 
-def test_row_pointing_outside_the_root_is_never_read(store, db, storage_root, user_id, tmp_path):
+def test_row_pointing_outside_the_root_is_never_read(any_store, db, root, user_id, tmp_path):
     secret = tmp_path / "secret.glb"
     secret.write_bytes(b"not yours")
+    if root.local_path("x") is None:  # a bucket: the secret beside the root's prefix
+        root.fs.pipe_file(root.location.rsplit("/", 1)[0] + "/secret.glb", b"not yours")
     insert_row(db, "1" * 64, "../secret.glb", user_id)
     insert_row(db, "2" * 64, str(secret), user_id)
     insert_row(db, "3" * 64, "out/../../secret.glb", user_id)
     insert_row(db, "4" * 64, ".", user_id)
     for hashed_name in ("1" * 64, "2" * 64, "3" * 64, "4" * 64):
         with pytest.raises(FileMissingError):
-            store.read(hashed_name)
+            any_store.read(hashed_name)
 
 
 def test_symlink_leading_outside_the_root_is_never_followed(store, db, storage_root, user_id, tmp_path):
@@ -167,7 +182,8 @@ def test_unresolvable_stored_path_is_file_missing(store, db, storage_root, user_
         store.read("7" * 64)
 
 
-def test_list_for_user_newest_first_bounded_and_private(store, db, users, user_id):
+def test_list_for_user_newest_first_bounded_and_private(any_store, db, users, user_id):
+    store = any_store
     other = users.create("other", "other-password").id
     saved = [store.save(GLB, user_id, f"upload {i}") for i in range(3)]
     store.save(GLB, other, "not yours")
@@ -184,7 +200,8 @@ def test_list_for_user_newest_first_bounded_and_private(store, db, users, user_i
     assert store.list_for_user(user_id + 999, 10) == []
 
 
-def test_find_by_digest_is_per_user_and_needs_the_file(store, users, user_id):
+def test_find_by_digest_is_per_user_and_needs_the_file(any_store, root, users, user_id):
+    store = any_store
     other = users.create("someone", "pw").id
     digest = "d" * 64
     assert store.find_by_digest(user_id, digest) is None
@@ -193,16 +210,16 @@ def test_find_by_digest_is_per_user_and_needs_the_file(store, users, user_id):
     store.save(GLB, user_id, "c", source_digest="e" * 64)
     assert store.find_by_digest(user_id, digest) == newer.hashed_name
     assert store.find_by_digest(other, digest) is None  # never another user's result
-    newer.file_path.unlink()
+    root.delete(newer.key)
     assert store.find_by_digest(user_id, digest) == older.hashed_name  # a GLB whose file is gone is skipped
 
 
-def test_only_glb_files_under_out_are_served(store, db, storage_root, user_id):
+def test_only_glb_files_under_out_are_served(any_store, db, root, user_id):
     """A row may point inside the root and still never reach the database or any other file there."""
-    (storage_root / "vggt_app.db").write_bytes(b"SQLite format 3\x00")
-    (storage_root / "notes.glb").write_bytes(b"glTF but outside out/")
-    (storage_root / "out" / "2026-01-01").mkdir(parents=True)
-    (storage_root / "out" / "2026-01-01" / "x.txt").write_bytes(b"not a GLB")
+    store = any_store
+    root.write("vggt_app.db", b"SQLite format 3\x00")
+    root.write("notes.glb", b"glTF but outside out/")
+    root.write("out/2026-01-01/x.txt", b"not a GLB")
     cases = {"5" * 64: "vggt_app.db", "6" * 64: "notes.glb", "7" * 64: "out/2026-01-01/x.txt", "8" * 64: "out"}
     for hashed_name, path in cases.items():
         insert_row(db, hashed_name, path, user_id)

@@ -15,6 +15,7 @@ VIDEO_FPS = 1.0  # a 3 s clip gives 3 frames
 APP_NAME = "vggt-it"
 NO_MODEL_APP_NAME = "vggt-it-nomodel"
 POSTGRES_APP_NAME = "vggt-it-postgres"
+S3_APP_NAME = "vggt-it-s3"
 
 
 def create_users(database_url: str) -> None:
