@@ -67,7 +67,7 @@ def test_bad_input_fails_before_the_model_is_loaded(monkeypatch, owned_store):
     pipeline = Pipeline(settings, stages=[ExportStage(settings, owned_store)])
     with pytest.raises(BadImageError):
         pipeline.run(Upload(Job(7, "x"), images=(b"junk",)))
-    assert not (owned_store.root / "out").exists()
+    assert not (owned_store.root.path / "out").exists()
 
 
 def test_the_model_is_loaded_once_and_reported_as_load(photo_bytes, monkeypatch):

@@ -42,6 +42,6 @@ def test_a_bad_option_stores_nothing(owned_store):
     settings = AppSettings.from_dict({"export": {"frame": 5}})
     with pytest.raises(ValueError, match="frame 5 is out of range"):
         ExportStage(settings, owned_store).run(_predictions(Job(7, "x")))
-    assert not (owned_store.root / "out").exists() or not any((owned_store.root / "out").rglob("*"))
+    assert not (owned_store.root.path / "out").exists() or not any((owned_store.root.path / "out").rglob("*"))
     with owned_store._db.session() as session:
         assert session.query(GlbFile).count() == 0
