@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -98,6 +98,15 @@ def _with_driver(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         return parsed.set(drivername=POSTGRES_DRIVER).render_as_string(hide_password=False)
     return url
+
+
+def retry_on_conflict(write: Callable[[], None]) -> None:
+    """Run `write`, an insert-or-update of one row; if another process inserted the same key between
+    its read and its insert (IntegrityError), run it once more: it then finds the row and updates it."""
+    try:
+        write()
+    except IntegrityError:
+        write()
 
 
 def _alembic_config(url: str) -> Config:

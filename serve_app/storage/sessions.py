@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 
-from serve_app.storage.database import Database
+from serve_app.storage.database import Database, retry_on_conflict
 from serve_app.storage.models import AddressSession
 
 PURGE_EVERY = 100  # bindings made by this process between sweeps of expired rows
@@ -34,10 +33,7 @@ class AddressSessions:
 
     def bind(self, address: str, user_id: int) -> None:
         """Bind `address` to `user_id` from now for `ttl_s`, replacing any earlier binding."""
-        try:
-            self._write(address, user_id)
-        except IntegrityError:  # another replica bound the same address at the same moment
-            self._write(address, user_id)
+        retry_on_conflict(lambda: self._write(address, user_id))  # another replica may bind it at once
         self._since_purge += 1
         if self._since_purge >= PURGE_EVERY:
             self._since_purge = 0

@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 
 from serve_app.config import AuthSettings
-from serve_app.storage.database import Database
+from serve_app.storage.database import Database, retry_on_conflict
 from serve_app.storage.models import LoginAddress, LoginFailure, LoginLockout
 from serve_app.storage.models import User as UserRow
 
@@ -85,7 +84,7 @@ class LoginThrottle:
             session.execute(_failures_of("user", key))
             session.execute(delete(LoginLockout).where(LoginLockout.key_kind == "user", LoginLockout.key_value == key))
         if address is not None:
-            _retrying_on_conflict(lambda: self._remember_address(user_id, address))
+            retry_on_conflict(lambda: self._remember_address(user_id, address))
 
     def prune(self) -> None:
         """Delete failures older than the window and lockouts that have ended."""
@@ -104,7 +103,7 @@ class LoginThrottle:
                 else:
                     row.blocked_until = max(row.blocked_until, until)
 
-        _retrying_on_conflict(write)
+        retry_on_conflict(write)
 
     def _remember_address(self, user_id: int, address: str) -> None:
         with self._db.session() as session:
@@ -128,14 +127,6 @@ class LoginThrottle:
 
 def _failures_of(kind: str, value: str):
     return delete(LoginFailure).where(LoginFailure.key_kind == kind, LoginFailure.key_value == value)
-
-
-def _retrying_on_conflict(write: Callable[[], None]) -> None:
-    """Run `write`; if another process inserted the same key meanwhile, run it once more (it then updates)."""
-    try:
-        write()
-    except IntegrityError:
-        write()
 
 
 def _key(text: str) -> str:
