@@ -175,7 +175,6 @@ class ProxyServer:
         self._connections: set[_Connection] = set()
         self._per_address: Counter[str] = Counter()  # open connections per client address
         self._balancers = parse_trusted(settings.proxy_protocol_from)  # they send a PROXY header first
-        self.draining = False
         self.spool_dir: Path | None = None  # this server's upload folder, made when it listens
 
     @property
@@ -223,7 +222,6 @@ class ProxyServer:
             while loop.time() < handover_until and (listening_sockets(self.port) or 0) <= own:
                 await asyncio.sleep(DRAIN_POLL_S)  # still the port's only listener: keep accepting
             self._server.close()
-        self.draining = True
         log.info("draining: %d connections open", len(self._connections))
         deadline = loop.time() + timeout_s
         while self._connections and loop.time() < deadline:
@@ -438,7 +436,7 @@ class _Connection:
         self.spool: Spool | None = None
         self.image_sizes: list[int] = []  # of the IMAGE request being received
         self.slot: Slot | None = None  # the current IMAGE/VIDEO request's reconstruction slot
-        self._idle_since: float | None = time.monotonic()  # None while a frame is under way
+        self._last_reply_at = time.monotonic()  # or the connect
         self.deadlines = ReadDeadlines(self.settings, connected_at=time.monotonic())
         if first_bytes:
             self.codec.receive_data(first_bytes)
@@ -446,9 +444,9 @@ class _Connection:
 
     def idle_for(self) -> float:
         """Seconds since the last reply (or the connect) with no byte of a new frame; 0 while busy."""
-        if self._idle_since is None or self.codec.in_frame or self.request is not None:
+        if self.codec.in_frame or self.request is not None:
             return 0.0
-        return time.monotonic() - self._idle_since
+        return time.monotonic() - self._last_reply_at
 
     async def run(self) -> None:
         try:
@@ -501,8 +499,6 @@ class _Connection:
             data = b""
         self.codec.receive_data(data)
         self.deadlines.received(len(data), self.codec.in_frame, time.monotonic())
-        if data:
-            self._idle_since = None
         return True
 
     async def _protocol_error(self, exc: codec.ProtocolError) -> None:
@@ -551,8 +547,7 @@ class _Connection:
         elif isinstance(event, codec.ListGlbs):
             await self._list()
         elif isinstance(event, codec.Rejected):
-            if self.request is None:  # unknown command: no FrameStart
-                self.request = _Request(event.command, 0, time.monotonic())
+            self._ensure_request(event.command)  # an unknown command has no FrameStart
             if self.spool is not None:  # an IMAGE frame whose framing did not add up
                 self.spool.discard()
                 self.spool = None
@@ -736,7 +731,7 @@ class _Connection:
         req, self.request = self.request, None
         assert req is not None
         self._release_slot()  # a request refused or failed after its header gives its slot back
-        self._idle_since = time.monotonic()
+        self._last_reply_at = time.monotonic()
         self.deadlines.frame_ended()
         sent = 0
         try:

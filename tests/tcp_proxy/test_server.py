@@ -753,3 +753,23 @@ async def test_the_listener_speaks_tls_when_given_a_certificate(tmp_path):
         plain_writer.write(LOGIN_DEMO)
         assert await plain_reader.read(100) != OK_DEMO
         plain_writer.close()
+
+
+@async_test
+async def test_drain_answers_what_is_under_way_and_closes_idle_connections():
+    backend = FakeBackend()
+    backend.gate = asyncio.Event()
+    settings = ProxySettings(host="127.0.0.1", port=0)
+    server = await start_server(settings, backend, max_images=5, port=0)
+    busy_reader, busy_writer = await connect(server)
+    assert await login(busy_reader, busy_writer) == OK_DEMO
+    busy_writer.write(IMAGE_FRAME)
+    await wait_for(lambda: backend.started == 1)
+    idle_reader, _ = await connect(server)  # connected, nothing sent
+    draining = asyncio.create_task(server.drain(handover_s=0, timeout_s=10))
+    assert await asyncio.wait_for(idle_reader.read(), 5) == b""  # closed once idle for a moment
+    assert not draining.done()  # the reconstruction is still under way
+    backend.gate.set()
+    assert (await read_reconstruction(busy_reader))[0].endswith(".glb")
+    await asyncio.wait_for(draining, 5)
+    assert not server.serving
