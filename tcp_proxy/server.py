@@ -285,7 +285,7 @@ class ProxyServer:
                     self.connections.release()
             elif self.overflow.try_acquire():
                 try:
-                    await self._refuse(reader, writer)
+                    await self._refuse(reader, writer, peer, first_bytes)
                 finally:
                     self.overflow.release()
         except asyncio.CancelledError:
@@ -314,11 +314,13 @@ class ProxyServer:
         source = normalize_address(header.source) if header.source else balancer  # LOCAL: its own check
         return source, data[header.consumed :]
 
-    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Answer ERROR_BUSY to a connection over the limit."""
+    async def _refuse(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, first_bytes: bytes
+    ) -> None:
+        """Answer ERROR_BUSY to a connection over the limit (`first_bytes`: read already, after a PROXY header)."""
         started = time.monotonic()
         try:
-            first = await asyncio.wait_for(
+            first = first_bytes[:1] or await asyncio.wait_for(
                 reader.read(1), min(self.settings.read_timeout_s, OVERFLOW_HEADER_WAIT_S)
             )
         except (asyncio.TimeoutError, OSError):
@@ -330,7 +332,7 @@ class ProxyServer:
         await _linger(reader, writer, min(LINGER_S, self.settings.read_timeout_s))
         seconds = time.monotonic() - started
         name = codec.command_name(first[0])
-        self.record(RequestRecord(name, None, codec.ERROR_BUSY, 1, len(reply), seconds, peer=_peer(writer)))
+        self.record(RequestRecord(name, None, codec.ERROR_BUSY, 1, len(reply), seconds, peer=peer))
 
 
 async def start_server(

@@ -78,3 +78,36 @@ def test_the_server_keys_a_balanced_connection_on_the_client_address():
             await server.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_a_balanced_connection_over_its_clients_cap_is_answered_busy_at_once():
+    """The frame came in the same packet as the PROXY header: the refusal answers from those bytes
+    (not waiting for more) and records the client's address, not the balancer's."""
+
+    async def scenario():
+        records = []
+        settings = ProxySettings(
+            host="127.0.0.1", port=0, proxy_protocol_from="127.0.0.1", max_connections_per_address=1
+        )
+        server = await start_server(settings, FakeBackend(), max_images=5, on_request=records.append)
+        try:
+            login = frame(LOGIN, login_payload("demo", "123456"))
+            _, held = await asyncio.open_connection("127.0.0.1", server.port)
+            held.write(V1)  # the client's one connection, open
+            await asyncio.sleep(0.2)
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            started = asyncio.get_running_loop().time()
+            writer.write(V1 + login)
+            assert (await reader.readexactly(17))[4:] == b"[false,false]"
+            assert asyncio.get_running_loop().time() - started < 2
+            writer.close()  # the server records the refusal once the client is gone
+            for _ in range(500):
+                if records:
+                    break
+                await asyncio.sleep(0.01)
+            assert records[-1].outcome == "ERROR_BUSY" and records[-1].peer == "203.0.113.7"
+            held.close()
+        finally:
+            await server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
