@@ -1,12 +1,9 @@
 #!/usr/bin/env python
-"""`python scripts/check_storage.py --help`: runs serve_app.cli.check_storage from a checkout, installed or not."""
+"""`python scripts/check_storage.py --help`: serve_app.cli.check_storage (also installed as vggt-check-storage)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serve_app.cli.check_storage import main  # noqa: E402
+from serve_app.cli.check_storage import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,12 +1,9 @@
 #!/usr/bin/env python
-"""`python scripts/client.py --help`: the protocol client (tcp_proxy.client) from a checkout, installed or not."""
+"""`python scripts/client.py --help`: the protocol client tcp_proxy.client (also installed as vggt-client)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tcp_proxy.client import main  # noqa: E402
+from tcp_proxy.client import main
 
 if __name__ == "__main__":
     sys.exit(main())

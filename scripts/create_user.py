@@ -6,11 +6,8 @@ says otherwise.
 """
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from serve_app.storage.admin import create_user_main  # noqa: E402
+from serve_app.storage.admin import create_user_main
 
 if __name__ == "__main__":
     sys.exit(create_user_main())

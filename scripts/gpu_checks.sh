@@ -9,13 +9,26 @@
 #
 # Uses $PYTHON (default: python3, which must have torch with CUDA, numpy,
 # pillow, pytest and hypothesis) and writes each part's log to $OUT (default
-# dev_out/) as gpu_<part>.log.
+# dev_out/) as gpu_<part>.log. The project's packages (serve_app, tcp_proxy,
+# devkit) are imported from this checkout, installed or not. A bare GPU image
+# without the pure-Python annotated-types package gets the copy in this
+# checkout's .venv (carry .venv/lib/python3.11/site-packages/annotated_types).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-dev_out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PYTHON" -c 'import annotated_types' 2>/dev/null; then
+    for copy in .venv/lib/python3*/site-packages/annotated_types; do
+        if [ -d "$copy" ]; then
+            mkdir -p "$OUT/pure" && cp -r "$copy" "$OUT/pure/"
+            export PYTHONPATH="$PYTHONPATH:$PWD/$OUT/pure"
+            break
+        fi
+    done
+fi
 
 part=${1:-}
 case "$part" in

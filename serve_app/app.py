@@ -1,12 +1,20 @@
 """The Ray Serve application: `build_app`, the import path of `config/serve.yaml`.
 
-`args` (the YAML's `args` block) is read once into `AppSettings`. The
-builder binds one deployment per stage of `serve_app.stages.STAGES`, in that
-order (`serve_app.deployments.STAGE_DEPLOYMENTS`), each with the settings
-and options its `placement` gives (VGGTInference decides its GPU there), and
-hands their handles to the `TCPIngress`, which chains them per request. The
-application's HTTP ingress is `ShareViewer` (share links in a browser, on
-Serve's HTTP proxy); the TCP ingress hangs off it.
+The graph `build_app` binds (each deployment gets the settings; an arrow
+points to the handles a deployment is given):
+
+    ShareViewer        HTTP ingress on Serve's proxy: /g/<hash>, /g/<hash>.glb, /viewer/...
+    └─> TCPIngress     TCP ingress (:4567); runs each reconstruction through, in order:
+        ├─> FrameExtractor    DecodeStage
+        ├─> VGGTInference     InferenceStage (on a GPU where the cluster has one)
+        └─> GlbExporter       ExportStage
+
+`args` (the YAML's `args` block) is read once into `AppSettings`. The stage
+deployments are those of `serve_app.stages.STAGES`, in that order
+(`serve_app.deployments.serve_deployments.STAGE_DEPLOYMENTS`), each bound
+with the settings and options its `placement` gives (VGGTInference decides
+its GPU there). Their handles go to the `TCPIngress`, which hangs off the
+application's HTTP ingress, `ShareViewer` (share links in a browser).
 
 Replica counts and CPU shares of the stage deployments can be changed in the
 YAML's `deployments:` section; leave `ray_actor_options` of VGGTInference to
@@ -25,11 +33,11 @@ same path on every node that runs VGGTInference (GlbExporter).
 """
 
 # No `from __future__ import annotations` here: Serve reads build_app's annotation (AppArgs) at run time.
-from ray.serve import Application
+from ray.serve import Application, Deployment
 
 from serve_app.app_args import AppArgs, settings_from_args
-from serve_app.deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
-from serve_app.stages import STAGES
+from serve_app.config import AppSettings
+from serve_app.deployments.serve_deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
 
 SHUTDOWN_MARGIN_S = 10.0  # for closing the database and the listener after the drain
 
@@ -45,18 +53,29 @@ def build_app(args: AppArgs) -> Application:
     any replica starts.
     """
     settings = settings_from_args(args)
+    refuse_unknown_preset(settings)
+    stages = [bind_stage(deployment, settings) for deployment in STAGE_DEPLOYMENTS.values()]
+    tcp_ingress = TCPIngress.options(**ingress_shutdown(settings)).bind(settings, *stages)
+    return ShareViewer.bind(settings, tcp_ingress)
+
+
+def refuse_unknown_preset(settings: AppSettings) -> None:
+    """Refuse a `model.preset` the model does not know now, not in a replica that would restart in a loop."""
     from serve_app.vggt.config import PRESETS  # here, not in the settings: it imports torch
 
-    if settings.model.preset not in PRESETS:  # refused now, not in a replica that would restart in a loop
+    if settings.model.preset not in PRESETS:
         raise ValueError(f"setting model.preset must be one of {list(PRESETS)}, got {settings.model.preset!r}")
+
+
+def bind_stage(deployment: Deployment, settings: AppSettings) -> Application:
+    """A stage deployment bound with its `placement`, allowed to finish a reconstruction on shutdown."""
+    bound_settings, options = deployment.func_or_class.placement(settings)
+    # On a redeploy or scale-down, a replica may finish the reconstruction it is running.
+    shutdown = {"graceful_shutdown_timeout_s": settings.proxy.drain_timeout_s}
+    return deployment.options(**shutdown, **options).bind(bound_settings)
+
+
+def ingress_shutdown(settings: AppSettings) -> dict[str, float]:
+    """The TCP ingress's shutdown time: the port handover plus every request under way (ProxyServer.drain)."""
     proxy = settings.proxy
-    # On a redeploy or scale-down, a replica may finish what it is doing: a reconstruction in a stage,
-    # and for the ingress the port handover plus every request under way (ProxyServer.drain).
-    stage_shutdown = {"graceful_shutdown_timeout_s": proxy.drain_timeout_s}
-    ingress_shutdown = {"graceful_shutdown_timeout_s": proxy.handover_s + proxy.drain_timeout_s + SHUTDOWN_MARGIN_S}
-    stages = []
-    for stage in STAGES:
-        deployment = STAGE_DEPLOYMENTS[stage]
-        bound_settings, options = deployment.func_or_class.placement(settings)
-        stages.append(deployment.options(**stage_shutdown, **options).bind(bound_settings))
-    return ShareViewer.bind(settings, TCPIngress.options(**ingress_shutdown).bind(settings, *stages))
+    return {"graceful_shutdown_timeout_s": proxy.handover_s + proxy.drain_timeout_s + SHUTDOWN_MARGIN_S}

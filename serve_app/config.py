@@ -3,9 +3,11 @@
 `AppSettings.from_dict(args)` turns the `args` block of `config/serve.yaml`
 (or a CLI's options) into frozen dataclasses once, at start; nothing changes
 them afterwards. These dataclasses are the one declaration of every setting:
-`serve_app.app_args` makes the strict pydantic model Serve validates the
-YAML with from their fields, and their `__post_init__` checks ranges and
-choices. Unknown keys are an error, so a typo in the YAML fails loudly.
+each field's annotation names its type, range (`annotated_types`) or choices
+(`Literal`), and `__post_init__` enforces them (`tcp_proxy.field_checks`);
+`serve_app.app_args` makes the strict pydantic model Serve validates the YAML
+with from the same annotations. Unknown keys are an error, so a typo in the
+YAML fails loudly; every problem is one `SettingError` line naming the setting.
 Two sections are defined beside the code they configure: `proxy` is the TCP
 server's `tcp_proxy.settings.ProxySettings`, `export` is
 `serve_app.export.options.ExportOptions`.
@@ -13,11 +15,23 @@ server's `tcp_proxy.settings.ProxySettings`, `export` is
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from serve_app.export.options import ExportOptions
+from tcp_proxy.field_checks import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    SettingError,
+    check_fields,
+)
 from tcp_proxy.settings import ProxySettings
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -32,14 +46,20 @@ class StorageSettings:
     s3_endpoint_url: str = ""
     reuse_results: bool = True  # the same upload by the same user answers the stored GLB (serve_app.result_cache)
 
+    def __post_init__(self) -> None:
+        check_fields(self, "storage")
+
 
 @dataclass(frozen=True)
 class AuthSettings:
-    max_failures: int = 5  # failed logins per username or address before slowing down
-    failure_window_s: float = 300.0  # failures older than this are forgotten
-    lockout_s: float = 30.0  # how long a throttled username/address is refused
-    known_address_s: float = 30 * 86400.0  # a username lockout spares addresses it logged in from this recently
-    account_recheck_s: float = 5.0  # a session re-reads its account (disabled? VIP?) at most this stale
+    max_failures: PositiveInt = 5  # failed logins per username or address before slowing down
+    failure_window_s: PositiveFloat = 300.0  # failures older than this are forgotten
+    lockout_s: NonNegativeFloat = 30.0  # how long a throttled username/address is refused
+    known_address_s: NonNegativeFloat = 30 * 86400.0  # a username lockout spares addresses it logged in from this recently
+    account_recheck_s: NonNegativeFloat = 5.0  # a session re-reads its account (disabled? VIP?) at most this stale
+
+    def __post_init__(self) -> None:
+        check_fields(self, "auth")
 
 
 @dataclass(frozen=True)
@@ -48,54 +68,50 @@ class ModelSettings:
     preset: str = "vggt-1b"  # "tiny" is an untrained demo/test model
     device: Device = "auto"  # auto: cuda when available, else cpu
     weights_bf16: bool = False  # hold weights in bf16 on GPU (halves weight memory)
-    head_chunk_frames: int = 8  # frames per DPT head chunk (memory vs speed)
+    head_chunk_frames: PositiveInt = 8  # frames per DPT head chunk (memory vs speed)
     preprocess_mode: Literal["crop", "pad"] = "crop"  # as upstream's default
     seed: int = 0  # only used to initialise untrained presets
-    torch_threads: int = 0  # CPU threads of the forward pass: 0 leaves torch's default, -1 every core
+    # CPU threads of the forward pass: 0 leaves torch's default, -1 every core
+    torch_threads: Annotated[int, Ge(-1)] = 0
 
-    def __post_init__(self):
-        _check_choice("model.device", self.device, ("auto", "cpu", "cuda"))
-        _check_choice("model.preprocess_mode", self.preprocess_mode, ("crop", "pad"))
-        _check_positive("model.head_chunk_frames", self.head_chunk_frames)
+    def __post_init__(self) -> None:
+        check_fields(self, "model")
 
 
 @dataclass(frozen=True)
 class FrameSettings:
-    fps: float = 0.4  # frames sampled per second of video (existing service default)
-    max_frames: int = 64  # frames per video after even-spacing cap
+    fps: PositiveFloat = 0.4  # frames sampled per second of video (existing service default)
+    max_frames: PositiveInt = 64  # frames per video after even-spacing cap
     sharpest: bool = False  # pick the sharpest frame in each sampling window
-    max_images: int = 20  # images per IMAGE request (the app sends at most 20)
-    max_image_pixels: int = 50_000_000  # decoded pixels per image; bigger is refused
+    max_images: PositiveInt = 20  # images per IMAGE request (the app sends at most 20)
+    max_image_pixels: PositiveInt = 50_000_000  # decoded pixels per image; bigger is refused
     # width x height of all images of one IMAGE request, read from their headers before decoding;
     # more is refused: 20 photos of a 48 MP phone (8064x6048) pass, and decoding stays under ~1 GP
-    max_request_pixels: int = 1_000_000_000
+    max_request_pixels: PositiveInt = 1_000_000_000
     # every photo and video frame is reduced to this many pixels as it is decoded: 2048x1536 keeps
     # >= 2x the 518 px the model's preprocessing uses in crop and pad mode (serve_app.frames.bounds)
-    decode_max_pixels: int = 2048 * 1536
-    max_side: int = 0  # video frames: 0 = no further bound; else also cap the long side
+    decode_max_pixels: PositiveInt = 2048 * 1536
+    max_side: NonNegativeInt = 0  # video frames: 0 = no further bound; else also cap the long side
 
-    def __post_init__(self):
-        positive = ("fps", "max_frames", "max_images", "max_image_pixels", "max_request_pixels", "decode_max_pixels")
-        for name in positive:
-            _check_positive(f"frames.{name}", getattr(self, name))
-        if self.max_side < 0:
-            raise ValueError(f"setting frames.max_side must be 0 (off) or positive, got {self.max_side!r}")
+    def __post_init__(self) -> None:
+        check_fields(self, "frames")
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    attempts: int = 3  # runs of a reconstruction whose stage replica died (crash, OOM kill, node loss) before ERROR_INTERNAL
-    retry_delay_s: float = 1.0  # pause before the first retry, doubled for each further one: Serve replaces the replica
+    attempts: PositiveInt = 3  # runs of a reconstruction whose stage replica died (crash, OOM kill, node loss) before ERROR_INTERNAL
+    retry_delay_s: NonNegativeFloat = 1.0  # pause before the first retry, doubled for each further one: Serve replaces the replica
 
-    def __post_init__(self):
-        _check_positive("pipeline.attempts", self.attempts)
-        if self.retry_delay_s < 0:
-            raise ValueError(f"setting pipeline.retry_delay_s must be 0 or more, got {self.retry_delay_s!r}")
+    def __post_init__(self) -> None:
+        check_fields(self, "pipeline")
 
 
 @dataclass(frozen=True)
 class ShareSettings:
     viewer_dir: str = ""  # the npm `three` package the share pages use; "" = this checkout's .venv/web/
+
+    def __post_init__(self) -> None:
+        check_fields(self, "share")
 
 
 @dataclass(frozen=True)
@@ -110,19 +126,24 @@ class AppSettings:
     share: ShareSettings = field(default_factory=ShareSettings)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "AppSettings":
-        """Settings from nested dicts ({"model": {"preset": "tiny"}, ...}; dotted keys are nested).
+    def from_dict(cls, data: Mapping[str, Any] | None) -> AppSettings:
+        """Settings from nested mappings ({"model": {"preset": "tiny"}, ...}; dotted keys are nested).
 
-        Unknown keys and values of the wrong type are refused by the strict model
-        of `serve_app.app_args`, ranges and choices by each section; every problem
-        is one ValueError line naming the setting.
+        Unknown keys, values of the wrong type, out of range or not among the
+        choices are refused: one `SettingError` line naming the setting.
         """
-        from serve_app.app_args import settings_from_args  # pydantic: not needed by the model side
-
-        return settings_from_args(data)
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise SettingError("args", f"settings must be a mapping of sections, got {data!r}")
+        nested = nest_dotted_keys(dict(data))
+        for name in nested:
+            if name not in SECTIONS:
+                raise unknown_setting(str(name))
+        return cls(**{name: section_from(name, values) for name, values in nested.items()})
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], app_name: str | None = None) -> "AppSettings":
+    def from_file(cls, path: str | os.PathLike[str], app_name: str | None = None) -> AppSettings:
         """Settings from a Serve config (the `args` of application `app_name`, or of its only
         application) or from a plain settings mapping in YAML. Errors are ValueError/OSError."""
         import yaml
@@ -160,11 +181,21 @@ def nest_dotted_keys(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"setting {key} must be one of {list(choices)}, got {value!r}")
+SECTIONS: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(AppSettings)}  # type: ignore[misc]
 
 
-def _check_positive(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"setting {key} must be positive, got {value!r}")
+def section_from(name: str, values: Any) -> Any:
+    """Section `name` of the settings from its mapping; unknown keys and bad values are a SettingError."""
+    section_cls = SECTIONS[name]
+    if not isinstance(values, Mapping):
+        raise SettingError(name, f"setting {name} must be a mapping of its settings, got {values!r}")
+    known = {f.name for f in dataclasses.fields(section_cls)}
+    for key in values:
+        if key not in known:
+            raise unknown_setting(f"{name}.{key}")
+    return section_cls(**values)
+
+
+def unknown_setting(setting: str) -> SettingError:
+    """The error for a key no section has ("model.presett") or a section that does not exist."""
+    return SettingError(setting, f"unknown setting {setting}")

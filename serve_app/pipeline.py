@@ -5,6 +5,9 @@ benchmarks run; the Ray Serve app runs the same stages as deployments. The
 stages are built on first use, so bad input fails in the decode stage before
 the inference stage reads the checkpoint; building a stage with a
 `setup_label` (the inference stage: "load") is timed under that label.
+`progress` wraps each stage (and each setup) by name; the value its
+context gives, when not None, is the stage's progress callback
+(`serve_app.stages.Progress`: work done, work in all).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any, Callable, ContextManager, Iterable, TypeVar
 from serve_app.config import AppSettings
 from serve_app.stages import STAGES, Reconstruction, Stage, Upload, run_stage
 
-# called with a stage name around each stage (the CLI shows a progress bar)
+# called with a stage name around each stage (the CLI shows a progress bar); the context's
+# value, when not None, is passed to the stage as its progress callback
 StageProgress = Callable[[str], ContextManager[Any]]
 
 S = TypeVar("S", bound=Stage)
@@ -53,8 +57,8 @@ class Pipeline:
                     self.stage(cls)
                 item = _with_timing(item, cls.setup_label, time.perf_counter() - start)
             stage = self.stage(cls)
-            with self._progress(stage.name):
-                item = run_stage(stage, item)
+            with self._progress(stage.name) as report:
+                item = run_stage(stage, item, progress=report if callable(report) else None)
         return item
 
 

@@ -1,35 +1,23 @@
-"""`ServeBackend`: the TCP server's `Backend` over a running Ray Serve application.
+"""`ServeBackend`: the TCP server's `Backend` over the stages, run by a `StageRunner`.
 
 LOGIN, GET_GLB and LIST go to `Accounts` in this process. A reconstruction
 first looks for the same upload among the user's stored results
-(`serve_app.result_cache`); if there is none, it is the stage deployments
-chained in the order of `serve_app.stages.STAGES`:
+(`serve_app.result_cache`); if there is none, the runner runs the stages of
+`serve_app.stages.STAGES` on it. In the application the runner is
+`serve_app.deployments.stage_runner.HandleStageRunner`, which chains the
+stage deployments' handles; this module imports no Ray, and tests give it
+a runner of their own.
 
-    response = Upload(...)
-    for handle in stages:                      # FrameExtractor, VGGTInference, GlbExporter
-        response = handle.run.remote(response)
-    reconstruction = await response
-
-Each call gets the previous call's `DeploymentResponse` as its argument, so
-Serve hands the next replica an object reference: the decoded frames go from
-the FrameExtractor replica to the VGGTInference replica, and the predictions
-from there to the GlbExporter replica, through the Ray object store, without
-passing through the ingress. Only the upload and the GLB bytes (reply)
-cross the ingress, once each. No path crosses a deployment: a VIDEO upload,
-spooled to a file local to the ingress replica by the TCP server, travels as
-its bytes (`Upload.from_video_file` maps the file; Ray copies it into the
-object store, from which the FrameExtractor replica reads it on any node).
-
-Errors: a `ServiceError` raised in a replica reaches the caller wrapped in a
-`RayTaskError` (a subclass of both RayTaskError and the original class);
-`unwrap_service_error` turns it back into the plain `ServiceError` so the
-server sends its `ERROR_*` code and logs its message. A run whose stage
-replica died (crash, OOM kill, node loss: `replica_lost`) is run again, up to
-`pipeline.attempts` times, after a pause in which Serve replaces the replica;
-if the failed run had already stored its GLB (a row with the upload's key,
-made since the first attempt), that GLB is the answer, so a retry never
-leaves a second row or file. Anything else (a bug) propagates and the server
-answers `ERROR_INTERNAL`.
+A video upload, spooled to a file local to the ingress replica by the TCP
+server, travels as its bytes (`Upload.from_video_file` maps the file), never
+as a path. A run whose stage replica died (the runner's `is_replica_lost`:
+crash, OOM kill, node loss) is run again, up to `pipeline.attempts` times,
+after a pause (`pipeline.retry_delay_s`, doubled each time) in which Serve
+replaces the replica; if the failed run had already stored its GLB (a row
+with the upload's key, made since the first attempt), that GLB is the
+answer, so a retry never leaves a second row or file. Anything else
+propagates at once: a `ServiceError` becomes its `ERROR_*` code, any other
+error (or a replica lost on the last attempt) `ERROR_INTERNAL`.
 
 Every upload's key is stored with its GLB (`Job.source_digest`), also when
 reusing results is switched off (`storage.reuse_results`): the retry needs it.
@@ -41,12 +29,9 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
-from ray import exceptions as ray_exceptions
-from ray.serve import exceptions as serve_exceptions
-from ray.serve.handle import DeploymentHandle
 
 from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
@@ -55,20 +40,20 @@ from serve_app.stages import Job, Reconstruction, Upload
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.models import utcnow
 from tcp_proxy.backend import GlbInfo, User
-from tcp_proxy.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-# What a dead or unreachable replica (or the loss of its node, or of the object it produced)
-# looks like to a caller. Retrying on another replica may succeed; anything else is final.
-REPLICA_LOST = (
-    ray_exceptions.RayActorError,  # ActorDiedError, ActorUnavailableError
-    ray_exceptions.WorkerCrashedError,
-    ray_exceptions.NodeDiedError,
-    ray_exceptions.ObjectLostError,  # OwnerDiedError, ObjectReconstructionFailedError
-    ray_exceptions.OutOfMemoryError,  # the worker killed by Ray's memory monitor
-    serve_exceptions.DeploymentUnavailableError,
-)
+
+class StageRunner(Protocol):
+    """Runs the stages of one reconstruction wherever they live."""
+
+    async def run(self, upload: Upload) -> Reconstruction:
+        """The upload's reconstruction (stored by the export stage); raises what a stage raised."""
+        ...
+
+    def is_replica_lost(self, exc: BaseException) -> bool:
+        """Whether `exc` says the run lost the process it ran in, so running it again may succeed."""
+        ...
 
 
 class BackendMetrics(Protocol):
@@ -78,18 +63,17 @@ class BackendMetrics(Protocol):
 
 
 class ServeBackend:
-    """tcp_proxy.backend.Backend: accounts in this process, the stages through deployment handles."""
+    """tcp_proxy.backend.Backend: accounts in this process, the stages through a `StageRunner`."""
 
     def __init__(
         self,
         accounts: Accounts,
-        stages: Sequence[DeploymentHandle],
+        runner: StageRunner,
         settings: AppSettings,
         metrics: BackendMetrics | None = None,
     ) -> None:
-        """stages: one handle per stage deployment, in the order of STAGES."""
         self._accounts = accounts
-        self._stages = list(stages)
+        self._runner = runner
         self._keys = ResultCache(settings)
         self._reuse = settings.storage.reuse_results
         self._retry = settings.pipeline
@@ -130,15 +114,15 @@ class ServeBackend:
         return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})
 
     async def _run_with_retries(self, upload: Upload, key: str) -> Reconstruction:
-        """Run the stages; when a stage replica dies, run them again (Serve routes to a healthy or
-        restarted replica), unless the failed run had already stored its GLB: then that is the result."""
+        """Run the stages; when the runner lost a stage replica, run them again (Serve routes to a healthy
+        or restarted replica), unless the failed run had already stored its GLB: then that is the result."""
         first_started = utcnow()
         attempt = 1
         while True:
             try:
-                return await self._run_stages(upload)
+                return await self._runner.run(upload)
             except Exception as exc:
-                if attempt >= self._retry.attempts or not replica_lost(exc):
+                if attempt >= self._retry.attempts or not self._runner.is_replica_lost(exc):
                     raise
                 log.warning("reconstruction attempt %d lost its replica (%s); retrying", attempt, type(exc).__name__)
                 self.retries += 1
@@ -150,57 +134,3 @@ class ServeBackend:
                 if stored is not None:  # the replica died after storing: no second row, no second file
                     return stored
             attempt += 1
-
-    async def _run_stages(self, upload: Upload) -> Reconstruction:
-        response: Any = upload
-        for handle in self._stages:
-            response = handle.run.remote(response)
-        return await _await(response)
-
-
-async def _await(response: Any) -> Any:
-    """Await a DeploymentResponse, re-raising a replica's ServiceError as itself."""
-    try:
-        return await response
-    except ServiceError as exc:  # RayTaskError(SomeServiceError) is one too
-        raise unwrap_service_error(exc) from None
-    except Exception as exc:
-        unwrapped = unwrap_service_error(exc)
-        if unwrapped is not exc:
-            raise unwrapped from None
-        raise
-
-
-def unwrap_service_error(exc: BaseException) -> BaseException:
-    """The plain ServiceError inside Ray's wrapping (RayTaskError chains), else `exc`."""
-    for current in _wrapped(exc):
-        if isinstance(current, ServiceError) and not _is_ray_wrapper(current):
-            return current
-    if isinstance(exc, ServiceError):  # a wrapper without a usable cause: rebuild the plain error
-        plain_cls = next(c for c in type(exc).__mro__ if issubclass(c, ServiceError) and not _is_ray_class(c))
-        return plain_cls(str(getattr(exc, "message", "") or ""))
-    return exc
-
-
-def _is_ray_class(cls: type) -> bool:
-    return cls.__module__.startswith("ray.")
-
-
-def _is_ray_wrapper(exc: BaseException) -> bool:
-    return _is_ray_class(type(exc))
-
-
-def replica_lost(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps) says a replica, its node or its output was lost."""
-    return any(isinstance(current, REPLICA_LOST) for current in _wrapped(exc))
-
-
-def _wrapped(exc: BaseException) -> Iterator[BaseException]:
-    """`exc`, then what it wraps: Ray's `cause` (RayTaskError) or the `__cause__` chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        nxt = getattr(current, "cause", None)
-        current = nxt if isinstance(nxt, BaseException) else current.__cause__

@@ -1,15 +1,18 @@
 """Run the TCP proxy on its own, in front of a running Ray Serve application.
 
-    python -m serve_app.standalone_proxy --address auto --app vggt [--port 4568] [--config config/serve.yaml]
+    vggt-proxy --address auto --app vggt [--port 4568] [--config config/serve.yaml]
+
+(`python -m serve_app.standalone_proxy ...` runs the same.)
 
 It joins the Ray cluster (`ray.init(address=...)`), reaches the application's
-stage deployments through their handles (`serve_app.deployments.stage_handles`),
+stage deployments through their handles (`serve_app.deployments.stage_runner.HandleStageRunner`),
 answers LOGIN and GET_GLB from the database and storage root of the settings
 (`Accounts`), and serves the protocol until SIGINT/SIGTERM. Settings come
 from the `args` of the application in a Serve config file (or a plain
 settings mapping) when `--config` is given, else from the defaults;
 `--host`/`--port` override the proxy's address (pick another port if the
-application's ingress already listens on 4567).
+application's ingress already listens on 4567). Bad options or settings are
+one line, `vggt-proxy: <what is wrong>`, and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,15 +22,23 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
+from serve_app.cli import EXIT_BAD_INPUT, InputError, OneLineParser, report
 from serve_app.config import AppSettings
 from tcp_proxy.server import start_server
 
+if TYPE_CHECKING:
+    from serve_app.accounts import Accounts
+    from serve_app.serve_backend import ServeBackend
+
 log = logging.getLogger("tcp_proxy")
+PROG = "vggt-proxy"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m serve_app.standalone_proxy", description=__doc__.split("\n\n")[0])
+    """The options; bad ones raise InputError (one line)."""
+    p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--address", default="auto", help="Ray cluster address for ray.init (default: auto)")
     p.add_argument("--app", default="vggt", help="name of the running Serve application (default: vggt)")
     p.add_argument("--config", help="Serve config YAML (the app's args are used) or a settings YAML")
@@ -38,26 +49,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_settings(path: str | None, app_name: str) -> AppSettings:
-    """AppSettings from a Serve config (the named application's args) or a plain mapping."""
+    """AppSettings from a Serve config (the named application's args) or a plain mapping;
+    a file that cannot be read or holds bad settings raises InputError naming it."""
     if not path:
         return AppSettings()
     try:
         return AppSettings.from_file(path, app_name)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"--config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise InputError(f"--config {path}: {exc}") from None
 
 
-async def serve(args: argparse.Namespace) -> None:
-    import ray
-
+async def open_backend(app_name: str, settings: AppSettings) -> tuple[ServeBackend, Accounts]:
+    """The backend over running application `app_name` (Ray already initialised) and its accounts,
+    which the caller closes."""
     from serve_app.accounts import Accounts
-    from serve_app.deployments import stage_handles
+    from serve_app.deployments.stage_runner import HandleStageRunner
     from serve_app.serve_backend import ServeBackend
 
-    settings = load_settings(args.config, args.app)
-    ray.init(address=args.address, logging_level=logging.WARNING)
     accounts = await Accounts.open(settings)
-    backend = ServeBackend(accounts, stage_handles(args.app), settings)
+    return ServeBackend(accounts, HandleStageRunner.of_app(app_name), settings), accounts
+
+
+async def serve(args: argparse.Namespace, settings: AppSettings) -> None:
+    import ray
+
+    ray.init(address=args.address, logging_level=logging.WARNING)
+    backend, accounts = await open_backend(args.app, settings)
     server = await start_server(
         settings.proxy,
         backend,
@@ -79,11 +98,20 @@ async def serve(args: argparse.Namespace) -> None:
         accounts.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        level = logging.getLevelName(args.log_level.upper())
+        if not isinstance(level, int):
+            raise InputError(f"--log-level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {args.log_level}")
+        settings = load_settings(args.config, args.app)
+    except InputError as exc:
+        report(PROG, str(exc))
+        return EXIT_BAD_INPUT
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(args, settings))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -2,6 +2,7 @@
 
     vggt-client --host 127.0.0.1 --port 4567 --user demo --password 123456 images a.jpg b.jpg --out model.glb
     vggt-client --user vip --password ... video clip.mp4
+    vggt-client --user demo --password 123456 images photos/   # a folder: its photos in name order
     vggt-client get <hash> --out model.glb
     vggt-client --user demo --password 123456 list      # your stored GLBs, newest first
 
@@ -30,11 +31,10 @@ from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence, Union
 
 from .codec import GET_GLB, IMAGE, LIST, LOGIN, MAX_NAME_BYTES, VIDEO
+from .photo_files import PHOTO_SUFFIXES, folder_photos
 
 CHUNK = 1024 * 1024
 ImageSource = Union[str, os.PathLike, bytes]
-
-
 class ServerError(Exception):
     """The server answered with an error code (ERROR_..., UNKNOWN_COMMAND)."""
 
@@ -187,15 +187,21 @@ def _read_chunks(f: BinaryIO) -> Iterable[bytes]:
 
 
 # -- CLI ------------------------------------------------------------------
+PROG = "vggt-client"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class InputError(Exception):
-    """A local problem found before anything is sent (missing file, unwritable output)."""
+    """A local problem found before anything is sent (missing file, unwritable output, bad option)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints the usage too; the CLI prints one line
+        raise InputError(message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Reconstruction service client (TCP protocol).")
+    p = OneLineParser(prog=PROG, description="Reconstruction service client (TCP protocol).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=4567)
     p.add_argument("--user", help="log in as this user first")
@@ -205,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("login", help="only log in and print [ok, is_vip]")
-    s = sub.add_parser("images", help="reconstruct from photos")
-    s.add_argument("files", nargs="+")
+    s = sub.add_parser("images", help="reconstruct from photos (files, or one folder: its photos in name order)")
+    s.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER")
     s.add_argument("--out", help="where to save the GLB (default: <hash>.glb)")
     s = sub.add_parser("video", help="reconstruct from a video (VIP users)")
     s.add_argument("file")
@@ -219,30 +225,72 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def photo_sources(paths: Sequence[str]) -> list[str]:
+    """The photo files to send: a single folder's photos (name order), else the files as given."""
+    if len(paths) == 1 and os.path.isdir(paths[0]):
+        photos = folder_photos(paths[0])
+        if not photos:
+            raise InputError(f"no photos in {paths[0]} (accepted: {', '.join(PHOTO_SUFFIXES)})")
+        return [str(path) for path in photos]
+    return list(paths)
+
+
 def check_inputs(args: argparse.Namespace) -> None:
     """Everything local that can be wrong, before connecting: files to send, where to write."""
+    if args.command == "images":
+        args.files = photo_sources(args.files)
     sources = args.files if args.command == "images" else [args.file] if args.command == "video" else []
     for source in sources:
+        if os.path.isdir(source):
+            what = "a video" if args.command == "video" else "a photo"
+            raise InputError(f"{source} is a folder, not {what}")
         if not os.path.isfile(source) or not os.access(source, os.R_OK):
             raise InputError(f"cannot read {source}")
     out = getattr(args, "out", None)
     if out:
-        folder = Path(out).parent if str(Path(out).parent) else Path(".")
+        folder = Path(out).parent
         if Path(out).is_dir():
             raise InputError(f"--out {out} is a folder; give a file name")
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
+        if not folder.exists():
+            raise InputError(f"--out: folder {folder} does not exist")
+        if not folder.is_dir():
+            raise InputError(f"--out: {folder} is a file, not a folder")
+        if not os.access(folder, os.W_OK):
             raise InputError(f"--out {out}: cannot write into {folder}")
+
+
+def connect_error(host: str, port: int, exc: OSError) -> str:
+    """One line for a connection that could not be made."""
+    if isinstance(exc, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(exc, socket.timeout):
+        reason = "timed out"
+    elif isinstance(exc, socket.gaierror):
+        reason = f"unknown host ({exc.strerror or exc})"
+    else:
+        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return f"cannot connect to {host}:{port}: {reason}"
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return status
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         check_inputs(args)
     except InputError as exc:
-        print(f"client: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    if args.command == "login" and not args.user:
+        return _fail("login needs --user", EXIT_BAD_INPUT)
     client = Client(args.host, args.port, timeout=args.timeout)
     progress = not args.quiet
     try:
+        try:
+            client.connect()
+        except OSError as exc:
+            return _fail(connect_error(args.host, args.port, exc), EXIT_BAD_INPUT)
         if args.user:
             password = args.password if args.password is not None else getpass.getpass()
             ok, vip = client.login(args.user, password)
@@ -250,13 +298,9 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps([ok, vip]))
                 return EXIT_OK if ok else EXIT_FAILED
             if not ok:
-                print("login failed", file=sys.stderr)
-                return EXIT_FAILED
+                return _fail("login failed", EXIT_FAILED)
             if args.reconnect:
                 client.close()
-        elif args.command == "login":
-            print("login needs --user", file=sys.stderr)
-            return EXIT_BAD_INPUT
         if args.command == "list":
             return _print_list(client.list(), args.json)
         if args.command == "images":
@@ -268,11 +312,11 @@ def run(args: argparse.Namespace) -> int:
             glb = client.get(text)
             name = text if text.endswith(".glb") else f"{text}.glb"
     except ServerError as exc:
-        print(f"server error: {exc.code}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(f"server error: {exc.code}", EXIT_FAILED)
+    except ConnectionRefusedError as exc:  # --reconnect: the next connection was refused
+        return _fail(connect_error(args.host, args.port, exc), EXIT_FAILED)
     except (OSError, ProtocolViolation) as exc:
-        print(f"connection problem: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(f"connection problem: {exc}", EXIT_FAILED)
     finally:
         client.close()
     print(name, flush=True)  # the share hash first: it survives a failed write below
@@ -280,8 +324,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         Path(path).write_bytes(glb)
     except OSError as exc:
-        print(f"cannot write {path}: {exc.strerror or exc}; fetch it again with: get {name}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(f"cannot write {path}: {exc.strerror or exc}; fetch it again with: get {name}", EXIT_FAILED)
     print(f"{name} -> {path} ({len(glb)} bytes)")
     return EXIT_OK
 
@@ -299,5 +342,8 @@ def _print_list(entries: list[dict], as_json: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
-
+    try:
+        args = build_parser().parse_args(argv)
+    except InputError as exc:
+        return _fail(str(exc), EXIT_BAD_INPUT)
+    return run(args)

@@ -19,7 +19,7 @@ def predictable_runner():
 @pytest.fixture(scope="session")
 def photo_bytes() -> list[bytes]:
     """Three real JPEG photos, 160x120."""
-    import media_files
+    from devkit import media as media_files
 
     return [media_files.jpeg_bytes(media_files.textured_frame(i, blur=1.0, seed=i)) for i in range(3)]
 
@@ -27,7 +27,7 @@ def photo_bytes() -> list[bytes]:
 @pytest.fixture(scope="session")
 def video_clip(tmp_path_factory):
     """A real H.264 MP4: 3 s at 10 fps, 160x120."""
-    import media_files
+    from devkit import media as media_files
 
     path = tmp_path_factory.mktemp("media") / "clip.mp4"
     return media_files.write_video(path, [media_files.numbered_frame(i) for i in range(30)], fps=10)
@@ -72,7 +72,7 @@ def postgres_server():
 
     Skips when the server programs or the driver are missing (CI machines have both).
     """
-    from postgres_server import PostgresServer, find_bin_dir
+    from devkit.postgres_server import PostgresServer, find_bin_dir
 
     bin_dir = find_bin_dir()
     if bin_dir is None:

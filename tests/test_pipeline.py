@@ -113,3 +113,20 @@ def test_a_new_stage_needs_only_its_class_and_a_line_in_the_declaration(photo_by
     result = pipeline.run(Upload(Job(), images=tuple(photo_bytes[:2])))
     assert list(result.timings) == ["decode", "inference", "denoise", "export"]
     assert result.point_count == 12  # frame 0 (confidence 1) dropped by the new stage
+
+
+def test_a_stage_gets_the_progress_callback_its_context_gives(photo_bytes, predictable_runner, owned_store):
+    calls: dict[str, list] = {}
+
+    @contextlib.contextmanager
+    def progress(label):
+        if label == "inference":  # the predictable runner takes no callback: this stage runs as under Serve
+            yield None
+        else:
+            yield lambda done, total: calls.setdefault(label, []).append((done, total))
+
+    settings = AppSettings()
+    stages = [InferenceStage(settings, predictable_runner), ExportStage(settings, owned_store)]
+    result = Pipeline(settings, stages=stages, progress=progress).run(Upload(Job(7, "desk"), images=tuple(photo_bytes)))
+    assert result.hashed_name is not None and predictable_runner.seen == [3]
+    assert calls == {"decode": [(1, 3), (2, 3), (3, 3)], "export": [(0, 2), (1, 2), (2, 2)]}  # GLB built, stored

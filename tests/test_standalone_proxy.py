@@ -1,10 +1,15 @@
-"""Settings loading of the standalone proxy (`python -m serve_app.standalone_proxy`)."""
+"""Settings loading of the standalone proxy (`vggt-proxy`, `python -m serve_app.standalone_proxy`)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from serve_app.standalone_proxy import load_settings, parse_args
+from serve_app.cli import InputError
+from serve_app.standalone_proxy import load_settings, main, parse_args
 
 
 def test_defaults_without_config():
@@ -23,7 +28,7 @@ def test_args_of_the_named_app_in_a_serve_config(tmp_path):
     settings = load_settings(str(path), "vggt")
     assert settings.proxy.port == 5000 and not settings.proxy.bind_sessions_to_ip
     assert settings.frames.max_images == 8
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="no application named 'missing'"):
         load_settings(str(path), "missing")
 
 
@@ -36,3 +41,21 @@ def test_plain_settings_file(tmp_path):
 def test_cli_options():
     args = parse_args(["--address", "ray://head:10001", "--app", "demo", "--port", "0"])
     assert (args.address, args.app, args.port, args.host) == ("ray://head:10001", "demo", 0, None)
+
+
+def test_help_shows_the_command_name():
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("vggt-proxy")), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.startswith("usage: vggt-proxy "), done.stdout
+
+
+def test_bad_options_and_settings_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["--port", "many"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vggt-proxy: ") and "--port" in err and err.count("\n") == 1
+    missing = tmp_path / "nope.yaml"
+    assert main(["--config", str(missing)]) == 2
+    assert capsys.readouterr().err == f"vggt-proxy: --config {missing}: No such file or directory\n"
+    assert main(["--log-level", "LOUD"]) == 2
+    assert capsys.readouterr().err.startswith("vggt-proxy: --log-level must be ")

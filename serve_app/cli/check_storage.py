@@ -12,8 +12,9 @@ database or storage root cannot be used or a repair is refused.
 from __future__ import annotations
 
 import argparse
-import sys
 
+from serve_app.cli import InputError, OneLineParser
+from serve_app.cli import report as report_error
 from serve_app.storage import check_storage, repair_storage
 from serve_app.storage.blob_root import BlobRoot, settings_root
 from serve_app.storage.consistency import DEFAULT_MIN_AGE_S
@@ -21,10 +22,11 @@ from serve_app.storage.location import LocationError, add_location_options, open
 from tcp_proxy.spool_dir import abandoned_spool_dirs, sweep_spool_dirs
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_REFUSED = 0, 1, 2
+PROG = "vggt-check-storage"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
     add_location_options(parser, storage_root=True)
     parser.add_argument("--repair", action="store_true", help="delete what is listed")
     parser.add_argument(
@@ -39,7 +41,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--spool-dir", help="the upload spool directory (default: the config's proxy.spool_dir, else the system temp dir)"
     )
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except InputError as exc:
+        report_error(PROG, str(exc))
+        return EXIT_REFUSED
     try:
         storage = storage_settings(args)
         spool = args.spool_dir if args.spool_dir is not None else spool_dir(args)
@@ -51,7 +57,7 @@ def main(argv=None) -> int:
             raise LocationError(f"storage root {root.location} does not exist; give --config or --storage-root")
         db = open_database(storage.database_url, create=False)
     except LocationError as exc:
-        print(f"check_storage: error: {exc}", file=sys.stderr)
+        report_error(PROG, str(exc))
         return EXIT_REFUSED
     try:
         status = _check(db, root, args)
@@ -87,10 +93,10 @@ def _check(db, root: BlobRoot, args: argparse.Namespace) -> int:
         print("run again with --repair to delete these")
         return EXIT_PROBLEMS
     if report.rows_without_files and len(report.rows_without_files) == report.rows_checked and not args.force:
-        print(
-            f"check_storage: refusing to delete all {report.rows_checked} rows: is {root.location} the right "
+        report_error(
+            PROG,
+            f"refusing to delete all {report.rows_checked} rows: is {root.location} the right "
             "storage root? Run again with --force if it is",
-            file=sys.stderr,
         )
         return EXIT_REFUSED
     repair_storage(db, report)

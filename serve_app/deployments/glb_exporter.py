@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from ray import serve
-
 from serve_app.stages import ExportStage
 
 from .stage_deployment import StageDeployment
 
 
-@serve.deployment(
-    name="GlbExporter",
-    ray_actor_options={"num_cpus": 0.25},
-    max_ongoing_requests=4,
-)
 class GlbExporter(StageDeployment):
     """Predictions to a GLB saved as file + row (its GlbStore opens the database on first use)."""
 
     stage_class = ExportStage
+    serve_options = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 4}

@@ -1,4 +1,4 @@
-"""`ShareViewer`: the application's HTTP ingress; share links open in a browser (`serve_app.share_pages`).
+"""`ShareViewer`: the application's HTTP ingress; share links open in a browser (`serve_app.http.share_pages`).
 
 Serve's HTTP proxy (port 8000 by default, `http_options` in the Serve
 config) routes `GET /g/<hash>` (the page), `GET /g/<hash>.glb` (the file)
@@ -13,7 +13,7 @@ from ray.serve.handle import DeploymentHandle
 from starlette.responses import Response
 
 from serve_app.config import AppSettings
-from serve_app.share_pages import SharePages
+from serve_app.http.share_pages import SharePages
 
 from .replica_logging import use_serve_logging
 

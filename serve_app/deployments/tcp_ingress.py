@@ -2,9 +2,10 @@
 
 It runs the protocol server on its replica's event loop with a
 `ServeBackend`: LOGIN and GET_GLB through `Accounts` in this replica,
-reconstructions through the stage deployments' handles, in the order of
-`serve_app.stages.STAGES`. Its listener binds with SO_REUSEPORT: during a
-redeploy the new replica listens on the port while the old one drains.
+reconstructions through the stage deployments' handles (a
+`HandleStageRunner`), in the order of `serve_app.stages.STAGES`. Its
+listener binds with SO_REUSEPORT: during a redeploy the new replica listens
+on the port while the old one drains.
 The builder sets its `graceful_shutdown_timeout_s` from `proxy.handover_s`
 and `proxy.drain_timeout_s`.
 
@@ -37,6 +38,7 @@ from tcp_proxy.server import RequestRecord, start_server
 
 from .replica_logging import use_serve_logging
 from .stage_deployment import release_free_memory
+from .stage_runner import HandleStageRunner
 from .vggt_inference import WEIGHTS_HINT
 
 STATUS_TIMEOUT_S = 5.0  # asking the controller for the application's status
@@ -58,10 +60,10 @@ class TCPIngress:
         use_serve_logging()
         self._metrics = service_metrics()
         self._history = RequestHistory(self._metrics)
-        self._model: DeploymentHandle = stages[STAGES.index(InferenceStage)]
+        self._model: DeploymentHandle = dict(zip(STAGES, stages, strict=True))[InferenceStage]
         self._model_status: dict[str, Any] | None = None
         self._accounts = await Accounts.open(settings)
-        self._backend = ServeBackend(self._accounts, stages, settings, self._metrics)
+        self._backend = ServeBackend(self._accounts, HandleStageRunner(stages), settings, self._metrics)
         self._server = await start_server(
             settings.proxy,
             self._backend,

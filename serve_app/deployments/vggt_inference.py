@@ -28,8 +28,6 @@ import logging
 import time
 from typing import Any
 
-from ray import serve
-
 from serve_app.config import AppSettings, ModelSettings
 from serve_app.stages import InferenceStage
 
@@ -44,19 +42,18 @@ WEIGHTS_HINT = (
 )
 
 
-@serve.deployment(
-    name="VGGTInference",
-    ray_actor_options={"num_cpus": INFERENCE_CPUS},
-    # Two per replica: the runner runs one forward pass at a time (its own lock), and the
-    # second request's frames are fetched and preprocessed meanwhile.
-    max_ongoing_requests=2,
-    health_check_period_s=10,
-    health_check_timeout_s=30,
-)
 class VGGTInference(StageDeployment):
     """The VGGT model, loaded once per replica."""
 
     stage_class = InferenceStage
+    serve_options = {
+        "ray_actor_options": {"num_cpus": INFERENCE_CPUS},
+        # Two per replica: the runner runs one forward pass at a time (its own lock), and the
+        # second request's frames are fetched and preprocessed meanwhile.
+        "max_ongoing_requests": 2,
+        "health_check_period_s": 10,
+        "health_check_timeout_s": 30,
+    }
     stage: InferenceStage
 
     def __init__(self, settings: AppSettings) -> None:

@@ -25,15 +25,17 @@ from pillow_heif import register_heif_opener
 
 from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels
 from serve_app.frames.buffer_file import BufferFile
+from tcp_proxy.photo_files import PHOTO_SUFFIXES
 from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError, TooManyPixelsError
 
 register_heif_opener()  # lets Pillow open HEIC/HEIF (iPhone photos); once per process, on import
 FORMATS = ("JPEG", "PNG", "WEBP", "HEIF")  # JPEG includes multi-picture (MPO) files, HEIF the .heic files
-SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif")  # file names of those formats
+SUFFIXES = PHOTO_SUFFIXES  # file names of those formats (what the clients take from a folder)
 DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_MAX_REQUEST_PIXELS = 1_000_000_000
 
 Blob = bytes | bytearray | memoryview | np.ndarray  # the photo file's bytes
+Progress = Callable[[int, int], None]  # (photos decoded, photos)
 T = TypeVar("T")
 
 # EXIF orientation -> the transpose that turns the stored pixels upright
@@ -57,8 +59,11 @@ def decode_images(
     *,
     max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS,
     decode_max_pixels: int | None = DECODE_MAX_PIXELS,
+    progress: Progress | None = None,
 ) -> list[np.ndarray]:
     """Decode every photo of an upload, in order, each reduced to `decode_max_pixels`.
+
+    `progress`, when given, is called with (photos decoded, photos) after each photo.
 
     Raises NoFramesError for no photo, TooManyImagesError for more than
     `max_images`, BadImageError (naming the photo) for one that cannot be
@@ -76,10 +81,12 @@ def decode_images(
             f"the {len(blobs)} images have {total} pixels in all, more than the limit of {max_request_pixels}"
         )
     # one at a time: each full-size decode is freed once its reduced frame exists
-    return [
-        _numbered(number, len(blobs), decode_image, blob, max_pixels, decode_max_pixels)
-        for number, blob in enumerate(blobs, 1)
-    ]
+    frames = []
+    for number, blob in enumerate(blobs, 1):
+        frames.append(_numbered(number, len(blobs), decode_image, blob, max_pixels, decode_max_pixels))
+        if progress is not None:
+            progress(number, len(blobs))
+    return frames
 
 
 def decode_image(

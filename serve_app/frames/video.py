@@ -24,7 +24,7 @@ side to `max_side` when that is set.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import av
@@ -34,11 +34,13 @@ from tcp_proxy.errors import NoFramesError
 from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels, fit_side
 from serve_app.frames.buffer_file import BufferFile
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
-from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_times
+from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_count, sample_times
 from serve_app.frames.sharpness import frame_sharpness
 
 # demuxers that read a single still image, not a video
 _STILL_IMAGE_FORMATS = ("image2",)
+# (frames kept so far, frames expected: None while the video's length is unknown)
+Progress = Callable[[int, "int | None"], None]
 
 
 def sample_video(
@@ -49,6 +51,7 @@ def sample_video(
     *,
     max_side: int | None = None,
     decode_max_pixels: int | None = DECODE_MAX_PIXELS,
+    progress: Progress | None = None,
 ) -> list[np.ndarray]:
     """Sample a video (a file's path, or its bytes as a uint8 array) into RGB uint8 frames ([H, W, 3], upright).
 
@@ -56,7 +59,9 @@ def sample_video(
     `max_frames` (evenly spaced), at least one. `sharpest` picks the sharpest
     frame of each window instead of the first. Each frame is reduced to at
     most `decode_max_pixels` pixels and `max_side` on its longer side (None
-    or 0: no bound). Raises NoFramesError for an empty file,
+    or 0: no bound). `progress`, when given, is called with (frames kept,
+    frames expected) as each frame is kept, and a last time with the frames
+    returned. Raises NoFramesError for an empty file,
     a file that is not a video, or a video with no decodable frame; a path
     that does not exist raises FileNotFoundError (a caller's bug).
     """
@@ -79,18 +84,23 @@ def sample_video(
     container = _open(opened)
     with container:
         stream = _video_stream(container)
-        reader = _SampledReader(container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels))
+        reader = _SampledReader(
+            container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels), progress
+        )
         frames = reader.run()
     if not frames:
         raise NoFramesError("the video has no decodable frame")
-    return even_spacing(frames, max_frames)
+    frames = even_spacing(frames, max_frames)
+    if progress is not None:
+        progress(len(frames), len(frames))
+    return frames
 
 
 def _open(source: str | BufferFile):
     try:
         container = av.open(source, metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise NoFramesError(f"not a readable video file ({_reason(exc)})") from exc
+        raise NoFramesError(f"not a decodable video ({_reason(exc)})") from exc
     name = container.format.name
     if name in _STILL_IMAGE_FORMATS or name.endswith("_pipe"):
         container.close()
@@ -114,6 +124,10 @@ def _is_cover_art(stream) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
+    """What FFmpeg said, without its error number and the file name it does not know
+    (`[Errno 1094995529] Invalid data found when processing input: '<none>'`)."""
+    if isinstance(exc, av.FFmpegError) and getattr(exc, "strerror", None):
+        return str(exc.strerror)
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -121,7 +135,7 @@ def _reason(exc: BaseException) -> str:
 class _SampledReader:
     """One pass over a video stream that feeds a FrameSelector."""
 
-    def __init__(self, container, stream, fps, max_frames, sharpest, bounds):
+    def __init__(self, container, stream, fps, max_frames, sharpest, bounds, progress=None):
         self._container = container
         self._stream = stream
         self._fps = fps
@@ -135,6 +149,9 @@ class _SampledReader:
         self._matrix: tuple[int, ...] | None = None
         self._last_time: float | None = None
         self._frame_step = _frame_step(stream)
+        self._progress = progress
+        self._expected: int | None = None
+        self._converted = 0
         _ignore_other_streams(container, stream)
 
     def run(self) -> list[np.ndarray]:
@@ -189,6 +206,8 @@ class _SampledReader:
     def _times(self, t0: float) -> Iterator[float]:
         duration = _duration(self._container, self._stream)
         span = None if duration is None else max(0.0, duration - self._frame_step)
+        if span is not None:
+            self._expected = min(sample_count(span, self._fps), self._max_frames)
         return sample_times(t0, self._fps, span, self._max_frames)
 
     def _decode(self, packets: list) -> bool:
@@ -230,7 +249,12 @@ class _SampledReader:
             rgb = frame.to_ndarray(format="rgb24")
         else:
             rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
-        return np.ascontiguousarray(apply_display_matrix(rgb, self._matrix))
+        rgb = np.ascontiguousarray(apply_display_matrix(rgb, self._matrix))
+        self._converted += 1
+        if self._progress is not None:
+            expected = None if self._expected is None else max(self._expected, self._converted)
+            self._progress(self._converted, expected)
+        return rgb
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:

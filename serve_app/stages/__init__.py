@@ -2,7 +2,8 @@
 
 Both the in-process `serve_app.pipeline.Pipeline` (CLI, tests, benchmarks)
 and the Ray Serve graph (`serve_app.app.build_app`: one deployment per
-stage, chained through handles by `serve_app.serve_backend.ServeBackend`)
+stage, chained through handles by
+`serve_app.deployments.stage_runner.HandleStageRunner`)
 run exactly this tuple. Each stage takes the previous one's output
 (`serve_app.stages.messages`).
 """
@@ -11,7 +12,7 @@ from .decode import DecodeStage
 from .export import ExportStage
 from .inference import InferenceStage
 from .messages import Frames, Job, Predictions, Reconstruction, Upload
-from .stage import Stage, run_stage
+from .stage import Progress, Stage, run_stage
 
 STAGES: tuple[type[Stage], ...] = (DecodeStage, InferenceStage, ExportStage)
 
@@ -23,6 +24,7 @@ __all__ = [
     "InferenceStage",
     "Job",
     "Predictions",
+    "Progress",
     "Reconstruction",
     "Stage",
     "Upload",

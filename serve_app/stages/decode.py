@@ -6,7 +6,7 @@ from serve_app.config import AppSettings
 from serve_app.frames import decode_images, sample_video
 
 from .messages import Frames, Upload
-from .stage import Stage
+from .stage import Progress, Stage
 
 
 class DecodeStage(Stage[Upload, Frames]):
@@ -15,7 +15,8 @@ class DecodeStage(Stage[Upload, Frames]):
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings.frames
 
-    def run(self, upload: Upload) -> Frames:
+    def run(self, upload: Upload, progress: Progress | None = None) -> Frames:
+        """progress: called with (frames decoded, frames expected) as frames come."""
         limits = self.settings
         if upload.video is not None:
             frames = sample_video(
@@ -25,6 +26,7 @@ class DecodeStage(Stage[Upload, Frames]):
                 sharpest=limits.sharpest,
                 max_side=limits.max_side or None,
                 decode_max_pixels=limits.decode_max_pixels,
+                progress=progress,
             )
         else:
             frames = decode_images(
@@ -33,5 +35,6 @@ class DecodeStage(Stage[Upload, Frames]):
                 max_pixels=limits.max_image_pixels,
                 max_request_pixels=limits.max_request_pixels,
                 decode_max_pixels=limits.decode_max_pixels,
+                progress=progress,
             )
         return Frames(upload.job, list(frames), upload.source)

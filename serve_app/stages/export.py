@@ -8,7 +8,7 @@ from serve_app.storage import Database, GlbStore
 from serve_app.storage.blob_root import settings_root
 
 from .messages import Predictions, Reconstruction
-from .stage import Stage
+from .stage import Progress, Stage
 
 
 class ExportStage(Stage[Predictions, Reconstruction]):
@@ -28,14 +28,20 @@ class ExportStage(Stage[Predictions, Reconstruction]):
             self._store = GlbStore(db, settings_root(self._storage))
         return self._store
 
-    def run(self, item: Predictions) -> Reconstruction:
+    def run(self, item: Predictions, progress: Progress | None = None) -> Reconstruction:
+        """progress: called with (steps done, steps) after building the GLB and after storing it."""
+        report = progress or (lambda _done, _total: None)
+        steps = 1 if item.job.user_id is None else 2
+        report(0, steps)
         exported = export_glb(item.arrays, self.options)
+        report(1, steps)
         hashed_name = None
         if item.job.user_id is not None:
             job = item.job
             hashed_name = self.store.save(
                 exported.glb, job.user_id, job.original_name, source_digest=job.source_digest
             ).hashed_name
+            report(2, steps)
         return Reconstruction(
             glb=exported.glb,
             hashed_name=hashed_name,

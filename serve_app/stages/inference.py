@@ -20,7 +20,7 @@ from serve_app.export import prediction_keys
 from tcp_proxy.errors import ModelUnavailableError, ServiceError
 
 from .messages import Frames, Predictions
-from .stage import Stage
+from .stage import Progress, Stage
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,17 @@ class InferenceStage(Stage[Frames, Predictions]):
     def ready(self) -> bool:
         return self.runner is not None and self.broken is None
 
-    def run(self, item: Frames) -> Predictions:
+    def run(self, item: Frames, progress: Progress | None = None) -> Predictions:
+        """progress: called with (model steps done, model steps) as the forward pass goes."""
         if self.runner is None:
             assert self.error is not None
             raise ModelUnavailableError(self.error.message)
         self._apply_torch_threads()
         try:
-            arrays = self.runner.predict(item.frames)
+            if progress is None:
+                arrays = self.runner.predict(item.frames)
+            else:
+                arrays = self.runner.predict(item.frames, progress=progress)
         except ServiceError:
             raise
         except RuntimeError as exc:

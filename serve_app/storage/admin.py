@@ -1,10 +1,11 @@
 """The user administration command line behind `scripts/users.py` and `scripts/create_user.py`.
 
-Both work on the service's database (`serve_app.storage.location`: `--config`,
-`$VGGT_CONFIG`, `--database-url`), upgrade it first, print one clear line per
-outcome, and exit non-zero on bad input (taken username, unknown user, empty
-password, a database that is not there). Only creating a user may create the
-database.
+Both (`vggt-users`, `vggt-create-user`) work on the service's database
+(`serve_app.storage.location`: `--config`, `$VGGT_CONFIG`, `--database-url`),
+upgrade it first, print one clear line per outcome, and exit with status 2
+and one line, `<command>: <what is wrong>`, on bad input (taken username,
+unknown user, empty password, a database that is not there, a bad option).
+Only creating a user may create the database.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+from serve_app.cli import EXIT_BAD_INPUT, InputError, OneLineParser, report
 from serve_app.config import AuthSettings
 from serve_app.storage.location import LocationError, add_location_options, open_database, storage_settings
 from serve_app.storage.users import UserStore, UserStoreError
 
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f"}
-EXIT_BAD_INPUT = 1
+USERS_PROG, CREATE_USER_PROG = "vggt-users", "vggt-create-user"
 
 
 def parse_flag(text: str) -> bool:
@@ -45,18 +47,23 @@ def parse_time(text: str) -> datetime:
 
 def create_user_main(argv: Sequence[str] | None = None) -> int:
     """`create_user.py USERNAME PASSWORD [is_vip]`, as the earlier deployments' script."""
-    parser = argparse.ArgumentParser(description="Create a user (the VIP flag is optional, default false).")
+    parser = OneLineParser(
+        prog=CREATE_USER_PROG, description="Create a user (the VIP flag is optional, default false)."
+    )
     parser.add_argument("username")
     parser.add_argument("password")
     parser.add_argument("is_vip", nargs="?", type=parse_flag, default=False, help="true/1/yes/y/t for VIP")
     add_location_options(parser)
-    args = parser.parse_args(argv)
-    return _run(args, lambda users: _add(users, args.username, args.password, args.is_vip, None), create=True)
+    args = _parse(parser, argv)
+    if args is None:
+        return EXIT_BAD_INPUT
+    action = lambda users: _add(users, args.username, args.password, args.is_vip, None)  # noqa: E731
+    return _run(parser.prog, args, action, create=True)
 
 
 def users_main(argv: Sequence[str] | None = None) -> int:
     """`users.py {add,passwd,vip,disable,enable,list}`."""
-    parser = argparse.ArgumentParser(description="Manage users of the reconstruction service.")
+    parser = OneLineParser(prog=USERS_PROG, description="Manage users of the reconstruction service.")
     add_location_options(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -79,20 +86,32 @@ def users_main(argv: Sequence[str] | None = None) -> int:
         commands.add_parser(name, help=text).add_argument("username")
     commands.add_parser("list", help="show every user")
 
-    args = parser.parse_args(argv)
-    return _run(args, lambda users: _USER_COMMANDS[args.command](users, args), create=args.command == "add")
+    args = _parse(parser, argv)
+    if args is None:
+        return EXIT_BAD_INPUT
+    action = lambda users: _USER_COMMANDS[args.command](users, args)  # noqa: E731
+    return _run(parser.prog, args, action, create=args.command == "add")
 
 
-def _run(args: argparse.Namespace, action, *, create: bool) -> int:
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | None:
+    """The parsed options; None after reporting bad ones in one line."""
+    try:
+        return parser.parse_args(argv)
+    except InputError as error:
+        report(parser.prog, str(error))
+        return None
+
+
+def _run(prog: str, args: argparse.Namespace, action, *, create: bool) -> int:
     try:
         db = open_database(storage_settings(args).database_url, create=create)
     except LocationError as error:
-        print(f"error: {error}", file=sys.stderr)
+        report(prog, str(error))
         return EXIT_BAD_INPUT
     try:
         action(UserStore(db, AuthSettings()))
     except UserStoreError as error:
-        print(f"error: {error}", file=sys.stderr)
+        report(prog, str(error))
         return EXIT_BAD_INPUT
     finally:
         db.dispose()

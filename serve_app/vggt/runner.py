@@ -3,7 +3,10 @@
 `InferenceRunner(settings)` builds the model once (loading the checkpoint,
 or a seeded random init for the untrained "tiny" preset) and `.predict(frames)`
 preprocesses, checks memory, runs the forward pass and derives cameras and
-depth-unprojected points.
+depth-unprojected points. `.predict(frames, progress=...)` also reports the
+forward pass step by step (patch embedding, each aggregator block, camera
+head, each frame chunk of the two DPT heads), through forward hooks that
+exist only during that call.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ HEADROOM = 0.9  # use at most this share of the available memory for one forward
 OUTPUT_KEYS = ("pose_enc", "depth", "depth_conf", "world_points", "world_points_conf")
 
 MemoryProbe = Callable[[torch.device], "int | None"]
+Progress = Callable[[int, int], None]  # (steps done, steps)
 
 
 @dataclass(frozen=True)
@@ -218,8 +222,10 @@ class InferenceRunner:
             )
         return est
 
-    def predict(self, frames: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    def predict(self, frames: Sequence[np.ndarray], progress: Progress | None = None) -> dict[str, np.ndarray]:
         """RGB uint8 frames [H,W,3] -> predictions (numpy float32, batch dim removed).
+
+        `progress`, when given, is called with (steps done, steps) as the forward pass goes.
 
         pose_enc [S,9], depth [S,H,W,1], depth_conf [S,H,W], world_points [S,H,W,3],
         world_points_conf [S,H,W], extrinsic [S,3,4], intrinsic [S,3,3],
@@ -233,7 +239,9 @@ class InferenceRunner:
         with self._lock:  # one forward at a time: the check sees the memory it will have
             self.check_memory(S, H, W)
             start = time.perf_counter()
-            raw = self.run_model(images)
+            with _step_hooks(self.model, S, progress) as finish:
+                raw = self.run_model(images)
+                finish()
             log.info(
                 "VGGT forward: %d frames %dx%d on %s in %.2f s", S, H, W, self._device, time.perf_counter() - start
             )
@@ -274,6 +282,59 @@ class InferenceRunner:
             ) from exc
 
 
+@contextlib.contextmanager
+def _step_hooks(model: nn.Module, frames: int, progress: Progress | None):
+    """Forward hooks that call `progress` after each step of a forward pass over `frames` frames;
+    yields the function that reports the pass as complete. Without `progress`: no hooks."""
+    if progress is None:
+        yield lambda: None
+        return
+    steps = _forward_steps(model, frames)
+    total = sum(calls for _module, calls in steps) or 1
+    done = 0
+
+    def step(*_hook_args) -> None:
+        nonlocal done
+        if done < total:
+            done += 1
+            progress(done, total)
+
+    def finish() -> None:  # the pass returned: done, even if a step was not seen
+        nonlocal done
+        if done < total:
+            done = total
+            progress(done, total)
+
+    handles = [module.register_forward_hook(step) for module, _calls in steps]
+    try:
+        progress(0, total)
+        yield finish
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _forward_steps(model: nn.Module, frames: int) -> list[tuple[nn.Module, int]]:
+    """(module, calls per forward pass) of VGGT's steps; nothing for a model of another shape."""
+    aggregator = getattr(model, "aggregator", None)
+    config = getattr(model, "config", None)
+    if aggregator is None or config is None:
+        return []
+    steps: list[tuple[nn.Module, int]] = []
+    if isinstance(getattr(aggregator, "patch_embed", None), nn.Module):
+        steps.append((aggregator.patch_embed, 1))
+    for blocks in (getattr(aggregator, "frame_blocks", ()), getattr(aggregator, "global_blocks", ())):
+        steps += [(block, 1) for block in blocks]
+    if isinstance(getattr(model, "camera_head", None), nn.Module):
+        steps.append((model.camera_head, 1))
+    chunks = -(-frames // max(1, getattr(config, "head_chunk_frames", frames) or frames))
+    for head in (getattr(model, "depth_head", None), getattr(model, "point_head", None)):
+        last = getattr(getattr(head, "scratch", None), "output_conv2", None)  # once per frame chunk
+        if isinstance(last, nn.Module):
+            steps.append((last, chunks))
+    return steps
+
+
 def build_model(settings: ModelSettings) -> VGGT:
     """The model for `settings.preset`: seeded random init for "tiny", else the checkpoint."""
     cfg = preset(settings.preset, head_chunk_frames=settings.head_chunk_frames)
@@ -285,6 +346,7 @@ def build_model(settings: ModelSettings) -> VGGT:
             "model preset 'tiny' is UNTRAINED (random init, seed %d): its reconstructions are noise; "
             "use it for tests and demos only",
             settings.seed,
+            extra={"untrained_model": True},  # a CLI that warned already filters this record out
         )
         return model
     return load_trained_model(cfg, Path(settings.checkpoint))

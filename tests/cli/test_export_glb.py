@@ -3,6 +3,7 @@ untrained tiny model (CPU, small inputs)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import subprocess
@@ -85,7 +86,9 @@ def test_video_to_file_in_a_real_process(clip, tmp_path):
     for stage in ("decode", "load", "inference", "export"):
         assert f"{stage} " in summary[0]
         assert stage in done.stderr  # its progress bar
-    assert "UNTRAINED" in done.stderr
+    assert done.stderr.count("UNTRAINED") == 1, done.stderr  # the CLI's warning; the loader's is held back
+    assert "vggt-export: warning: --preset tiny is an UNTRAINED demo model" in done.stderr
+    assert re.search(r"decode .*\| 2/2 ", done.stderr) and re.search(r"inference .*\| (\d+)/\1 ", done.stderr)
     assert glb_points(out) > 1000
 
 
@@ -143,6 +146,7 @@ def test_the_setup_guides_spellings(clip, tmp_path, capsys, monkeypatch):
     with db.session() as session:
         session.add(User(id=1, username="demo", password_hash="x"))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
     code, out, err = run_cli(
         capsys,
         "--video_path", str(clip), "--out", "outputs", "--fps", "1", "--prediction_mode", "Predicted Pointmap",
@@ -151,7 +155,7 @@ def test_the_setup_guides_spellings(clip, tmp_path, capsys, monkeypatch):
         "--database-url", url, "--storage-root", str(tmp_path / "root"), *TINY, "--quiet",
     )  # fmt: skip
     assert code == 0, err
-    written = tmp_path / "outputs" / "clip.glb"  # a folder for --out without .glb, created
+    written = tmp_path / "outputs" / "clip.glb"  # a folder for --out without .glb
     assert written.is_file() and f"wrote {Path('outputs') / 'clip.glb'}" in out and out.startswith("stored ")
     hashed = re.match(r"stored ([0-9a-f]{64}) \(", out).group(1)
     with db.session() as session:
@@ -201,8 +205,11 @@ def test_the_folder_scan_takes_what_the_decoder_opens(tmp_path):
     ("make_args", "message"),
     [
         (lambda t: ["--video", str(t / "missing.mp4"), "--out", str(t / "x.glb")], "no such video"),
-        (lambda t: ["--video", str(bad_video(t)), "--out", str(t / "x.glb")], ""),
+        (lambda t: ["--video", str(bad_video(t)), "--out", str(t / "x.glb")], "broken.mp4: not a decodable video ("),
         (lambda t: ["--images", str((t / "empty").mkdir() or t / "empty"), "--out", str(t)], "no photos"),
+        (lambda t: ["--video", str(t), "--out", str(t / "x.glb")], "is a folder, not a video file"),
+        (lambda t: ["--images", str(write_photos(t / "p")), "--out", str(t / "missing" / "x.glb")], "does not exist"),
+        (lambda t: ["--video", "v.mp4", "--out", "x.glb", "--conf-percentile", "120"], "--conf-percentile must be"),
         (lambda t: ["--images", str(t / "nope.jpg"), "--out", str(t)], "no such file"),
         (lambda t: ["--images", str(t), "--out", str(t), "--save-to-db"], "--save-to-db needs --user-id"),
         (lambda t: ["--video", "v.mp4", "--preset", "huge"], "invalid choice"),
@@ -221,9 +228,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, make_args, message):
     code, out, err = run_cli(capsys, *make_args(tmp_path), *TINY, "--quiet")
     assert code == 2
     assert out == ""
-    lines = [line for line in err.strip().splitlines() if not line.startswith("WARNING: --preset tiny")]
-    assert len(lines) == 1 and lines[0].startswith("export_glb: error: "), err
+    lines = [line for line in err.strip().splitlines() if not line.startswith("vggt-export: warning: --preset tiny")]
+    assert len(lines) == 1 and lines[0].startswith("vggt-export: "), err
     assert message in lines[0]
+    assert not (tmp_path / "x.glb").exists() and not (tmp_path / "missing").exists()
 
 
 def test_undecodable_video_fails_before_loading_the_model(tmp_path, capsys, monkeypatch):
@@ -249,3 +257,125 @@ def test_unknown_user_and_bad_frame(tmp_path, capsys, clip):
     )
     assert code == 2 and "frame 5 is out of range" in err
     assert not (tmp_path / "x.glb").exists()
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if not line.startswith("vggt-export: warning: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_errors_name_the_command_as_typed(tmp_path):
+    assert cli.build_parser().prog == "vggt-export"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("vggt-export")), "--video", str(tmp_path / "v.mp4")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "vggt-export: one of the arguments --out --save-to-db is required\n"
+
+
+def test_a_bad_photo_is_named_by_its_path(tmp_path, capsys):
+    photos = write_photos(tmp_path / "p")
+    broken = photos / "photo_9.jpg"
+    broken.write_bytes(b"not a photo at all")
+    for given in ([str(photos / "photo_0.jpg"), str(broken)], [str(photos)]):
+        code, out, err = run_cli(capsys, "--images", *given, "--out", str(tmp_path / "x.glb"), *TINY, "--quiet")
+        assert code == 2 and out == ""
+        assert error_line(err) == f"vggt-export: {broken}: not a decodable image (accepted: JPEG, PNG, WEBP, HEIF)"
+    assert not (tmp_path / "x.glb").exists()
+
+
+def test_a_corrupt_video_says_so(tmp_path, capsys):
+    video = bad_video(tmp_path)
+    code, _, err = run_cli(capsys, "--video", str(video), "--out", str(tmp_path / "x.glb"), *TINY, "--quiet")
+    assert code == 2
+    line = error_line(err)
+    assert line.startswith(f"vggt-export: {video}: not a decodable video (Invalid data"), line
+    assert "Errno" not in line and "<none>" not in line
+
+
+def test_a_folder_given_as_the_video(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "--video", str(tmp_path), "--out", str(tmp_path / "x.glb"), *TINY, "--quiet")
+    assert code == 2 and error_line(err) == f"vggt-export: --video: {tmp_path} is a folder, not a video file"
+
+
+@pytest.mark.parametrize(
+    ("options", "flag", "shown"),
+    [
+        (["--conf-percentile", "120"], "--conf-percentile", "120"),
+        (["--conf_thres", "-0.5"], "--conf_thres", "-0.5"),
+        (["--conf-percentile=101"], "--conf-percentile", "101"),
+    ],
+)
+def test_a_value_out_of_range_names_its_flag(tmp_path, capsys, options, flag, shown):
+    code, _, err = run_cli(capsys, "--video", "v.mp4", "--out", str(tmp_path / "x.glb"), *options, *TINY, "--quiet")
+    line = error_line(err)
+    assert code == 2 and line.startswith(f"vggt-export: {flag} must be "), line
+    assert "[0, 100]" in line and line.endswith(f"got {shown}") and "export." not in line and "setting" not in line
+
+
+class SettingError(ValueError):
+    def __init__(self, setting: str, message: str):
+        super().__init__(message)
+        self.setting, self.field = setting, setting.split(".", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("export.conf_percentile must be in [0, 100], got 120.0"),
+        ValueError("setting export.conf_percentile must be in [0, 100], got 120.0"),
+        SettingError("export.conf_percentile", "export.conf_percentile must be in [0, 100], got 120.0"),
+        SettingError("export.conf_percentile", "setting export.conf_percentile must be in [0, 100], got 120.0"),
+    ],
+)
+def test_settings_errors_map_to_flags_with_or_without_the_field(exc):
+    args = cli.build_parser().parse_args(["--video", "v.mp4", "--out", "x.glb", "--conf-percentile", "120"])
+    assert cli.option_message(exc, args, {}) == "--conf-percentile must be in [0, 100], got 120"
+    assert cli.option_message(exc, args, {"conf_percentile": "--conf_thres"}).startswith("--conf_thres must be")
+    frames = cli.option_message(ValueError("setting frames.max_images must be positive, got 0"), args, {})
+    assert frames == "--max-frames must be positive, got 0"
+    assert cli.option_message(ValueError("something else"), args, {}) == "something else"
+    worded_otherwise = SettingError("export.conf_percentile", "percentile out of range")
+    assert cli.option_message(worded_otherwise, args, {}) == "--conf-percentile: percentile out of range"
+
+
+def test_out_into_a_missing_folder_is_refused(tmp_path, capsys):
+    photos = write_photos(tmp_path / "p")
+    cases = ((tmp_path / "out" / "missing", tmp_path / "out" / "missing"), (tmp_path / "a" / "b.glb", tmp_path / "a"))
+    for out, folder in cases:
+        code, _, err = run_cli(capsys, "--images", str(photos), "--out", str(out), *TINY, "--quiet")
+        assert code == 2 and error_line(err) == f"vggt-export: --out: folder {folder} does not exist"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]  # nothing created
+
+
+def test_the_folder_scan_is_the_clients(tmp_path):
+    from serve_app.frames import photos
+    from tcp_proxy import client, photo_files
+
+    assert cli.folder_photos is client.folder_photos is photo_files.folder_photos
+    assert photos.SUFFIXES == photo_files.PHOTO_SUFFIXES
+
+
+def test_progress_moves_through_each_stage(tmp_path):
+    photos = write_photos(tmp_path / "p", count=3)
+    calls: dict[str, list[tuple[int, int]]] = {}
+
+    @contextlib.contextmanager
+    def recording(stage):
+        seen = calls.setdefault(stage, [])
+        yield lambda done, total: seen.append((done, total))
+
+    args = cli.build_parser().parse_args(["--images", str(photos), "--out", str(tmp_path / "s.glb"), *TINY, "--quiet"])
+    summary = cli.run(args, progress=recording)
+    assert summary.startswith(f"wrote {tmp_path / 's.glb'}: 3 frames")
+    assert calls["decode"] == [(1, 3), (2, 3), (3, 3)]
+    inference = calls["inference"]
+    total = inference[-1][1]
+    assert total > 3 and {t for _, t in inference} == {total}
+    assert [done for done, _ in inference] == list(range(total + 1))  # every step of the forward pass, in order
+    assert calls["export"] == [(0, 1), (1, 1)]
+    assert calls.get("load", []) == []  # loading reports no steps: its bar fills when it ends

@@ -1,9 +1,10 @@
-"""Gives the frame tests the `media` helper module (tests/support/media_files.py)."""
+"""Gives the frame tests the `media` helper module (devkit/media.py)."""
 
 from __future__ import annotations
 
-import media_files
 import pytest
+
+from devkit import media as media_files
 
 
 @pytest.fixture(scope="session")

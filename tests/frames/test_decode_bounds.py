@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
-import peak_rss
+from devkit import peak_rss
 from serve_app.frames import decode_image, decode_images, sample_video
 from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels
 from serve_app.vggt.preprocess import preprocess_images
@@ -58,7 +58,7 @@ def test_peak_memory_of_many_huge_pngs_is_one_full_decode_plus_reduced_frames():
     count = 6
     full = HUGE_SIDE * HUGE_SIDE * 3  # 143 MiB per decoded photo; 858 MiB for all six at full size
     growth = peak_rss.peak_growth(
-        setup=f"import media_files\nfrom serve_app.frames import decode_images\nblob = media_files.flat_png({HUGE_SIDE}, {HUGE_SIDE})",
+        setup=f"from devkit import media as media_files\nfrom serve_app.frames import decode_images\nblob = media_files.flat_png({HUGE_SIDE}, {HUGE_SIDE})",
         work=f"frames = decode_images([blob] * {count})",
     )
     assert growth >= full * 0.9, "the measurement must see the one full-size decode"
@@ -72,7 +72,7 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale():
     width, height = 8064, 6048  # a 48 MP phone photo: 186 MiB decoded (Pillow holds 4 bytes a pixel)
     full = width * height * 4
     setup = (
-        "import numpy as np, media_files\nfrom serve_app.frames import decode_image\n"
+        "import numpy as np\nfrom devkit import media as media_files\nfrom serve_app.frames import decode_image\n"
         f"rows = np.linspace(0, 255, {height}, dtype=np.uint8)[:, None, None]\n"
         f"blob = media_files.jpeg_bytes(np.broadcast_to(rows, ({height}, {width}, 3)).copy())\n"
         "del rows"

@@ -128,3 +128,10 @@ def test_decode_images_names_the_bad_image(media):
     good = media.jpeg_bytes(media.quadrants(16, 16))
     with pytest.raises(BadImageError, match="image 2 of 3"):
         decode_images([good, b"junk", good])
+
+
+def test_decode_images_reports_each_photo(media):
+    blobs = [media.jpeg_bytes(media.quadrants(16, 16)) for _ in range(3)]
+    calls = []
+    decode_images(blobs, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]

@@ -164,6 +164,25 @@ def test_corrupt_bytes(tmp_path):
         sample_video(path)
 
 
+def test_corrupt_bytes_say_so_without_ffmpegs_error_number(tmp_path):
+    path = tmp_path / "noise.mp4"
+    path.write_bytes(b"\x00\x01 definitely not a video" * 50)
+    for source in (path, np.frombuffer(path.read_bytes(), np.uint8)):
+        with pytest.raises(NoFramesError) as info:
+            sample_video(source)
+        message = info.value.message
+        assert message.startswith("not a decodable video (") and "Invalid data" in message, message
+        assert "Errno" not in message and "<none>" not in message
+
+
+def test_progress_counts_the_kept_frames(ten_seconds):
+    calls = []
+    frames = sample_video(ten_seconds, fps=1.0, progress=lambda done, total: calls.append((done, total)))
+    assert len(frames) == 10
+    assert [done for done, _ in calls] == [*range(1, 11), 10]  # each kept frame, then the result
+    assert {total for _, total in calls} == {10}
+
+
 def test_truncated_video(ten_seconds, tmp_path):
     path = tmp_path / "cut.mp4"
     path.write_bytes(ten_seconds.read_bytes()[: ten_seconds.stat().st_size // 2])

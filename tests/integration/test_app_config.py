@@ -16,8 +16,9 @@ import yaml
 
 from serve_app import app as app_module
 from serve_app.config import AppSettings
-from serve_app.deployments import STAGE_DEPLOYMENTS, vggt_inference
-from serve_app.serve_backend import unwrap_service_error
+from serve_app.deployments import vggt_inference
+from serve_app.deployments.serve_deployments import STAGE_DEPLOYMENTS
+from serve_app.deployments.stage_runner import unwrap_service_error
 from serve_app.stages import STAGES, Frames, Job
 from tcp_proxy.errors import BadImageError, ModelUnavailableError, ServiceError
 
@@ -111,7 +112,7 @@ def test_inference_placement(monkeypatch, caplog, device, gpus, num_gpus, resolv
 
 # --- the VGGTInference replica's states, on the class itself ---------------------------
 
-VGGTInference = vggt_inference.VGGTInference.func_or_class
+VGGTInference = vggt_inference.VGGTInference
 
 
 def _frames(n=2):

@@ -514,7 +514,7 @@ def test_service_errors_survive_handles(service):
     """A ServiceError raised in a replica reaches the caller as itself (via Ray's wrapping)."""
     from ray import serve
 
-    from serve_app.serve_backend import unwrap_service_error
+    from serve_app.deployments.stage_runner import unwrap_service_error
     from serve_app.stages import Job, Upload
     from tcp_proxy.errors import BadImageError, ServiceError
 
@@ -530,10 +530,8 @@ def test_status_and_standalone_backend(service, jpegs):
     """The ingress reports itself; a ServeBackend of its own (the standalone proxy's) drives the same app."""
     import asyncio
 
-    from serve_app.accounts import Accounts
     from serve_app.config import AppSettings
-    from serve_app.deployments import stage_handles
-    from serve_app.serve_backend import ServeBackend
+    from serve_app.standalone_proxy import open_backend
 
     status = service.handle.status.remote().result()
     assert status["port"] == service.port
@@ -542,8 +540,7 @@ def test_status_and_standalone_backend(service, jpegs):
     async def run():
         storage = {"database_url": service.database_url, "storage_root": str(service.storage_root)}
         settings = AppSettings.from_dict({"storage": storage})
-        accounts = await Accounts.open(settings)
-        backend = ServeBackend(accounts, stage_handles(service.name), settings)
+        backend, accounts = await open_backend(service.name, settings)
         user = await backend.login("alice", PASSWORD, "198.51.100.7")
         assert user is not None and user.username == "alice"
         assert await backend.login("alice", "nope", "198.51.100.7") is None

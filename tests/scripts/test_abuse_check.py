@@ -1,9 +1,10 @@
-"""scripts/abuse_check.py: its scenarios against the real TCP server with an in-memory backend (no Ray)."""
+"""devkit/abuse.py and scripts/abuse_check.py: the scenarios against the real TCP server, in-memory backend (no Ray)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
 import sys
 import threading
 from contextlib import contextmanager
@@ -12,12 +13,13 @@ from pathlib import Path
 import proxy_fakes as fakes
 import pytest
 
+from devkit import abuse
+from devkit.memory import PeakSampler
 from tcp_proxy.server import start_server
 from tcp_proxy.sessions import MemorySessionStore
 from tcp_proxy.settings import ProxySettings
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import abuse_check as abuse  # noqa: E402
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "abuse_check.py"
 
 PASSWORD = "pw"
 LEGIT = "abuse-legit"
@@ -148,23 +150,24 @@ def test_slow_readers_keep_small_downloads_working(tmp_path):
 
 
 def test_no_ingress_process_does_not_meet_a_memory_goal():
-    with abuse.PeakSampler(lambda: None, every_s=0.01) as sampler:
+    with PeakSampler(lambda: None, every_s=0.01) as sampler:
         pass
     finding = abuse.memory_finding("2 stalled uploads", sampler, "detail")
     assert not finding.met and "not found" in finding.measured
 
 
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("host", ["192.0.2.1", "10.0.0.1"])
-def test_a_host_off_loopback_is_refused(host, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        abuse.main(["--host", host, "--scenarios", "1"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "--host" in err and "loopback address" in err
+def test_a_host_off_loopback_is_refused(host):
+    done = run_script("--host", host, "--scenarios", "1")
+    assert done.returncode == 2
+    assert "--host" in done.stderr and "loopback address" in done.stderr
 
 
-def test_a_bad_scenario_list_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        abuse.main(["--scenarios", "1,5"])
-    assert exit_info.value.code == 2
-    assert "--scenarios" in capsys.readouterr().err
+def test_a_bad_scenario_list_is_a_usage_error():
+    done = run_script("--scenarios", "1,5")
+    assert done.returncode == 2
+    assert "--scenarios" in done.stderr

@@ -1,10 +1,11 @@
-"""scripts/bench_load.py: its clients and round against the real TCP server with an in-memory backend."""
+"""devkit/load.py and scripts/bench_load.py: clients and rounds against the real TCP server, in-memory backend."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import importlib.util
 import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -12,23 +13,15 @@ from pathlib import Path
 import proxy_fakes as fakes
 import pytest
 
+from devkit import load as bench
+from devkit.client import DevClient
+from devkit.ports import free_port
 from tcp_proxy.server import start_server
 from tcp_proxy.settings import ProxySettings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_load.py"
 USERS = ["loadvip", "loaduser"]
 PASSWORD = "pw"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_load", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_script()
 
 
 class ServerThread:
@@ -102,22 +95,37 @@ def test_video_needs_vip_and_every_upload_is_new(server):
 
 
 def test_a_closed_port_counts_as_dropped():
-    work = _workload(bench.free_port(), "login=1", requests=1)
+    work = _workload(free_port(), "login=1", requests=1)
     result = bench.run_round(work, USERS[:1])
     assert bench.summarize(result)["dropped"] == "2"
     assert any("DROPPED LOGIN" in line for line in bench.notes(result))
 
 
+def test_a_generated_video_streams_as_one_upload_from_the_chosen_address(server):
+    chunk = bytes(range(256)) * 4
+    for user, source in zip(USERS, ("127.0.0.7", "127.0.0.8")):
+        with DevClient("127.0.0.1", server.port, timeout=10.0, source=source, nodelay=True) as client:
+            assert client.login(user, PASSWORD)[0] is True
+            replies = client.video_stream(2500, chunk)
+        if user == "loadvip":
+            assert replies[0].endswith(".glb") and replies[1] == b"glTF" + chunk[:64]
+        else:
+            assert replies == ("", b"ERROR_VIP_REQUIRED")
+    assert {r.peer for r in server.records} == {"127.0.0.7", "127.0.0.8"}
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=60)
+
+
 @pytest.mark.parametrize("mix", ["image", "image=x", "photos=1", "image=0,video=0", "image=-1"])
-def test_a_bad_mix_is_a_usage_error(mix, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--mix", mix, "--requests", "1"])
-    assert exit_info.value.code == 2
-    assert "--mix" in capsys.readouterr().err
+def test_a_bad_mix_is_refused(mix):
+    with pytest.raises(argparse.ArgumentTypeError):
+        bench.parse_mix(mix)
 
 
-def test_bad_client_counts_are_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--clients", "1,0"])
-    assert exit_info.value.code == 2
-    assert "--clients" in capsys.readouterr().err
+def test_bad_options_are_a_usage_error():
+    for option, value in (("--mix", "image=x"), ("--clients", "1,0")):
+        done = run_script(option, value, "--requests", "1")
+        assert done.returncode == 2
+        assert option in done.stderr

@@ -1,8 +1,7 @@
-"""scripts/fetch_weights.py without the network: offline message, size and key checks."""
+"""scripts/fetch_weights.py and devkit/weights_download.py without the network: offline message, size and key checks."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,10 +15,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_weights.py"
 
 @pytest.fixture(scope="module")
 def fw():
-    spec = importlib.util.spec_from_file_location("fetch_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from devkit import weights_download
+
+    return weights_download
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:

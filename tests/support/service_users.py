@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from devkit.ports import free_port_outside_ephemeral as free_port  # noqa: F401  (the suite's fixed ports)
+
 PASSWORD = "s3cret-pass"
 USERS = {"alice": False, "vip": True, "carol": False}  # username -> is_vip
 DISABLED_USER = "mallory"
@@ -33,26 +35,3 @@ def create_users(database_url: str) -> None:
         users.set_status(DISABLED_USER, False)
     finally:
         db.dispose()
-
-
-def free_port(taken: tuple[int, ...] = ()) -> int:
-    """A TCP port free now, outside the kernel's ephemeral range (32768-60999 on Linux).
-
-    Ports from bind(0) come from the ephemeral range, from which the many processes of a
-    Ray cluster also take theirs: between our pick and the bind, one may take it.
-    """
-    import random
-    import socket
-
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 30000)
-        if port in taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port in 20000-29999")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import threading
@@ -146,7 +147,7 @@ def test_cli_checks_local_inputs_before_connecting(files, tmp_path, capsys):
     assert client_mod.main(unused + ["images", str(files / "missing.jpg")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert client_mod.main(unused + ["video", str(files / "clip.mp4"), "--out", str(files / "a.jpg" / "x.glb")]) == 2
-    assert "cannot write into" in capsys.readouterr().err
+    assert "a.jpg is a file, not a folder" in capsys.readouterr().err
     assert client_mod.main(unused + ["get", "ab" * 32, "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
 
@@ -181,3 +182,61 @@ def test_the_script_and_the_console_command_run_it(command, server, files, tmp_p
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].endswith(".glb") and out.read_bytes().startswith(b"glTF")
+
+
+def one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == "" and len(lines) == 1, captured
+    return lines[0]
+
+
+def test_cli_errors_are_one_line_naming_the_command(files, capsys):
+    unused = ["--port", "1", "--user", "demo", "--password", "x"]
+    assert client_mod.main(unused + ["images", str(files / "missing.jpg")]) == 2
+    assert one_error_line(capsys) == f"vggt-client: cannot read {files / 'missing.jpg'}"
+    assert client_mod.main(["--port", "not-a-port", "list"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("vggt-client: ") and "--port" in line and "usage" not in line
+    assert client_mod.main(["login"]) == 2
+    assert one_error_line(capsys) == "vggt-client: login needs --user"
+    assert client_mod.build_parser().prog == "vggt-client"
+
+
+def test_connection_refused_names_the_address(files, capsys):
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert client_mod.main(["--port", str(port), "--quiet", "get", "ab" * 32, "--out", str(files / "x.glb")]) == 2
+    assert one_error_line(capsys) == f"vggt-client: cannot connect to 127.0.0.1:{port}: connection refused"
+    assert not (files / "x.glb").exists()
+
+
+def test_out_into_a_missing_folder_is_refused(files, capsys):
+    out = files / "missing" / "x.glb"
+    assert client_mod.main(["--port", "1", "get", "ab" * 32, "--out", str(out)]) == 2
+    assert one_error_line(capsys) == f"vggt-client: --out: folder {files / 'missing'} does not exist"
+    assert not (files / "missing").exists()
+
+
+def test_a_folder_is_not_a_video(files, capsys):
+    assert client_mod.main(["--port", "1", "--user", "vip", "--password", "gold", "video", str(files)]) == 2
+    assert one_error_line(capsys) == f"vggt-client: {files} is a folder, not a video"
+
+
+def test_images_of_a_folder_go_in_name_order(server, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, data in (("b.png", b"B"), ("a.jpg", b"A"), ("C.JPEG", b"C"), ("notes.txt", b"N"), ("d.bmp", b"D")):
+        (folder / name).write_bytes(data)
+    (folder / "e.jpg").mkdir()  # a folder named like a photo is not one
+    assert [p.name for p in client_mod.folder_photos(folder)] == ["C.JPEG", "a.jpg", "b.png"]
+    out = tmp_path / "folder.glb"
+    argv = ["--port", str(server.port), "--quiet", "--user", "demo", "--password", "123456"]
+    assert client_mod.main(argv + ["images", str(folder), "--out", str(out)]) == 0
+    assert out.read_bytes() == b"glTF" + b"C|A|B"  # the fake backend's GLB: the photos joined, in order
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    capsys.readouterr()
+    assert client_mod.main(argv + ["images", str(empty)]) == 2
+    assert one_error_line(capsys).startswith(f"vggt-client: no photos in {empty} (accepted: .jpg, ")

@@ -102,7 +102,7 @@ def test_sliced_block_under_autocast_keeps_q_k_v_in_the_autocast_dtype(monkeypat
 
 
 def test_sliced_block_holds_less_memory():
-    from live_memory import LiveTensorBytes
+    from devkit.live_memory import LiveTensorBytes
 
     whole, sliced, x, rope = _sliced_and_whole(1, 4096, 256)
     peaks = []

@@ -1,7 +1,7 @@
 """The memory guard's model (runner.estimate_memory) against real forward passes.
 
 The peak is the most bytes held at once by the tensors the forward creates
-(tests/support/live_memory.py): allocator-independent, so it stands for GPU
+(devkit/live_memory.py): allocator-independent, so it stands for GPU
 memory too. float32 and CPU bf16 autocast; full-width blocks with few layers
 so that both phases (aggregator transients, DPT chunk) are exercised at
 their real widths in seconds.
@@ -14,7 +14,7 @@ import dataclasses
 
 import pytest
 import torch
-from live_memory import LiveTensorBytes
+from devkit.live_memory import LiveTensorBytes
 
 from serve_app.vggt import VGGT, VGGTConfig
 from serve_app.vggt.runner import estimate_memory

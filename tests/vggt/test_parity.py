@@ -2,14 +2,13 @@
 
 tests/data/vggt_parity_case.npz holds the input `images` [2, 3, 112, 224]
 and the reference outputs (batch dim removed) computed in float32 on CPU
-with the weights of tests/vggt/synthetic_weights.py. Tolerance per array:
+with the weights of devkit/synthetic_weights.py. Tolerance per array:
 |ours - ref| <= 1e-4 * max|ref| + 1e-4 * |ref|. Runs on the CPU and, where
 there is one, on a CUDA GPU in float32 (TF32 off).
 Costs ~1-2 minutes and ~5.5 GB of RAM on 2 cores.
 """
 
 import contextlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from devkit import synthetic_weights as sw
 from serve_app.vggt import VGGT
 from serve_app.vggt.geometry import pose_encoding_to_extri_intri, unproject_depth_map_to_point_map
 
@@ -34,13 +34,6 @@ ARRAYS = [
     "intrinsic",
     "world_points_from_depth",
 ]
-
-
-def load_helper():
-    spec = importlib.util.spec_from_file_location("vggt_synthetic_weights", HERE / "synthetic_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextlib.contextmanager
@@ -73,7 +66,6 @@ CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available
 def run(request):
     """(our outputs as numpy, reference npz, keys whose weights differ from the fingerprints) on a device."""
     device = request.param
-    sw = load_helper()
     ref = dict(np.load(DATA / "vggt_parity_case.npz"))
     fingerprints = json.loads((DATA / "vggt_weights_fingerprint.json").read_text())["per_key"]
     threads = torch.get_num_threads()

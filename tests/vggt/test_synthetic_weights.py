@@ -1,24 +1,16 @@
 """Our synthetic-weight rule reproduces the reference fingerprints bit for bit."""
 
-import importlib.util
 import json
 import math
 import pathlib
 
 import pytest
 
+from devkit import synthetic_weights as sw
+
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = HERE.parent / "data"
 
-
-def load_helper():
-    spec = importlib.util.spec_from_file_location("vggt_synthetic_weights", HERE / "synthetic_weights.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sw = load_helper()
 KEYS = json.loads((DATA / "vggt_manifest.json").read_text())["keys"]
 FINGERPRINTS = json.loads((DATA / "vggt_weights_fingerprint.json").read_text())["per_key"]
 # every rule: tokens, pos_embed, conv, conv-transpose, linear, gamma, norm, bias, special, gains

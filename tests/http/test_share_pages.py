@@ -11,7 +11,7 @@ import pytest
 from starlette.responses import FileResponse
 
 from serve_app.config import AppSettings
-from serve_app.share_pages import GLB_MEDIA_TYPE, SharePages
+from serve_app.http.share_pages import GLB_MEDIA_TYPE, SharePages
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
-"""Small synthetic videos and photos for the frame tests, written with PyAV/PIL.
+"""Synthetic videos and photos for the tests, benchmarks and checks, written with PyAV/PIL.
 
-Every video frame carries its own index as a row of black/white blocks
-(`stamp_index` / `read_index`), which survives lossy compression, so a test
-can tell exactly which frames a sampler returned.
+Every numbered video frame carries its own index as a row of black/white
+blocks (`stamp_index` / `read_index`), which survives lossy compression, so a
+test can tell exactly which frames a sampler returned. `synthetic_photos` and
+`synthetic_video` make larger moving gradients for the benchmarks.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+import itertools
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -91,23 +93,26 @@ def write_video(
     codec: str = "libx264",
     rotation: float | None = None,
     hflip: bool = False,
-    gop: int = 12,
+    gop: int | None = 12,
     b_frames: int = 2,
 ) -> Path:
-    """Encode RGB frames to `path` (container from the suffix).
+    """Encode RGB frames to `path` (container from the suffix), one at a time.
 
     `times` (seconds) gives each frame's timestamp, for variable frame rate;
     otherwise frames are 1/fps apart. `rotation` (degrees counter-clockwise,
     as FFmpeg reports it) and `hflip` are stored as the display matrix.
+    `gop=None` leaves keyframes and B-frames to the encoder's defaults.
     """
-    frames = list(frames)
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
     time_base = Fraction(1, 1000) if times is not None else Fraction(1, fps)
+    params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={b_frames}"
     options = {}
-    if codec == "libx264":
-        options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={b_frames}"}
-    elif codec == "libx265":
-        options = {"x265-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={b_frames}:log-level=error"}
+    if gop is not None and codec == "libx264":
+        options = {"x264-params": params}
+    elif gop is not None and codec == "libx265":
+        options = {"x265-params": params + ":log-level=error"}
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height = width, height
@@ -116,7 +121,7 @@ def write_video(
         stream.codec_context.time_base = time_base
         if rotation is not None or hflip:
             stream.set_display_rotation(rotation or 0, hflip=hflip)
-        for i, image in enumerate(frames):
+        for i, image in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = round(times[i] * 1000) if times is not None else i
             frame.time_base = time_base
@@ -125,6 +130,35 @@ def write_video(
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def gradient_scene(width: int, height: int, shift: int) -> np.ndarray:
+    """A colour gradient [H, W, 3] moved `shift` pixels to the left."""
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([(x + shift) % 256, (y * 255 // height), ((x + y + 2 * shift) * 3) % 256], axis=-1)
+    return img.astype(np.uint8)
+
+
+def synthetic_photos(count: int, width: int, height: int) -> list[bytes]:
+    """`count` JPEGs (quality 90) of the gradient scene, each shifted further."""
+    blobs = []
+    for i in range(count):
+        out = io.BytesIO()
+        Image.fromarray(gradient_scene(width, height, i * 17)).save(out, format="JPEG", quality=90)
+        blobs.append(out.getvalue())
+    return blobs
+
+
+def synthetic_video(path: Path, seconds: float, width: int, height: int, fps: int = 30) -> Path:
+    """An H.264 clip of the gradient scene panning, with the encoder's default keyframes."""
+    frames = (gradient_scene(width, height, i * 2) for i in range(int(seconds * fps)))
+    return write_video(path, frames, fps=fps, gop=None)
+
+
+def load_photos(folder: str) -> list[bytes]:
+    """The bytes of the JPEG, PNG and WebP files of `folder`, by name."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    return [p.read_bytes() for p in paths]
 
 
 def decode_all(path: Path) -> list[tuple[float, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for the tests.
+"""A throwaway PostgreSQL server for the tests and the multinode check.
 
 `PostgresServer.start()` runs initdb and `pg_ctl start` in a fresh temporary
 folder: the server listens on a free TCP port of 127.0.0.1 only (its unix
@@ -17,16 +17,17 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from devkit.ports import free_port
 
 SERVER_USER = "postgres"  # the account the server runs as when the tests run as root
 START_TIMEOUT_S = 30
 COMMAND_TIMEOUT_S = START_TIMEOUT_S + 30
 START_ATTEMPTS = 3  # a port found free may be taken before the server binds it
-# Speed over durability: the data is thrown away after the tests.
+# Speed over durability: the data is thrown away afterwards.
 SERVER_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
 HBA_RULES = "local all all trust\nhost all all 127.0.0.1/32 trust\n"
 
@@ -52,12 +53,6 @@ def _version_of(bin_dir: Path) -> int:
     return int(name) if name.isdigit() else 0
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class PostgresServer:
     """One PostgreSQL server in its own temporary folder, and fresh databases on it."""
 
@@ -81,7 +76,7 @@ class PostgresServer:
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         (self.data_dir / "pg_hba.conf").write_text(HBA_RULES)  # initdb made it; its owner stays
         for attempt in range(1, START_ATTEMPTS + 1):
-            self.port = _free_loopback_port()
+            self.port = free_port()
             options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 {SERVER_OPTIONS}"
             try:
                 self._pg_ctl("start", "-l", str(self.log_file), "-o", options)

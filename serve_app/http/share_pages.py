@@ -3,7 +3,7 @@
 The hash is the share link, as on the TCP side (GET_GLB): the same
 validation (`GlbStore.locate`), and an unknown, malformed or vanished hash
 is a 404. The GLB is streamed from its file (or its object in a bucket,
-`serve_app.range_response`) with `Content-Length`, an `ETag` (the hash: a
+`serve_app.http.range_response`) with `Content-Length`, an `ETag` (the hash: a
 stored GLB never changes), `304` for a matching `If-None-Match` and byte
 ranges (`Range`, `206`). The page draws the cloud
 with three.js, which the set-up script installs from the npm registry
@@ -21,7 +21,7 @@ from typing import Mapping
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from serve_app.config import AppSettings
-from serve_app.range_response import range_response
+from serve_app.http.range_response import range_response
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.blob_root import settings_root
 from tcp_proxy.errors import FileMissingError, HashNotFoundError, InvalidHashError
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 GLB_MEDIA_TYPE = "model/gltf-binary"
 VIEWER_PREFIX = "/viewer/"  # three.js's files, under this path
 VIEWER_PARTS = ("build", "examples/jsm")  # the parts of the npm package the page imports
-CHECKOUT_VIEWER = Path(__file__).resolve().parents[1] / ".venv" / "web" / "node_modules" / "three"
+CHECKOUT_VIEWER = Path(__file__).resolve().parents[2] / ".venv" / "web" / "node_modules" / "three"
 JS_TYPES = {".js": "text/javascript", ".mjs": "text/javascript"}
 
 

@@ -1,4 +1,4 @@
-"""Deterministic stand-in weights for the VGGT-1B parity test.
+"""Deterministic stand-in weights for VGGT-1B: the parity test and the benchmarks.
 
 Every tensor depends only on its state-dict key and shape, so any model
 with the checkpoint's key names receives exactly the weights the reference

@@ -1,0 +1,7 @@
+"""The service's HTTP side, served by the `ShareViewer` deployment on Serve's HTTP proxy.
+
+`share_pages`: a share link's page (`/g/<hash>`), its GLB file
+(`/g/<hash>.glb`) and the three.js files the page imports (`/viewer/...`).
+`range_response`: a GLB in an object store as a response honouring one
+byte range.
+"""

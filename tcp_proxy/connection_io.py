@@ -1,0 +1,92 @@
+"""A connection's writes under deadlines: sending a reply, and lingering before a close."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Awaitable, Iterator
+
+from .backend import Download
+from .settings import ProxySettings
+
+READ_SIZE = 256 * 1024
+SEND_CHUNK = 256 * 1024
+LINGER_S = 2.0  # at most this long draining a client before closing after an error
+
+
+class ClientGone(Exception):
+    """The client cannot be written to any more."""
+
+
+async def send_reply(
+    writer: asyncio.StreamWriter, settings: ProxySettings, parts: list[bytes], download: Download | None = None
+) -> int:
+    """Write `parts`, then the download, in chunks; the bytes sent. Each chunk is allowed
+    `read_timeout_s` to drain, the whole reply `download_grace_s` plus its size at
+    `min_download_bytes_per_s`. Raise ClientGone when the client does not take it (the reply is
+    then lost, as with a disconnect)."""
+    total = sum(map(len, parts)) + (download.size if download is not None else 0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.download_grace_s + total / settings.min_download_bytes_per_s
+    sent = 0
+    try:
+        for chunk in _chunks(parts, download):
+            data = await chunk
+            writer.write(data)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise asyncio.TimeoutError
+            await asyncio.wait_for(writer.drain(), min(settings.read_timeout_s, left))
+            sent += len(data)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise ClientGone() from exc
+    if writer.transport.is_closing():
+        raise ClientGone()
+    return sent
+
+
+async def linger(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    seconds: float,
+    until_bytes: int | None = None,
+    silence_s: float | None = None,
+) -> None:
+    """Flush, shut our side, and drop what the client still sends: for `seconds` at most, until its
+    end of stream, until `until_bytes` have been dropped, or until it is silent for `silence_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    dropped = 0
+    with suppress(Exception):
+        await asyncio.wait_for(writer.drain(), seconds)
+        if writer.can_write_eof():
+            writer.write_eof()
+        while (left := deadline - loop.time()) > 0 and (until_bytes is None or dropped < until_bytes):
+            data = await asyncio.wait_for(reader.read(READ_SIZE), min(left, silence_s or left))
+            if not data:
+                break
+            dropped += len(data)
+
+
+async def _ready(data: bytes) -> bytes:
+    return data
+
+
+def _chunks(parts: list[bytes], download: Download | None) -> Iterator[Awaitable[bytes]]:
+    """Awaitables of the reply's pieces, at most SEND_CHUNK bytes each: `parts`, then the download's."""
+    for part in parts:
+        view = memoryview(part)
+        for start in range(0, len(view), SEND_CHUNK):
+            yield _ready(view[start : start + SEND_CHUNK])
+    if download is not None:
+        left = download.size
+        while left > 0:
+            yield _read_exactly(download, min(SEND_CHUNK, left))
+            left -= SEND_CHUNK
+
+
+async def _read_exactly(download: Download, n: int) -> bytes:
+    data = await download.read(n)
+    if len(data) != n:  # the file changed under us: the reply's length is already sent
+        raise OSError(f"the stored file ended early ({len(data)} of {n} bytes)")
+    return data
