@@ -34,8 +34,22 @@ each is bounded in time and in connections:
    that address, on a connection without LOGIN, is sent every 0.25 s until
    it is refused ERROR_NOT_LOGGED_IN. Measured: seconds from the disabling
    to the refusal. Goal: within 10 s.
+5. Understated video: a 300-frame 1080p MP4 whose container claims one
+   second, sent as VIDEO from 127.0.13.1 (devkit/abuse_video.py). Measured:
+   RSS growth of the FrameExtractor replica(s) until the reply. Goals: under
+   900 MiB; a reply in VIDEO's shape.
+6. Starvation: a user (127.0.16.1) finishes two IMAGE uploads sent over
+   8 s each and holds a third open; then another user (127.0.16.2) sends 5
+   IMAGE requests. Goal: at least 4 not ERROR_BUSY.
+7. Over-limit dribble: 32 connections from 127.0.17.1 send a LOGIN header
+   announcing 4 GiB, then a byte every 1.5 s; 1 s in, a LOGIN from that
+   address. Goals: it is answered `[true, ...]` in under 3 s; no dribbler
+   open after 45 s.
+8. Unread downloads: 40 connections from 127.0.18.1 GET_GLB the 100 MB
+   planted GLB and read nothing; 2 s in, 127.0.18.2 fetches the small one.
+   Goal: served intact in under 20 s. (devkit/abuse_front_door.py)
 
-Scenarios 2-4 work in the service's database and storage, found as the
+Scenarios 2-4 and 6-8 work in the service's database and storage, found as the
 admin tools find them (`--config`, or `--database-url` / `--storage-root`):
 the users `abuse-*` are created when missing (password `--password`, VIP),
 the disabled one is enabled again at the end, and the planted GLBs stay
@@ -80,6 +94,8 @@ from devkit.abuse_scenarios import (  # noqa: F401  (MiB, Target, memory_finding
     check_stalled_uploads,
     memory_finding,
 )
+from devkit.abuse_video import check_video_bomb
+from devkit.abuse_front_door import check_over_limit_dribble, check_starvation, check_unread_downloads
 from devkit.dev_service import run_with_dev_service
 from devkit.memory import Measure, ingress_rss
 from devkit.users import create_users, set_active
@@ -108,8 +124,8 @@ def parse_scenarios(text: str) -> list[int]:
         chosen = sorted({int(part) for part in text.split(",")})
     except ValueError:
         chosen = []
-    if not chosen or not set(chosen) <= {1, 2, 3, 4}:
-        raise argparse.ArgumentTypeError(f"expected scenario numbers 1-4 like 1,4, got {text!r}")
+    if not chosen or not set(chosen) <= {1, 2, 3, 4, 5, 6, 7, 8}:
+        raise argparse.ArgumentTypeError(f"expected scenario numbers 1-8 like 1,4, got {text!r}")
     return chosen
 
 
@@ -180,6 +196,16 @@ async def run_scenario(number: int, args: argparse.Namespace, target: Target, lo
         return await check_slow_readers(
             target, big, small, glb_bytes(4096), measure, hold_s=args.hold_seconds, rate=args.reader_rate
         )
+    if number == 5:
+        return await check_video_bomb(target, LEGIT_USER, args.password)
+    if number == 6:
+        return await check_starvation(target, STALL_USERS[0], LEGIT_USER, args.password)
+    if number == 7:
+        return await check_over_limit_dribble(target, LEGIT_USER, args.password)
+    if number == 8:
+        big = plant_glb(location, OWNER_USER, BIG_GLB_NAME, 100_000_000)
+        small = plant_glb(location, OWNER_USER, SMALL_GLB_NAME, 4096)
+        return await check_unread_downloads(target, big, small, glb_bytes(4096))
     try:
         return await check_revocation(
             target, REVOKED_USER, args.password, lambda: set_active(location.database_url, REVOKED_USER, False)

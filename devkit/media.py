@@ -155,6 +155,52 @@ def synthetic_video(path: Path, seconds: float, width: int, height: int, fps: in
     return write_video(path, frames, fps=fps, gop=None)
 
 
+def understate_duration(data: bytes, seconds: float) -> bytes:
+    """An MP4/MOV whose `mvhd`, `tkhd` and `mdhd` boxes claim `seconds` of video, its frames unchanged.
+
+    A container that understates its length (edit lists and sample tables are left alone, so
+    every frame still plays at its own time).
+    """
+    out = bytearray(data)
+    timescale = {"movie": 1}
+    for kind, start in _boxes(out, 0, len(out), containers=(b"moov", b"trak", b"mdia")):
+        version = out[start]
+        wide = version == 1  # 64-bit times and durations
+        if kind == b"mvhd":
+            at = start + 4 + (16 if wide else 8)
+            timescale["movie"] = struct.unpack_from(">I", out, at)[0]
+            _put_duration(out, at + 4, wide, round(seconds * timescale["movie"]))
+        elif kind == b"tkhd":  # in the movie's timescale; mvhd comes first in moov
+            _put_duration(out, start + 4 + (24 if wide else 16), wide, round(seconds * timescale["movie"]))
+        elif kind == b"mdhd":
+            at = start + 4 + (16 if wide else 8)
+            _put_duration(out, at + 4, wide, round(seconds * struct.unpack_from(">I", out, at)[0]))
+    return bytes(out)
+
+
+def _boxes(data: bytearray, begin: int, end: int, containers: tuple[bytes, ...]):
+    """(type, offset of its payload) of every box in data[begin:end], descending into `containers`."""
+    at = begin
+    while at + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, at)
+        header = 8
+        if size == 1:
+            size, header = struct.unpack_from(">Q", data, at + 8)[0], 16
+        elif size == 0:
+            size = end - at
+        if size < header:
+            return
+        if kind in containers:
+            yield from _boxes(data, at + header, at + size, containers)
+        else:
+            yield kind, at + header
+        at += size
+
+
+def _put_duration(data: bytearray, at: int, wide: bool, value: int) -> None:
+    struct.pack_into(">Q" if wide else ">I", data, at, value)
+
+
 def load_photos(folder: str) -> list[bytes]:
     """The bytes of the JPEG, PNG and WebP files of `folder`, by name."""
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))

@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Attack scenarios against the service on loopback, against goals.")
     p.add_argument("--host", type=abuse.loopback_host, default="127.0.0.1", help="a loopback address")
     p.add_argument("--port", type=int, default=4567)
-    p.add_argument("--scenarios", type=abuse.parse_scenarios, default=[1, 2, 3, 4], help="which to run, e.g. 1,4")
+    p.add_argument("--scenarios", type=abuse.parse_scenarios, default=list(range(1, 9)), help="which to run, e.g. 1,4 (default: all 8)")
     p.add_argument("--slow-connections", type=int, default=320)
     p.add_argument("--slow-seconds", type=float, default=30.0)
     p.add_argument("--hold-seconds", type=float, default=15.0, help="how long scenarios 2 and 3 stall")

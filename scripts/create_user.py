@@ -1,6 +1,7 @@
-"""Create a user: `python scripts/create_user.py USERNAME PASSWORD [is_vip]`.
+"""Create a user: `python scripts/create_user.py USERNAME [PASSWORD [is_vip]] [--vip]`.
 
-Same arguments as the earlier `database/create_user.py`; works on
+Same arguments as the earlier `database/create_user.py`; a password left out
+is asked for (twice, on a terminal) or read as one line of stdin. Works on
 `sqlite:///./vggt_app.db` in the working directory unless `--database-url`
 says otherwise.
 """

@@ -4,18 +4,23 @@
 at most `LOGIN_CONCURRENCY` scrypt verifications at once (each ~128 MiB and
 a CPU core for a moment, so a burst of logins cannot blow up the process),
 and reads GLBs by share hash. A throttled login is refused before it waits
-for a verification slot, so junk logins cannot queue ahead of real ones.
+for a verification slot, so junk logins cannot queue ahead of real ones, and
+at most `auth.max_login_queue` logins wait for one: more are refused at once.
+Logins are throttled per client key (`tcp_proxy.addresses.client_key`: an
+IPv6 client is its `proxy.ipv6_prefix_length` network).
 
 It is also the TCP server's `tcp_proxy.sessions.SessionStore`: address
 bindings in the database, and each session's account re-read at most
 `auth.account_recheck_s` stale (a disabled account stops acting within
-seconds; VIP is the current one). Blocking work runs in threads, off the
-event loop.
+seconds; VIP is the current one; a session whose LOGIN checked a password
+that has since changed ends). Blocking work runs in threads, off the event
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 
@@ -23,8 +28,13 @@ from serve_app.config import AppSettings
 from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
 from serve_app.storage.blob_root import settings_root
 from serve_app.storage.glb_download import FileDownload
+from serve_app.storage.users import StampedUser
+from tcp_proxy.addresses import client_key
 from tcp_proxy.backend import GlbInfo, Reconstruction, User
 from tcp_proxy.errors import ServiceError
+from tcp_proxy.limits import Limit
+
+log = logging.getLogger(__name__)
 
 LOGIN_CONCURRENCY = 2  # scrypt verifications at once
 MAX_ACCOUNTS_SEEN = 10_000  # cached account reads before the cache starts over
@@ -40,8 +50,10 @@ class Accounts:
         self._glbs = GlbStore(self._db, settings_root(settings.storage))
         self._sessions = AddressSessions(self._db, settings.proxy.session_ttl_s)
         self._login_slots = asyncio.Semaphore(LOGIN_CONCURRENCY)
+        self._logins = Limit(LOGIN_CONCURRENCY + settings.auth.max_login_queue)  # checked now or waiting
+        self._ipv6_prefix_length = settings.proxy.ipv6_prefix_length
         self._recheck_s = settings.auth.account_recheck_s
-        self._accounts_seen: dict[int, tuple[float, User | None]] = {}  # user id -> (read at, account)
+        self._accounts_seen: dict[int, tuple[float, StampedUser | None]] = {}  # user id -> (read at, account)
 
     @classmethod
     async def open(cls, settings: AppSettings) -> "Accounts":
@@ -52,25 +64,43 @@ class Accounts:
         return accounts
 
     async def login(self, username: str, password: str, address: str) -> User | None:
-        if await asyncio.to_thread(self._users.throttle.is_blocked, _text(username), address):
+        """The account (stamped with its password) for a right password, else None; `address` is the
+        client's, throttled under its key."""
+        client = client_key(address, self._ipv6_prefix_length)
+        if await asyncio.to_thread(self._users.throttle.is_blocked, _text(username), client):
             return None  # before a verification slot: a throttled flood does not delay other logins
-        async with self._login_slots:
-            user = await asyncio.to_thread(self._users.authenticate, username, password, address)
+        if not self._logins.try_acquire():
+            log.info("login refused from %s: %d logins wait for a password check", client, self._logins.in_use)
+            return None
+        try:
+            async with self._login_slots:
+                user = await asyncio.to_thread(self._users.authenticate, username, password, client)
+        finally:
+            self._logins.release()
         if user is not None:
             self._accounts_seen[user.id] = (time.monotonic(), user)
         return user
 
     async def bind_address(self, address: str, user: User) -> None:
         await asyncio.to_thread(self._sessions.bind, address, user.id)
+        stamp = getattr(user, "password_stamp", "")
+        if stamp:  # a new password deletes bindings: one made just after, with the old one, goes too
+            account = await asyncio.to_thread(self._users.current, user.id)
+            if account is None or account.password_stamp != stamp:
+                await asyncio.to_thread(self._sessions.unbind, address, user.id)
 
     async def user_at(self, address: str) -> User | None:
         user_id = await asyncio.to_thread(self._sessions.user_id_at, address)
         return None if user_id is None else await self._account(user_id)
 
     async def current(self, user: User) -> User | None:
-        return await self._account(user.id)
+        account = await self._account(user.id)
+        stamp = getattr(user, "password_stamp", "")  # set on the accounts `login` gives out
+        if account is None or (stamp and stamp != account.password_stamp):
+            return None
+        return account
 
-    async def _account(self, user_id: int) -> User | None:
+    async def _account(self, user_id: int) -> StampedUser | None:
         """The account as read from the database at most `auth.account_recheck_s` ago."""
         now = time.monotonic()
         seen = self._accounts_seen.get(user_id)

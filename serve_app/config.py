@@ -57,6 +57,9 @@ class AuthSettings:
     lockout_s: NonNegativeFloat = 30.0  # how long a throttled username/address is refused
     known_address_s: NonNegativeFloat = 30 * 86400.0  # a username lockout spares addresses it logged in from this recently
     account_recheck_s: NonNegativeFloat = 5.0  # a session re-reads its account (disabled? VIP?) at most this stale
+    # LOGINs waiting for a password check (two run at once, ~0.2 s each); more are refused at once:
+    # 32 is a few seconds of waiting, and a flood cannot hold memory or delay logins any longer
+    max_login_queue: NonNegativeInt = 32
 
     def __post_init__(self) -> None:
         check_fields(self, "auth")
@@ -92,6 +95,12 @@ class FrameSettings:
     # >= 2x the 518 px the model's preprocessing uses in crop and pad mode (serve_app.frames.bounds)
     decode_max_pixels: PositiveInt = 2048 * 1536
     max_side: NonNegativeInt = 0  # video frames: 0 = no further bound; else also cap the long side
+    # frames the decoder may output for one video, kept or not: 10 minutes at 30 fps decoded whole
+    # (sampling decodes only the groups of pictures its samples need, far fewer for honest videos)
+    max_decoded_frames: PositiveInt = 18_000
+    # wall time of one video's decode: sampling a 5-minute 4K phone video (64 samples, one group of
+    # pictures each, ~4000 frames) takes well under a minute on the decode replica's cores
+    max_decode_s: PositiveFloat = 120.0
 
     def __post_init__(self) -> None:
         check_fields(self, "frames")
@@ -99,7 +108,9 @@ class FrameSettings:
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    attempts: PositiveInt = 3  # runs of a reconstruction whose stage replica died (crash, OOM kill, node loss) before ERROR_INTERNAL
+    # runs of a reconstruction whose stage replica died (crash, OOM kill, node loss) before ERROR_INTERNAL;
+    # an upload that has lost a replica twice is not run again (ERROR_UNPROCESSABLE_UPLOAD): its input is the cause
+    attempts: PositiveInt = 3
     retry_delay_s: NonNegativeFloat = 1.0  # pause before the first retry, doubled for each further one: Serve replaces the replica
 
     def __post_init__(self) -> None:

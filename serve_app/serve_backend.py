@@ -19,6 +19,13 @@ answer, so a retry never leaves a second row or file. Anything else
 propagates at once: a `ServiceError` becomes its `ERROR_*` code, any other
 error (or a replica lost on the last attempt) `ERROR_INTERNAL`.
 
+An upload that loses a replica a second time (its key among those that lost
+one in the last `LOST_REPLICA_MEMORY_S`, `LostReplicas`) is not run again, so
+it runs at most twice whatever `pipeline.attempts` says:
+its input is taken to be what kills the replica (a decoder or memory
+blow-up), and it is answered `ERROR_UNPROCESSABLE_UPLOAD`, as is the same
+upload sent again while that is remembered.
+
 Every upload's key is stored with its GLB (`Job.source_digest`), also when
 reusing results is switched off (`storage.reuse_results`): the retry needs it.
 """
@@ -29,7 +36,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from typing import Protocol, Sequence
+from collections import OrderedDict
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -40,8 +48,12 @@ from serve_app.stages import Job, Reconstruction, Upload
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.models import utcnow
 from tcp_proxy.backend import GlbInfo, User
+from tcp_proxy.errors import UnprocessableUploadError
 
 log = logging.getLogger(__name__)
+
+LOST_REPLICA_MEMORY_S = 900.0  # how long an upload's lost replicas count: longer than a client's resends take
+LOST_REPLICA_KEYS = 4096  # uploads remembered at most (64-hex keys: well under 1 MiB)
 
 
 class StageRunner(Protocol):
@@ -62,6 +74,40 @@ class BackendMetrics(Protocol):
     def record_retry(self) -> None: ...
 
 
+class LostReplicas:
+    """How many stage replicas each recent upload (by its key) has lost: bounded, entries expire."""
+
+    def __init__(
+        self,
+        memory_s: float = LOST_REPLICA_MEMORY_S,
+        size: int = LOST_REPLICA_KEYS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._memory_s = memory_s
+        self._size = size
+        self._clock = clock
+        self._losses: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (losses, expiry), oldest first
+
+    def count(self, key: str) -> int:
+        """Replicas the upload `key` lost within the memory."""
+        self._expire()
+        return self._losses.get(key, (0, 0.0))[0]
+
+    def record(self, key: str) -> int:
+        """One more replica lost by `key`; the losses now counted."""
+        losses = self.count(key) + 1
+        self._losses.pop(key, None)
+        self._losses[key] = (losses, self._clock() + self._memory_s)
+        while len(self._losses) > self._size:
+            self._losses.popitem(last=False)
+        return losses
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._losses and next(iter(self._losses.values()))[1] <= now:
+            self._losses.popitem(last=False)
+
+
 class ServeBackend:
     """tcp_proxy.backend.Backend: accounts in this process, the stages through a `StageRunner`."""
 
@@ -78,6 +124,7 @@ class ServeBackend:
         self._reuse = settings.storage.reuse_results
         self._retry = settings.pipeline
         self._metrics = metrics
+        self._lost = LostReplicas()
         self.retries = 0  # runs repeated because a stage replica died (for status)
 
     async def login(self, username: str, password: str, address: str) -> User | None:
@@ -115,22 +162,41 @@ class ServeBackend:
 
     async def _run_with_retries(self, upload: Upload, key: str) -> Reconstruction:
         """Run the stages; when the runner lost a stage replica, run them again (Serve routes to a healthy
-        or restarted replica), unless the failed run had already stored its GLB: then that is the result."""
+        or restarted replica) unless this upload had lost one before, and unless the failed run had
+        already stored its GLB: then that is the result."""
         first_started = utcnow()
+        if self._lost.count(key) >= 2:
+            raise UnprocessableUploadError("this upload lost a stage replica twice already; it is not run again")
         attempt = 1
         while True:
             try:
                 return await self._runner.run(upload)
             except Exception as exc:
-                if attempt >= self._retry.attempts or not self._runner.is_replica_lost(exc):
+                if not self._runner.is_replica_lost(exc):
+                    raise
+                if self._lost.record(key) >= 2:
+                    return await self._stored_or_refused(upload, key, first_started, exc)
+                if attempt >= self._retry.attempts:
                     raise
                 log.warning("reconstruction attempt %d lost its replica (%s); retrying", attempt, type(exc).__name__)
                 self.retries += 1
                 if self._metrics is not None:
                     self._metrics.record_retry()
             await asyncio.sleep(self._retry.retry_delay_s * 2 ** (attempt - 1))
-            if upload.job.user_id is not None:
-                stored = await self._accounts.stored_result(upload.job.user_id, key, since=first_started)
-                if stored is not None:  # the replica died after storing: no second row, no second file
-                    return stored
+            stored = await self._stored_since(upload, key, first_started)
+            if stored is not None:  # the replica died after storing: no second row, no second file
+                return stored
             attempt += 1
+
+    async def _stored_or_refused(self, upload: Upload, key: str, since, lost: Exception) -> Reconstruction:
+        """After the upload's second lost replica: the GLB a failed run stored, else UnprocessableUploadError."""
+        stored = await self._stored_since(upload, key, since)
+        if stored is not None:
+            return stored
+        log.warning("reconstruction lost a stage replica again (%s); not run again", type(lost).__name__)
+        raise UnprocessableUploadError("this upload lost a stage replica twice; it is not run again") from lost
+
+    async def _stored_since(self, upload: Upload, key: str, since) -> Reconstruction | None:
+        if upload.job.user_id is None:
+            return None
+        return await self._accounts.stored_result(upload.job.user_id, key, since=since)

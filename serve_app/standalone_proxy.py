@@ -1,6 +1,6 @@
 """Run the TCP proxy on its own, in front of a running Ray Serve application.
 
-    vggt-proxy --address auto --app vggt [--port 4568] [--config config/serve.yaml]
+    vggt-proxy --address auto --app vggt [--port 4568] [--config config/serve.yaml] [--share-port]
 
 (`python -m serve_app.standalone_proxy ...` runs the same.)
 
@@ -10,15 +10,20 @@ answers LOGIN and GET_GLB from the database and storage root of the settings
 (`Accounts`), and serves the protocol until SIGINT/SIGTERM. Settings come
 from the `args` of the application in a Serve config file (or a plain
 settings mapping) when `--config` is given, else from the defaults;
-`--host`/`--port` override the proxy's address (pick another port if the
-application's ingress already listens on 4567). Bad options or settings are
-one line, `vggt-proxy: <what is wrong>`, and exit status 2.
+`--host`/`--port` override the proxy's address. A port something already
+listens on (the application's own ingress, on 4567) is refused: sharing it
+would split the clients between servers that each count only their own
+against the per-instance limits; `--share-port` shares it all the same
+(SO_REUSEPORT, as the application's replicas do during a redeploy). Bad
+options, settings or a taken port are one line, `vggt-proxy: <what is
+wrong>`, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import signal
 from contextlib import suppress
@@ -26,11 +31,13 @@ from typing import TYPE_CHECKING
 
 from serve_app.cli import EXIT_BAD_INPUT, InputError, OneLineParser, report
 from serve_app.config import AppSettings
-from tcp_proxy.server import start_server
+from tcp_proxy.server import ProxyServer, start_server
 
 if TYPE_CHECKING:
     from serve_app.accounts import Accounts
     from serve_app.serve_backend import ServeBackend
+    from tcp_proxy.backend import Backend
+    from tcp_proxy.sessions import SessionStore
 
 log = logging.getLogger("tcp_proxy")
 PROG = "vggt-proxy"
@@ -44,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="Serve config YAML (the app's args are used) or a settings YAML")
     p.add_argument("--host", help="listen address (default: proxy.host of the settings)")
     p.add_argument("--port", type=int, help="listen port (default: proxy.port of the settings)")
+    p.add_argument(
+        "--share-port",
+        action="store_true",
+        help="listen even when another server (the application's ingress) listens on the port; "
+        "each counts its limits on its own",
+    )
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -72,19 +85,48 @@ async def open_backend(app_name: str, settings: AppSettings) -> tuple[ServeBacke
     return ServeBackend(accounts, HandleStageRunner.of_app(app_name), settings), accounts
 
 
-async def serve(args: argparse.Namespace, settings: AppSettings) -> None:
+async def open_server(
+    args: argparse.Namespace, settings: AppSettings, backend: Backend, sessions: SessionStore | None
+) -> ProxyServer:
+    """The protocol server listening on the address of the options (else the settings'); a port
+    that cannot be listened on (taken, unless --share-port) raises InputError."""
+    host = settings.proxy.host if args.host is None else args.host
+    port = settings.proxy.port if args.port is None else args.port
+    try:
+        return await start_server(
+            settings.proxy,
+            backend,
+            max_images=settings.frames.max_images,
+            host=host,
+            port=port,
+            sessions=sessions,
+            share_port=args.share_port,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(
+                f"port {port} on {host} is already in use (the application's own ingress?); "
+                "give another --port, or --share-port to share it"
+            ) from None
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+async def connect(args: argparse.Namespace, settings: AppSettings) -> tuple[ServeBackend, Accounts]:
+    """Join the Ray cluster of --address; the backend over the running application and its accounts."""
     import ray
 
     ray.init(address=args.address, logging_level=logging.WARNING)
-    backend, accounts = await open_backend(args.app, settings)
-    server = await start_server(
-        settings.proxy,
-        backend,
-        max_images=settings.frames.max_images,
-        host=args.host,
-        port=args.port,
-        sessions=accounts,  # the same bindings as the application's own ingress
-    )
+    return await open_backend(args.app, settings)
+
+
+async def serve(args: argparse.Namespace, settings: AppSettings) -> None:
+    backend, accounts = await connect(args, settings)
+    try:
+        # the same session bindings as the application's own ingress
+        server = await open_server(args, settings, backend, accounts)
+    except InputError:
+        accounts.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         report(PROG, str(exc))
         return EXIT_BAD_INPUT
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args, settings))
+    try:
+        asyncio.run(serve(args, settings))
+    except InputError as exc:
+        report(PROG, str(exc))
+        return EXIT_BAD_INPUT
     return 0
 
 

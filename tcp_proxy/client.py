@@ -10,7 +10,8 @@
 
 By default the login and the request share one connection; `--reconnect`
 opens one connection per request instead, as the Android app does (the
-server then relies on its address binding). Uploads show a progress bar on
+server then relies on its address binding; `list` always stays on the
+connection it logged in on, as LIST requires). Uploads show a progress bar on
 stderr (`--quiet` hides it). Library use:
 
     with Client("127.0.0.1", 4567) as c:
@@ -113,7 +114,8 @@ class Client:
         return data
 
     def list(self) -> list[dict]:
-        """The logged-in user's stored GLBs, newest first: hash, original_name, file_size, created_at."""
+        """The stored GLBs of the user logged in on this connection, newest first: hash, original_name,
+        file_size, created_at."""
         self._send_frame(LIST, b"")
         data = self._read_block()
         if len(data) < 1024 and data.startswith((b"ERROR_", b"UNKNOWN_COMMAND")):
@@ -299,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_OK if ok else EXIT_FAILED
             if not ok:
                 return _fail("login failed", EXIT_FAILED)
-            if args.reconnect:
+            if args.reconnect and args.command != "list":  # LIST counts only a LOGIN on its own connection
                 client.close()
         if args.command == "list":
             return _print_list(client.list(), args.json)

@@ -8,11 +8,15 @@ runs while a request is computed. Where its request stands is a
 * Timeouts: `read_timeout_s` is the longest silence inside a frame (the
   client gets `ERROR_READ_TIMEOUT` in the command's error shape, then the
   connection closes); `idle_timeout_s` is the longest silence between frames
-  (closed without a reply). Neither runs while the backend computes.
+  (closed without a reply; `idle_timeout_before_login_s` until the connection
+  has acted as a user). Neither runs while the backend computes.
 * An unknown command is answered `UNKNOWN_COMMAND`; its declared payload is
   skipped and the connection stays open (closed if the length is over the
-  limit). Refused IMAGE/VIDEO requests (not logged in, not VIP, busy, bad
-  framing) are answered as soon as that is known and their payload skipped.
+  limit). An over-limit LOGIN, GET_GLB or LIST is closed after its reply;
+  the rest of an over-limit IMAGE/VIDEO is discarded at the minimum upload
+  rate, within `max_discard_bytes` and `max_discard_s`. Refused IMAGE/VIDEO
+  requests (not logged in, not VIP, busy, bad framing) are answered as soon
+  as that is known and their payload skipped.
 * Read deadlines (`deadlines.ReadDeadlines`): a first byte soon after the
   connect, small frames complete within a bound, uploads at a minimum
   average rate; a client that misses one gets `ERROR_READ_TIMEOUT` in its
@@ -178,21 +182,27 @@ class Connection:
             return
         self._frame_begun(exc.command)
         await self._answer_error(exc.code)
-        if exc.unread:
+        s = self.settings
+        if exc.unread and exc.command in (IMAGE, VIDEO):
             # A client that writes its whole body before reading (the Android app) must get to read
-            # the error, not a reset: discard what it announced, at the minimum upload rate at worst.
-            unread = min(exc.unread, self.settings.max_discard_bytes)
-            seconds = self.settings.upload_grace_s + unread / self.settings.min_upload_bytes_per_s
-            await self._close_lingering(seconds, until_bytes=unread, silence_s=self.settings.read_timeout_s)
+            # the error, not a reset: discard what it announced while it keeps up the minimum upload
+            # rate, for max_discard_bytes and max_discard_s at most. Other commands close at once.
+            unread = min(exc.unread, s.max_discard_bytes)
+            rate = (s.upload_grace_s, s.min_upload_bytes_per_s)
+            await self._close_lingering(s.max_discard_s, unread, s.read_timeout_s, rate)
         elif exc.code != codec.ERROR_INCOMPLETE_REQUEST:
             await self._close_lingering(min(LINGER_S, self.settings.read_timeout_s))
 
     async def _close_lingering(
-        self, seconds: float, until_bytes: int | None = None, silence_s: float | None = None
+        self,
+        seconds: float,
+        until_bytes: int | None = None,
+        silence_s: float | None = None,
+        min_rate: tuple[float, float] | None = None,
     ) -> None:
         """Enter Closing, then drop what the client still sends (see `linger`)."""
         self.state.close()
-        await linger(self.reader, self.writer, seconds, until_bytes, silence_s)
+        await linger(self.reader, self.writer, seconds, until_bytes, silence_s, min_rate)
 
     def _frame_begun(self, command: int) -> None:
         """Receive a frame of `command` from here on, unless one is under way already (a header not
@@ -257,6 +267,7 @@ class Connection:
             slot.release()
             return codec.ERROR_INTERNAL
         self.state.move(Uploading(request, Upload(user, slot, spool)))
+        self.deadlines.logged_in = True
         return None
 
     async def _write_upload(self, data: bytes) -> None:
@@ -324,11 +335,13 @@ class Connection:
         if code is not None:  # the binding could not be stored: the app would be logged in nowhere
             await self._answer([codec.encode_login(False)], code)
             return
+        self.deadlines.logged_in = True
         await self._answer([codec.encode_login(True, user.is_vip)], OUTCOME_OK)
 
     async def _get_glb(self, request: Request, hash_text: str) -> None:
-        """GET_GLB: the file streamed from storage, at most `max_downloads` at once."""
-        if not self.server.downloads.try_acquire():
+        """GET_GLB: the file streamed from storage, at most `max_downloads` at once (and
+        `max_downloads_per_address` to one address)."""
+        if not self.server.acquire_download(self.peer):
             await self._answer_error(codec.ERROR_BUSY)
             return
         try:
@@ -345,11 +358,12 @@ class Connection:
             finally:
                 await download.close()
         finally:
-            self.server.downloads.release()
+            self.server.release_download(self.peer)
 
     async def _list(self, request: Request) -> None:
-        """LIST: the logged-in user's stored GLBs, newest first, so a lost reply can be recovered."""
-        user, code = await self._call(self.server.sessions.user_for, self, self.peer)
+        """LIST: the stored GLBs of the user logged in on this connection (an address binding does not
+        count), newest first, so a lost reply can be recovered."""
+        user, code = await self._call(self.server.sessions.connection_user, self)
         if code is not None or user is None:
             await self._answer_error(code or ERROR_NOT_LOGGED_IN)
             return

@@ -22,18 +22,19 @@ async def send_reply(
     writer: asyncio.StreamWriter, settings: ProxySettings, parts: list[bytes], download: Download | None = None
 ) -> int:
     """Write `parts`, then the download, in chunks; the bytes sent. Each chunk is allowed
-    `read_timeout_s` to drain, the whole reply `download_grace_s` plus its size at
-    `min_download_bytes_per_s`. Raise ClientGone when the client does not take it (the reply is
+    `read_timeout_s` to drain, and the client must keep up `min_download_bytes_per_s` on average
+    after `download_grace_s` all along: the chunk ending at byte B must be taken by grace + B / rate
+    after the start (a stalled reader of a large reply is dropped once it falls behind, not at the
+    end of the whole reply's time). Raise ClientGone when the client does not take it (the reply is
     then lost, as with a disconnect)."""
-    total = sum(map(len, parts)) + (download.size if download is not None else 0)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + settings.download_grace_s + total / settings.min_download_bytes_per_s
+    due_from = loop.time() + settings.download_grace_s
     sent = 0
     try:
         for chunk in _chunks(parts, download):
             data = await chunk
             writer.write(data)
-            left = deadline - loop.time()
+            left = due_from + (sent + len(data)) / settings.min_download_bytes_per_s - loop.time()
             if left <= 0:
                 raise asyncio.TimeoutError
             await asyncio.wait_for(writer.drain(), min(settings.read_timeout_s, left))
@@ -51,18 +52,27 @@ async def linger(
     seconds: float,
     until_bytes: int | None = None,
     silence_s: float | None = None,
+    min_rate: tuple[float, float] | None = None,
 ) -> None:
     """Flush, shut our side, and drop what the client still sends: for `seconds` at most, until its
-    end of stream, until `until_bytes` have been dropped, or until it is silent for `silence_s`."""
+    end of stream, until `until_bytes` have been dropped, until it is silent for `silence_s`, or, with
+    `min_rate` = (grace_s, bytes_per_s), once it falls below that average rate after the grace."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    started = loop.time()
+    deadline = started + seconds
     dropped = 0
     with suppress(Exception):
         await asyncio.wait_for(writer.drain(), seconds)
         if writer.can_write_eof():
             writer.write_eof()
         while (left := deadline - loop.time()) > 0 and (until_bytes is None or dropped < until_bytes):
-            data = await asyncio.wait_for(reader.read(READ_SIZE), min(left, silence_s or left))
+            wait = min(left, silence_s or left)
+            if min_rate is not None:
+                grace_s, bytes_per_s = min_rate
+                wait = min(wait, started + grace_s + dropped / bytes_per_s - loop.time())
+            if wait <= 0:
+                break
+            data = await asyncio.wait_for(reader.read(READ_SIZE), wait)
             if not data:
                 break
             dropped += len(data)

@@ -26,8 +26,9 @@ A request may be answered at any step (refused at its header, timed out,
 badly framed), so every state that awaits a reply may move to Replying.
 Leaving Uploading or Reconstructing, other than from the one to the other,
 drops the Upload: its slot is given back and its file deleted, whatever
-ended the request. Any move the table `NEXT` does not list raises
-`StateError` and leaves the state as it was.
+ended the request. Entering Reconstructing marks the slot queued (its
+work now counts in the admission's wait estimate). Any move the table
+`NEXT` does not list raises `StateError` and leaves the state as it was.
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ class ConnectionState:
         self.current = new
         if isinstance(old, (Uploading, Reconstructing)) and not isinstance(new, Reconstructing):
             old.upload.drop()
+        if isinstance(new, Reconstructing):
+            new.upload.slot.uploaded()
         return new
 
     def close(self) -> None:

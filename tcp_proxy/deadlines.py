@@ -4,7 +4,10 @@ No I/O and no clock of its own (times are passed in), so every rule is
 tested directly. A connection is refused more time than these allow:
 
 * before its first byte: `first_byte_timeout_s` from the connect;
-* between frames: `idle_timeout_s` of silence;
+* between frames: `idle_timeout_s` of silence once the connection has acted as
+  a user (a LOGIN, or a request its address binding answered), and
+  `idle_timeout_before_login_s` until then (the app sends its request on
+  connecting; a connection that never logs in holds no slot for long);
 * inside any frame: `read_timeout_s` of silence;
 * a small frame (LOGIN, GET_GLB, LIST, an unknown command's header) must be
   complete `small_frame_timeout_s` after its first byte, however steadily
@@ -33,6 +36,7 @@ class ReadDeadlines:
     frame_started: float | None = None  # first byte of the frame under way
     frame_bytes: int = 0  # bytes received since then
     any_bytes: bool = False
+    logged_in: bool = False  # the connection has acted as a user
 
     def received(self, count: int, in_frame: bool, now: float) -> None:
         """`count` bytes arrived at `now`; `in_frame`: a frame is under way after them."""
@@ -56,7 +60,7 @@ class ReadDeadlines:
         if not in_frame:
             if not self.any_bytes:
                 return max(0.0, self.connected_at + s.first_byte_timeout_s - now)
-            return s.idle_timeout_s
+            return s.idle_timeout_s if self.logged_in else min(s.idle_timeout_s, s.idle_timeout_before_login_s)
         started = self.frame_started if self.frame_started is not None else now
         if command is None or command in LARGE_FRAMES:
             complete_by = started + s.upload_grace_s + self.frame_bytes / s.min_upload_bytes_per_s

@@ -69,9 +69,16 @@ class PayloadTooLargeError(ServiceError):
 
 
 class TooManyFramesError(ServiceError):
-    """More frames than the device's memory can take in one forward pass."""
+    """Too many frames: more than the device's memory can take in one forward pass, or a video
+    that needs more frames (or seconds) decoded than the server gives one video."""
 
     code = "ERROR_TOO_MANY_FRAMES"
+
+
+class UnprocessableUploadError(ServiceError):
+    """The upload lost a stage replica twice (its input is taken to kill it); it is not run again."""
+
+    code = "ERROR_UNPROCESSABLE_UPLOAD"
 
 
 class ModelUnavailableError(ServiceError):

@@ -2,7 +2,9 @@
 
 A replica that shuts down keeps accepting until its successor listens on
 the same port (both bind with SO_REUSEPORT), so a redeploy never leaves the
-port without a listener. Where /proc is not there, the count is unknown.
+port without a listener. A server started without sharing (`start_server(...,
+share_port=False)`, the standalone proxy unless told otherwise) is refused a
+port already listened on. Where /proc is not there, the count is unknown.
 """
 
 from __future__ import annotations

@@ -7,6 +7,12 @@ named in `proxy.proxy_protocol_from` must start with it (anyone else could
 claim any address). No I/O here: `read_proxy_header` looks at the first
 bytes of a connection.
 
+A header must give a TCP client's IP address. LOCAL (v2) is the balancer's
+own health check: it carries no client, and the server closes it without
+serving anything. UNKNOWN (v1) and the v2 families that are not TCP over IP
+(UDP, AF_UNIX, unspecified) are refused: serving them under the balancer's
+address would put all such clients in one session, throttle and cap.
+
     v1: b"PROXY TCP4 203.0.113.7 10.0.0.2 51234 4567\\r\\n"   (text, at most 107 bytes)
     v2: 12-byte signature, version/command, family, u16 length, addresses
 """
@@ -31,7 +37,7 @@ class ProxyHeaderError(ValueError):
 @dataclass(frozen=True)
 class ProxyHeader:
     consumed: int  # bytes of the header, to drop before the protocol's own
-    source: str | None  # the client's address; None for a health check (LOCAL / UNKNOWN)
+    source: str | None  # the client's address; None for the balancer's health check (LOCAL)
 
 
 def read_proxy_header(data: bytes) -> ProxyHeader | None:
@@ -71,7 +77,7 @@ def _read_v1(data: bytes) -> ProxyHeader | None:
         return None
     fields = data[:end].decode("ascii", errors="replace").split(" ")
     if fields[1:2] == ["UNKNOWN"]:
-        return ProxyHeader(end + 2, None)
+        raise ProxyHeaderError("PROXY v1 header UNKNOWN: no client address")
     if len(fields) != 6 or fields[1] not in ("TCP4", "TCP6"):
         raise ProxyHeaderError("malformed PROXY v1 header")
     return ProxyHeader(end + 2, _address(fields[2]))
@@ -86,10 +92,13 @@ def _read_v2(data: bytes) -> ProxyHeader | None:
     total = V2_HEADER.size + length
     if len(data) < total:
         return None
-    if version_command & 0x0F == 0:  # LOCAL: the balancer's own check
+    command = version_command & 0x0F
+    if command == 0:  # LOCAL: the balancer's own check
         return ProxyHeader(total, None)
+    if command != 1:
+        raise ProxyHeaderError(f"unknown PROXY v2 command {command}")
     if family not in V2_FAMILIES:
-        return ProxyHeader(total, None)  # not TCP over IP: no address to use
+        raise ProxyHeaderError(f"PROXY v2 family 0x{family:02x} is not TCP over IP: no client address")
     size = V2_FAMILIES[family]
     if length < 2 * size + 4:
         raise ProxyHeaderError("PROXY v2 address block too short")

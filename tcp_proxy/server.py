@@ -10,7 +10,12 @@ answering, timeouts, admission and spooling are described there). Decisions:
   new connections are closed at once.
 * Behind TCP load balancers (`proxy_protocol_from`), a connection from one
   of them must start with a PROXY header; the client address it gives is the
-  connection's address for sessions, throttling and caps.
+  connection's address for sessions, throttling and caps. A header with no
+  client address is refused, and a LOCAL one (the balancer's health check)
+  is closed without a reply.
+* Caps, the login throttle and sessions count a client by its key
+  (`addresses.client_key`: IPv4 address, or IPv6 network of
+  `ipv6_prefix_length` bits).
 * Uploads are spooled in this server's own folder (`spool_dir`), made when
   it listens and removed when it closes; folders of processes killed
   meanwhile are swept when a server starts.
@@ -41,7 +46,8 @@ from .connection_io import LINGER_S, linger
 from .limits import Limit
 from .listeners import listening_sockets
 from .proxy_protocol import ProxyHeaderError, is_trusted, parse_trusted, read_proxy_header
-from .sessions import MemorySessionStore, Sessions, SessionStore, normalize_address
+from .addresses import client_key, normalize_address
+from .sessions import MemorySessionStore, Sessions, SessionStore
 from .settings import ProxySettings
 from .spool_dir import make_spool_dir, sweep_spool_dirs
 
@@ -84,10 +90,13 @@ class ProxyServer:
         self.max_images = max_images
         self.on_request = on_request
         store = sessions if sessions is not None else MemorySessionStore(settings.session_ttl_s)
-        self.sessions = Sessions(store, bind_to_address=settings.bind_sessions_to_ip)
+        self.sessions = Sessions(
+            store, bind_to_address=settings.bind_sessions_to_ip, ipv6_prefix_length=settings.ipv6_prefix_length
+        )
         self.connections = Limit(settings.max_connections)
         self.overflow = Limit(max(settings.max_connections, MIN_OVERFLOW))  # answered ERROR_BUSY
         self.downloads = Limit(settings.max_downloads)  # GET_GLB replies being sent
+        self._downloads_per_address: Counter[str] = Counter()  # of those, per client key
         self.admission = Admission(
             max_pending=settings.max_pending_reconstructions,
             max_per_user=settings.max_pending_per_user,
@@ -99,7 +108,7 @@ class ProxyServer:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: dict[asyncio.Task, asyncio.StreamWriter] = {}
         self._connections: set[Connection] = set()
-        self._per_address: Counter[str] = Counter()  # open connections per client address
+        self._per_address: Counter[str] = Counter()  # open connections per client key (addresses.client_key)
         self._balancers = parse_trusted(settings.proxy_protocol_from)  # they send a PROXY header first
         self.spool_dir: Path | None = None  # this server's upload folder, made when it listens
 
@@ -116,6 +125,25 @@ class ProxyServer:
         """Whether the listening socket accepts connections."""
         return self._server is not None and self._server.is_serving()
 
+    def acquire_download(self, address: str) -> bool:
+        """Take a GET_GLB reply slot for `address`: False at `max_downloads`, or at
+        `max_downloads_per_address` to its client key (one client cannot take every slot)."""
+        client = client_key(address, self.settings.ipv6_prefix_length)
+        if self._downloads_per_address[client] >= self.settings.max_downloads_per_address:
+            return False
+        if not self.downloads.try_acquire():
+            return False
+        self._downloads_per_address[client] += 1
+        return True
+
+    def release_download(self, address: str) -> None:
+        """Give back a slot `acquire_download` gave `address`."""
+        client = client_key(address, self.settings.ipv6_prefix_length)
+        self.downloads.release()
+        self._downloads_per_address[client] -= 1
+        if self._downloads_per_address[client] <= 0:
+            del self._downloads_per_address[client]
+
     def stats(self) -> dict[str, float]:
         """Gauges for metrics."""
         return {
@@ -125,7 +153,7 @@ class ProxyServer:
             "requests_total": self.requests_total,
         }
 
-    async def _listen(self, host: str, port: int) -> None:
+    async def _listen(self, host: str, port: int, *, share_port: bool = True) -> None:
         sweep_spool_dirs(self.settings.spool_dir)  # uploads of processes killed mid-request
         self.spool_dir = make_spool_dir(self.settings.spool_dir)
         tls = _tls_context(self.settings)
@@ -134,7 +162,7 @@ class ProxyServer:
             host,
             port,
             reuse_address=True,
-            reuse_port=hasattr(socket, "SO_REUSEPORT"),
+            reuse_port=share_port and hasattr(socket, "SO_REUSEPORT"),
             **({"ssl": tls, "ssl_handshake_timeout": self.settings.first_byte_timeout_s} if tls else {}),
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -197,16 +225,17 @@ class ProxyServer:
                 peer, first_bytes = await self._behind_balancer(reader, peer)
                 if not peer:
                     return
-            if self._per_address[peer] < self.settings.max_connections_per_address and self.connections.try_acquire():
+            client = client_key(peer, self.settings.ipv6_prefix_length)
+            if self._per_address[client] < self.settings.max_connections_per_address and self.connections.try_acquire():
                 connection = Connection(self, reader, writer, peer, first_bytes)
                 self._connections.add(connection)
-                self._per_address[peer] += 1
+                self._per_address[client] += 1
                 try:
                     await connection.run()
                 finally:
-                    self._per_address[peer] -= 1
-                    if self._per_address[peer] <= 0:
-                        del self._per_address[peer]
+                    self._per_address[client] -= 1
+                    if self._per_address[client] <= 0:
+                        del self._per_address[client]
                     self._connections.discard(connection)
                     self.connections.release()
             elif self.overflow.try_acquire():
@@ -237,8 +266,10 @@ class ProxyServer:
         except (ProxyHeaderError, asyncio.TimeoutError, OSError) as exc:
             log.info("connection from balancer %s closed: %s", balancer, exc or "no PROXY header in time")
             return "", b""
-        source = normalize_address(header.source) if header.source else balancer  # LOCAL: its own check
-        return source, data[header.consumed :]
+        if header.source is None:  # LOCAL: the balancer's health check, closed without a reply
+            log.debug("health check from balancer %s", balancer)
+            return "", b""
+        return normalize_address(header.source), data[header.consumed :]
 
     async def _refuse(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, first_bytes: bytes
@@ -270,11 +301,21 @@ async def start_server(
     port: int | None = None,
     on_request: Callable[[RequestRecord], Any] | None = None,
     sessions: SessionStore | None = None,
+    share_port: bool = True,
 ) -> ProxyServer:
-    """Listen on `host:port` (default: the settings'; port 0 picks a free one) on the running loop."""
+    """Listen on `host:port` (default: the settings'; port 0 picks a free one) on the running loop.
+
+    share_port: bind with SO_REUSEPORT, next to other listeners that do (a replica and its successor
+    during a redeploy); without it a port already listened on raises OSError (EADDRINUSE).
+    """
     server = ProxyServer(settings, backend, max_images=max_images, on_request=on_request, sessions=sessions)
-    await server._listen(settings.host if host is None else host, settings.port if port is None else port)
-    log.info("TCP proxy listening on %s:%d", settings.host if host is None else host, server.port)
+    host, port = settings.host if host is None else host, settings.port if port is None else port
+    try:
+        await server._listen(host, port, share_port=share_port)
+    except OSError:
+        await server.close()  # its spool folder goes with it
+        raise
+    log.info("TCP proxy listening on %s:%d", host, server.port)
     return server
 
 

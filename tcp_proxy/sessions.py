@@ -2,16 +2,20 @@
 
 A successful LOGIN binds its user to the connection for the connection's
 life. Because the Android app opens a new connection for every request, the
-login is also bound to the client's IP address: a later connection from that
-address that sends no LOGIN of its own acts as that user. The address binding
-ends `ttl_s` after the LOGIN that made it (use does not extend it), and it
-can be switched off (`bind_to_address=False`).
+login is also bound to the client's address key (`addresses.client_key`: the
+IPv4 address, or the IPv6 network of `ipv6_prefix_length` bits): a later
+connection from there that sends no LOGIN of its own acts as that user for
+IMAGE and VIDEO. The address binding ends `ttl_s` after the LOGIN that made
+it (use does not extend it), and it can be switched off
+(`bind_to_address=False`). LIST answers only a LOGIN on its own connection
+(`connection_user`): the stored results of a user are not for whoever shares
+their address.
 
 Bindings are kept by a `SessionStore`: the service keeps them in its
 database (`serve_app.accounts.Accounts`), so they survive a restart and every
 replica sees them; `MemorySessionStore` keeps them in this process. The store
-also answers who a user is *now*: a disabled account stops acting within
-seconds, and VIP is the current account's.
+also answers who a user is *now*: a disabled account, or one whose password
+changed, stops acting within seconds, and VIP is the current account's.
 
 Risk: the address is all that identifies such a client. Clients behind one
 NAT (a carrier-grade NAT, an office or a public Wi-Fi) share an address, so
@@ -23,21 +27,11 @@ binding (neither the connection's nor the address's).
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from typing import Callable, Hashable, Protocol
 
+from .addresses import client_key
 from .backend import User
-
-
-def normalize_address(address: str) -> str:
-    """The client's IP as text; IPv4-mapped IPv6 addresses become plain IPv4."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped or ip)
 
 
 class SessionStore(Protocol):
@@ -50,7 +44,8 @@ class SessionStore(Protocol):
         """The user bound to `address`, as the account is now; None if unbound, expired or disabled."""
 
     async def current(self, user: User) -> User | None:
-        """`user` as the account is now (VIP re-read); None if it was disabled or removed."""
+        """`user` as the account is now (VIP re-read); None if it was disabled or removed, or its
+        password changed since the LOGIN that gave `user`."""
 
 
 class MemorySessionStore:
@@ -79,25 +74,32 @@ class MemorySessionStore:
 class Sessions:
     """Connection logins in memory, address bindings in a `SessionStore`."""
 
-    def __init__(self, store: SessionStore, *, bind_to_address: bool = True):
+    def __init__(self, store: SessionStore, *, bind_to_address: bool = True, ipv6_prefix_length: int = 64):
         self.store = store
         self.bind_to_address = bind_to_address
+        self.ipv6_prefix_length = ipv6_prefix_length
         self._by_connection: dict[Hashable, User] = {}
 
     async def login(self, connection: Hashable, address: str, user: User) -> None:
         """Record a successful LOGIN on `connection` from `address`."""
         self._by_connection[connection] = user
         if self.bind_to_address:
-            await self.store.bind_address(normalize_address(address), user)
+            await self.store.bind_address(client_key(address, self.ipv6_prefix_length), user)
 
     async def user_for(self, connection: Hashable, address: str) -> User | None:
-        """The user a request on `connection` from `address` acts as (the account as it is now), or None."""
+        """The user an IMAGE/VIDEO on `connection` from `address` acts as (the account as it is now), or None."""
         user = self._by_connection.get(connection)
         if user is not None:
             return await self.store.current(user)
         if not self.bind_to_address:
             return None
-        return await self.store.user_at(normalize_address(address))
+        return await self.store.user_at(client_key(address, self.ipv6_prefix_length))
+
+    async def connection_user(self, connection: Hashable) -> User | None:
+        """The user of the connection's own LOGIN (the account as it is now), or None: the address binding
+        does not count."""
+        user = self._by_connection.get(connection)
+        return None if user is None else await self.store.current(user)
 
     def drop_connection(self, connection: Hashable) -> None:
         """Forget the connection's own login (the address binding stays)."""

@@ -1,4 +1,4 @@
-"""Accounts: LOGIN and GET_GLB against a real SQLite database and storage root."""
+"""Accounts: LOGIN, sessions and GET_GLB against a real SQLite database and storage root."""
 
 from __future__ import annotations
 
@@ -6,12 +6,25 @@ import asyncio
 import threading
 
 import pytest
+from proxy_fakes import (
+    FakeBackend,
+    frame,
+    image_payload,
+    login_payload,
+    read_reconstruction,
+    read_u32_block,
+)
+from sqlalchemy import text
 
 from serve_app.accounts import LOGIN_CONCURRENCY, Accounts
 from serve_app.config import AppSettings
 from serve_app.storage import Database, GlbStore, UserStore
 from tcp_proxy.backend import User
+from tcp_proxy.codec import IMAGE, LOGIN
 from tcp_proxy.errors import HashNotFoundError, InvalidHashError
+from tcp_proxy.server import start_server
+from tcp_proxy.sessions import Sessions
+from tcp_proxy.settings import ProxySettings
 
 
 @pytest.fixture
@@ -139,3 +152,180 @@ def test_a_throttled_login_does_not_wait_for_a_verification_slot(settings):
 
 def _as_dict(settings: AppSettings) -> dict:
     return {"storage": {"database_url": settings.storage.database_url, "storage_root": settings.storage.storage_root}}
+
+
+def _settings_with(settings: AppSettings, **sections) -> AppSettings:
+    return AppSettings.from_dict({**_as_dict(settings), **sections})
+
+
+def test_failed_logins_across_one_ipv6_network_lock_it(settings):
+    """Rotating addresses inside one /64 is one client for the login throttle."""
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        db = Database(settings.storage.database_url)
+        try:
+            UserStore(db, settings.auth).create("alice", "secret")
+            for i in range(settings.auth.max_failures):  # each guess from another address of the /64
+                assert await accounts.login(f"guess{i}", "guess", f"2001:db8:1:2::{i + 1:x}") is None
+            assert await accounts.login("alice", "secret", "2001:db8:1:2:ffff::9") is None  # the /64 is locked
+            assert await accounts.login("alice", "secret", "2001:db8:1:3::1") is not None  # another /64 is not
+        finally:
+            db.dispose()
+            accounts.close()
+
+    asyncio.run(scenario())
+
+
+def test_logins_over_the_queue_bound_are_refused_at_once(settings):
+    settings = _settings_with(settings, auth={"max_login_queue": 1})
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        release = threading.Event()
+        checked = []
+
+        def slow_check(username, password, address):
+            checked.append(username)
+            release.wait(10)
+
+        accounts._users.authenticate = slow_check
+        try:
+            held = [asyncio.create_task(accounts.login(f"u{i}", "pw", f"192.0.2.{i}")) for i in range(LOGIN_CONCURRENCY + 1)]
+            for _ in range(500):  # two being checked, one waiting for a slot
+                if len(checked) == LOGIN_CONCURRENCY and accounts._logins.full:
+                    break
+                await asyncio.sleep(0.01)
+            assert await asyncio.wait_for(accounts.login("late", "pw", "192.0.2.99"), 2) is None
+            assert "late" not in checked
+            release.set()
+            assert await asyncio.gather(*held) == [None] * (LOGIN_CONCURRENCY + 1)
+            assert len(checked) == LOGIN_CONCURRENCY + 1
+            later = User(99, "later", False)
+            accounts._users.authenticate = lambda *args: later
+            assert await accounts.login("later", "pw", "192.0.2.99") == later  # the queue is free again
+        finally:
+            release.set()
+            accounts.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_password_change_ends_connection_logins_and_address_bindings(settings):
+    settings = _settings_with(settings, auth={"account_recheck_s": 0.0})
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        db = Database(settings.storage.database_url)
+        users = UserStore(db, settings.auth)
+        sessions = Sessions(accounts)
+        try:
+            bob = users.create("bob", "old")
+            users.create("carol", "pw")
+            await sessions.login("c1", "192.0.2.7", await accounts.login("bob", "old", "192.0.2.7"))
+            await sessions.login("c2", "192.0.2.8", await accounts.login("carol", "pw", "192.0.2.8"))
+            assert await sessions.user_for("c1", "192.0.2.7") == bob
+            assert await sessions.user_for("c9", "192.0.2.7") == bob  # another connection, by the binding
+            users.set_password("bob", "new")
+            assert await sessions.user_for("c1", "192.0.2.7") is None
+            assert await sessions.user_for("c9", "192.0.2.7") is None
+            assert (await sessions.user_for("c2", "192.0.2.8")).username == "carol"  # others keep theirs
+            assert await sessions.user_for("c9", "192.0.2.8") is not None
+            await sessions.login("c3", "192.0.2.7", await accounts.login("bob", "new", "192.0.2.7"))
+            assert await sessions.user_for("c3", "192.0.2.7") == bob
+            assert await sessions.user_for("c9", "192.0.2.7") == bob
+            assert await sessions.user_for("c1", "192.0.2.7") is None  # the old login stays ended
+        finally:
+            db.dispose()
+            accounts.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_binding_made_after_the_change_by_a_login_before_it_does_not_hold(settings):
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        db = Database(settings.storage.database_url)
+        users = UserStore(db, settings.auth)
+        try:
+            users.create("bob", "old")
+            checked_before = await accounts.login("bob", "old", "192.0.2.7")
+            users.set_password("bob", "new")  # lands between the password check and the binding
+            await accounts.bind_address("192.0.2.7", checked_before)
+            assert await accounts.user_at("192.0.2.7") is None
+        finally:
+            db.dispose()
+            accounts.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_legacy_hash_rewritten_at_login_keeps_that_login(settings):
+    settings = _settings_with(settings, auth={"account_recheck_s": 0.0})
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        db = Database(settings.storage.database_url)
+        try:
+            UserStore(db, settings.auth).create("dave", "pw")
+            with db.session() as session:
+                session.execute(text("UPDATE users SET password_hash = 'pw' WHERE username = 'dave'"))
+            dave = await accounts.login("dave", "pw", "192.0.2.5")
+            await accounts.bind_address("192.0.2.5", dave)
+            assert await accounts.current(dave) == dave
+            assert await accounts.user_at("192.0.2.5") == dave
+        finally:
+            db.dispose()
+            accounts.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_password_change_ends_a_login_over_real_sockets(settings):
+    settings = _settings_with(settings, auth={"account_recheck_s": 0.0})
+
+    class AccountsBackend(FakeBackend):
+        def __init__(self, accounts: Accounts) -> None:
+            super().__init__()
+            self.accounts = accounts
+
+        async def login(self, username, password, address):
+            return await self.accounts.login(username, password, address)
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        db = Database(settings.storage.database_url)
+        users = UserStore(db, settings.auth)
+        users.create("bob", "old")
+        server = await start_server(
+            ProxySettings(host="127.0.0.1", port=0), AccountsBackend(accounts), max_images=5, port=0, sessions=accounts
+        )
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(frame(LOGIN, login_payload("bob", "old")) + image)
+            assert await read_u32_block(reader) == b"[true,false]"
+            assert (await read_reconstruction(reader))[0].endswith(".glb")
+            assert (await _one_image(server.port))[0].endswith(".glb")  # by the address binding
+            users.set_password("bob", "new")
+            writer.write(image)
+            assert await read_reconstruction(reader) == ("", b"ERROR_NOT_LOGGED_IN")
+            assert await _one_image(server.port) == ("", b"ERROR_NOT_LOGGED_IN")
+            writer.write(frame(LOGIN, login_payload("bob", "new")) + image)
+            assert await read_u32_block(reader) == b"[true,false]"
+            assert (await read_reconstruction(reader))[0].endswith(".glb")
+            writer.close()
+        finally:
+            await server.close()
+            db.dispose()
+            accounts.close()
+
+    image = frame(IMAGE, image_payload([b"photo"]))
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+async def _one_image(port: int) -> tuple[str, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(frame(IMAGE, image_payload([b"photo"])))
+    reply = await read_reconstruction(reader)
+    writer.close()
+    return reply

@@ -19,7 +19,7 @@ from serve_app.stages import Reconstruction, Upload
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.models import User as UserRow
 from tcp_proxy.backend import User
-from tcp_proxy.errors import BadImageError, ServiceError
+from tcp_proxy.errors import BadImageError, ServiceError, UnprocessableUploadError
 
 ALICE = User(7, "alice", False)
 BOB = User(8, "bob", False)
@@ -143,13 +143,13 @@ def rows_of(store: GlbStore, user: User) -> list[str]:
     return [info.hashed_name for info in store.list_for_user(user.id, 100)]
 
 
-def test_a_run_that_lost_its_replica_runs_again_after_doubling_pauses(storage, store, sleeps):
-    lost = [(RayActorError("replica died"), False), (RayActorError("replica died again"), False)]
+def test_a_run_that_lost_its_replica_runs_again_after_a_pause(storage, store, sleeps):
+    lost = [(RayActorError("replica died"), False)]
     runner, metrics = FakeRunner(store, lost), CountingMetrics()
     result, retries = reconstruct(settings_of(storage, attempts=3), runner, ALICE, metrics=metrics)
-    assert isinstance(result, Reconstruction) and result.glb == b"glTF run 3"
-    assert len(runner.uploads) == 3 and sleeps == [DELAY_S, 2 * DELAY_S]
-    assert retries == metrics.retries == 2
+    assert isinstance(result, Reconstruction) and result.glb == b"glTF run 2"
+    assert len(runner.uploads) == 2 and sleeps == [DELAY_S]
+    assert retries == metrics.retries == 1
     assert rows_of(store, ALICE) == [result.hashed_name]
     assert list(result.timings) == ["export", "pipeline"]
     assert {upload.job.source_digest for upload in runner.uploads} == {runner.uploads[0].job.source_digest}
@@ -157,11 +157,44 @@ def test_a_run_that_lost_its_replica_runs_again_after_doubling_pauses(storage, s
 
 def test_gives_up_after_the_configured_attempts(storage, store, sleeps):
     runner = FakeRunner(store, [(RayActorError(f"lost {n}"), False) for n in range(5)])
-    error, retries = reconstruct(settings_of(storage, attempts=2), runner, ALICE)
-    assert isinstance(error, RayActorError) and str(error) == "lost 1"  # the last attempt's error
+    error, retries = reconstruct(settings_of(storage, attempts=1), runner, ALICE)
+    assert isinstance(error, RayActorError) and str(error) == "lost 0"  # the last attempt's error
     assert not isinstance(error, ServiceError)  # the server answers ERROR_INTERNAL
-    assert len(runner.uploads) == 2 and sleeps == [DELAY_S] and retries == 1
+    assert len(runner.uploads) == 1 and sleeps == [] and retries == 0
     assert rows_of(store, ALICE) == []
+
+
+def test_an_upload_that_lost_a_replica_twice_is_not_run_a_third_time(storage, store, sleeps):
+    runner = FakeRunner(store, [(RayActorError(f"lost {n}"), False) for n in range(5)])
+    error, again, by_bob, retries = reconstruct(settings_of(storage, attempts=3), runner, ALICE, ALICE, BOB)
+    assert isinstance(error, UnprocessableUploadError) and error.code == "ERROR_UNPROCESSABLE_UPLOAD"
+    assert isinstance(error.__cause__, RayActorError) and str(error.__cause__) == "lost 1"
+    assert isinstance(again, UnprocessableUploadError) and isinstance(by_bob, UnprocessableUploadError)
+    assert len(runner.uploads) == 2 and sleeps == [DELAY_S] and retries == 1  # sent again: never run
+    assert rows_of(store, ALICE) == rows_of(store, BOB) == []
+
+
+def test_a_second_lost_run_that_had_stored_its_glb_answers_that_glb(storage, store, sleeps):
+    lost = [(RayActorError("died before storing"), False), (RayActorError("died after storing"), True)]
+    runner = FakeRunner(store, lost)
+    result, retries = reconstruct(settings_of(storage), runner, ALICE)
+    assert result.glb == b"glTF run 2" and len(runner.uploads) == 2 and retries == 1
+    assert rows_of(store, ALICE) == [result.hashed_name]
+
+
+def test_lost_replicas_are_remembered_for_a_while_and_for_a_bounded_number_of_uploads():
+    from serve_app.serve_backend import LostReplicas
+
+    now = [0.0]
+    lost = LostReplicas(memory_s=10.0, size=2, clock=lambda: now[0])
+    assert lost.record("a") == 1 and lost.record("a") == 2 and lost.count("a") == 2
+    now[0] = 5.0
+    lost.record("b")
+    now[0] = 10.0  # "a" forgotten, "b" still counts
+    assert lost.count("a") == 0 and lost.count("b") == 1
+    lost.record("c")
+    lost.record("d")  # over the size: the oldest ("b") goes
+    assert (lost.count("b"), lost.count("c"), lost.count("d")) == (0, 1, 1)
 
 
 @pytest.mark.parametrize("error", [ValueError("a bug"), BadImageError("photo 2 cannot be decoded")])

@@ -318,15 +318,21 @@ def untrained_warning_once(preset: str) -> Iterator[None]:
 
 def open_store(settings, user_id: int):
     """The service's GLB store, after checking that the owner exists."""
-    from serve_app.storage import Database, GlbStore
+    from serve_app.storage import GlbStore
     from serve_app.storage.blob_root import settings_root
+    from serve_app.storage.location import LocationError, open_database, shown_url
     from serve_app.storage.models import User
 
-    db = Database(settings.storage.database_url)
-    db.upgrade()
+    url = settings.storage.database_url
+    try:
+        db = open_database(url, create=True)
+    except LocationError as exc:
+        raise InputError(str(exc)) from None
     with db.session() as session:
-        if session.get(User, user_id) is None:
-            raise InputError(f"no user with id {user_id} in {settings.storage.database_url}")
+        known = session.get(User, user_id) is not None
+    if not known:
+        db.dispose()
+        raise InputError(f"no user with id {user_id} in {shown_url(url)}")
     return GlbStore(db, settings_root(settings.storage))
 
 

@@ -12,7 +12,12 @@ What is sampled is described in `sampling.py`. How it is read:
   decoder itself (`skip_frame = NONREF`): nothing refers to them and they
   are not wanted;
 * only kept frames are converted to RGB; the decoder runs multithreaded;
-* reading stops as soon as the last capped sample time is served.
+* reading stops as soon as the last capped sample time is served;
+* at most `max_frames` + `THINNING_SLACK` + 1 converted frames are held at
+  any time, whatever length the container declares (`sampling.py`: the
+  sample grid thins);
+* the frame size, the frames decoded and the decode's wall time are bounded
+  (`video_limits.py`), the size before any frame is decoded.
 
 Frames come out upright: the display matrix (rotation, mirror) is applied.
 Each kept frame is reduced during its RGB conversion (area filter) to at most
@@ -24,7 +29,7 @@ side to `max_side` when that is set.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 import av
@@ -36,10 +41,14 @@ from serve_app.frames.buffer_file import BufferFile
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
 from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_count, sample_times
 from serve_app.frames.sharpness import frame_sharpness
+from serve_app.frames.video_limits import DecodeBudget, VideoLimits
 
 # demuxers that read a single still image, not a video
 _STILL_IMAGE_FORMATS = ("image2",)
 # (frames kept so far, frames expected: None while the video's length is unknown)
+# samples held beyond max_frames before the sample grid thins: a video whose declared length is a
+# frame or two short still gets the evenly spaced pick of all its samples
+THINNING_SLACK = 2
 Progress = Callable[[int, "int | None"], None]
 
 
@@ -51,6 +60,7 @@ def sample_video(
     *,
     max_side: int | None = None,
     decode_max_pixels: int | None = DECODE_MAX_PIXELS,
+    limits: VideoLimits = VideoLimits(),
     progress: Progress | None = None,
 ) -> list[np.ndarray]:
     """Sample a video (a file's path, or its bytes as a uint8 array) into RGB uint8 frames ([H, W, 3], upright).
@@ -62,7 +72,8 @@ def sample_video(
     or 0: no bound). `progress`, when given, is called with (frames kept,
     frames expected) as each frame is kept, and a last time with the frames
     returned. Raises NoFramesError for an empty file,
-    a file that is not a video, or a video with no decodable frame; a path
+    a file that is not a video, or a video with no decodable frame;
+    TooManyPixelsError and TooManyFramesError past `limits`; a path
     that does not exist raises FileNotFoundError (a caller's bug).
     """
     if not fps > 0:
@@ -81,11 +92,13 @@ def sample_video(
         size = os.path.getsize(opened)
     if size == 0:
         raise NoFramesError("the video file is empty")
+    budget = DecodeBudget(limits)
     container = _open(opened)
     with container:
         stream = _video_stream(container)
+        budget.check_size(stream.codec_context.width, stream.codec_context.height)  # before any decoding
         reader = _SampledReader(
-            container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels), progress
+            container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels), budget, progress
         )
         frames = reader.run()
     if not frames:
@@ -135,7 +148,7 @@ def _reason(exc: BaseException) -> str:
 class _SampledReader:
     """One pass over a video stream that feeds a FrameSelector."""
 
-    def __init__(self, container, stream, fps, max_frames, sharpest, bounds, progress=None):
+    def __init__(self, container, stream, fps, max_frames, sharpest, bounds, budget, progress=None):
         self._container = container
         self._stream = stream
         self._fps = fps
@@ -152,6 +165,7 @@ class _SampledReader:
         self._progress = progress
         self._expected: int | None = None
         self._converted = 0
+        self._budget: DecodeBudget = budget
         _ignore_other_streams(container, stream)
 
     def run(self) -> list[np.ndarray]:
@@ -159,6 +173,7 @@ class _SampledReader:
         holding = True  # packets wait in `held` until one is wanted
         try:
             for packet in self._container.demux(self._stream):
+                self._budget.check_time()
                 if packet.size == 0:
                     continue  # PyAV's end-of-stream markers; flushed below
                 t = _seconds(packet.pts, packet.time_base)
@@ -200,10 +215,11 @@ class _SampledReader:
             window,
             keep=self._to_rgb,
             score=frame_sharpness if self._sharpest else None,
+            limit=self._max_frames + THINNING_SLACK,
         )
         return self._selector
 
-    def _times(self, t0: float) -> Iterator[float]:
+    def _times(self, t0: float) -> Iterable[float]:
         duration = _duration(self._container, self._stream)
         span = None if duration is None else max(0.0, duration - self._frame_step)
         if span is not None:
@@ -214,7 +230,7 @@ class _SampledReader:
         """Decode packets in order; True when no frame is wanted right now."""
         selector = self._selector
         assert selector is not None
-        kept_before = len(selector.kept)
+        taken_before = selector.taken
         for packet in packets:
             if packet is not None:
                 self._set_skip(packet, selector.wanted_from)
@@ -223,8 +239,9 @@ class _SampledReader:
             except av.FFmpegError:
                 continue  # a damaged packet; the decoder resynchronises
             for frame in frames:
+                self._budget.count_frame(frame.width, frame.height)
                 selector.offer(self._frame_time(frame), frame)
-        return len(selector.kept) > kept_before and not selector.window_open
+        return selector.taken > taken_before and not selector.window_open
 
     def _set_skip(self, packet, wanted: float | None) -> None:
         t = _seconds(packet.pts, packet.time_base)

@@ -2,6 +2,6 @@
 
 `share_pages`: a share link's page (`/g/<hash>`), its GLB file
 (`/g/<hash>.glb`) and the three.js files the page imports (`/viewer/...`).
-`range_response`: a GLB in an object store as a response honouring one
-byte range.
+`range_response`: a stored GLB (a local file or an object in a bucket) as a
+response honouring one byte range.
 """

@@ -1,11 +1,12 @@
-"""An open file of unknown locality as an HTTP response, honouring one byte range (`Range: bytes=...`).
+"""An open file, local or in an object store, as an HTTP response honouring one byte range (`Range: bytes=...`).
 
-Starlette's FileResponse does this for a local file; a GLB in an object store
-is served here instead: the requested span is read a piece at a time (each
-piece one ranged read of the object), so memory holds one piece, never the
-whole GLB. Several ranges in one request, or a Range header that does not
-parse, get the whole file (RFC 9110 lets a server ignore Range); a range
-that starts past the end is a 416.
+The requested span is read a piece at a time (in a bucket, each piece one
+ranged read of the object), so memory holds one piece, never the whole GLB.
+As RFC 9110 allows, a Range that is invalid (not `bytes=`, a last position
+before the first, not ASCII digits), asks for several ranges, or comes with
+an `If-Range` other than the ETag gets the whole file (200); a valid range
+that starts past the end is a 416 with `Content-Range: bytes */<size>`.
+Positions of any length are read without converting thousands of digits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import BinaryIO, Iterator, Mapping
 from starlette.responses import Response, StreamingResponse
 
 PIECE = 256 * 1024  # bytes per read of the span
-_SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+_SINGLE_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$", re.IGNORECASE | re.ASCII)
+BEYOND_ANY_FILE = 10**18  # a position with more digits than this stands for "past the end"
 
 
 class Unsatisfiable(Exception):
@@ -30,23 +32,44 @@ def requested_span(range_header: str, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if first == "":  # `bytes=-N`: the last N bytes
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         return max(0, size - suffix), size
-    start = int(first)
-    stop = size if last == "" else min(int(last) + 1, size)
-    if start >= size or stop <= start:
+    if last != "" and _magnitude(last) < _magnitude(first):
+        return None  # invalid: ignored
+    start = _position(first)
+    if start >= size:
         raise Unsatisfiable
+    stop = size if last == "" else min(_position(last) + 1, size)
     return start, stop
+
+
+def _magnitude(digits: str) -> tuple[int, str]:
+    """What orders numbers written in ASCII digits, of any length, as their values."""
+    significant = digits.lstrip("0")
+    return len(significant), significant
+
+
+def _position(digits: str) -> int:
+    """The number of ASCII `digits`, or BEYOND_ANY_FILE when it is at least that large."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) >= len(str(BEYOND_ANY_FILE)):
+        return BEYOND_ANY_FILE
+    return int(significant)
 
 
 def range_response(
     file: BinaryIO, size: int, request_headers: Mapping[str, str], headers: Mapping[str, str], media_type: str
 ) -> Response:
-    """200 with the file, 206 with the requested span, or 416; `file` is closed in every case."""
+    """200 with the file, 206 with the requested span, or 416; `file` is closed in every case.
+
+    `headers` go on every answer; an `ETag` among them is what `If-Range` must match.
+    """
+    if_range = request_headers.get("if-range")
+    range_header = request_headers.get("range", "") if if_range in (None, headers.get("ETag")) else ""
     try:
-        span = requested_span(request_headers.get("range", ""), size)
+        span = requested_span(range_header, size)
     except Unsatisfiable:
         file.close()
         return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})

@@ -2,10 +2,12 @@
 
 The hash is the share link, as on the TCP side (GET_GLB): the same
 validation (`GlbStore.locate`), and an unknown, malformed or vanished hash
-is a 404. The GLB is streamed from its file (or its object in a bucket,
-`serve_app.http.range_response`) with `Content-Length`, an `ETag` (the hash: a
-stored GLB never changes), `304` for a matching `If-None-Match` and byte
-ranges (`Range`, `206`). The page draws the cloud
+is a 404. The GLB is streamed from its file or its object in a bucket, the
+same way for both (`serve_app.http.range_response`), with `Content-Length`,
+an `ETag` (the hash: a stored GLB never changes), `304` for a matching
+`If-None-Match` and byte ranges (`Range`, `206`). A scan is private to
+whoever holds its link: the page and the file are `Cache-Control: private`,
+kept by the browser but never by a shared cache. The page draws the cloud
 with three.js, which the set-up script installs from the npm registry
 (`.venv/web/node_modules/three`) and the service serves itself under
 `/viewer/`: no CDN, nothing fetched from elsewhere.
@@ -33,6 +35,9 @@ VIEWER_PREFIX = "/viewer/"  # three.js's files, under this path
 VIEWER_PARTS = ("build", "examples/jsm")  # the parts of the npm package the page imports
 CHECKOUT_VIEWER = Path(__file__).resolve().parents[2] / ".venv" / "web" / "node_modules" / "three"
 JS_TYPES = {".js": "text/javascript", ".mjs": "text/javascript"}
+# a stored GLB never changes: the browser keeps it, a shared cache (proxy, CDN) never does
+GLB_CACHE_CONTROL = "private, max-age=31536000, immutable"
+PAGE_CACHE_CONTROL = "private, no-cache"  # asked again each time: a deleted scan's page must go
 
 
 class SharePages:
@@ -55,7 +60,7 @@ class SharePages:
             hashed_name = PurePosixPath(self._store.locate(hash_text)).stem
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
             return _not_found(exc)
-        return HTMLResponse(_page_html(hashed_name), headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(_page_html(hashed_name), headers={"Cache-Control": PAGE_CACHE_CONTROL})
 
     def glb(self, hash_text: str, request_headers: Mapping[str, str]) -> Response:
         """The GLB file (ranges honoured), 304 when the client has it, or a 404."""
@@ -64,14 +69,9 @@ class SharePages:
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
             return _not_found(exc)
         name = PurePosixPath(key).stem
-        etag = f'"{name}"'
-        if etag in [tag.strip() for tag in request_headers.get("if-none-match", "").split(",")]:
-            return Response(status_code=304, headers={"ETag": etag})
-        headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"}
-        path = self._store.root.local_path(key)
-        if path is not None:
-            return FileResponse(path, media_type=GLB_MEDIA_TYPE, headers=headers, filename=f"{name}.glb",
-                                content_disposition_type="inline")
+        headers = {"ETag": f'"{name}"', "Cache-Control": GLB_CACHE_CONTROL}
+        if headers["ETag"] in [tag.strip() for tag in request_headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
         try:
             file, size = self._store.root.open(key)
         except FileNotFoundError:  # deleted since it was located

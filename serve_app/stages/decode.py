@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from serve_app.config import AppSettings
 from serve_app.frames import decode_images, sample_video
+from serve_app.frames.video_limits import VideoLimits
 
 from .messages import Frames, Upload
 from .stage import Progress, Stage
@@ -26,6 +27,11 @@ class DecodeStage(Stage[Upload, Frames]):
                 sharpest=limits.sharpest,
                 max_side=limits.max_side or None,
                 decode_max_pixels=limits.decode_max_pixels,
+                limits=VideoLimits(
+                    max_pixels=limits.max_image_pixels,
+                    max_decoded_frames=limits.max_decoded_frames,
+                    max_seconds=limits.max_decode_s,
+                ),
                 progress=progress,
             )
         else:

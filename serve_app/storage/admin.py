@@ -5,7 +5,9 @@ Both (`vggt-users`, `vggt-create-user`) work on the service's database
 upgrade it first, print one clear line per outcome, and exit with status 2
 and one line, `<command>: <what is wrong>`, on bad input (taken username,
 unknown user, empty password, a database that is not there, a bad option).
-Only creating a user may create the database.
+Only creating a user may create the database. A password left off the
+command line is asked for (twice, on a terminal) or read as one line of
+stdin, before the database is opened.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from serve_app.storage.users import UserStore, UserStoreError
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
 FALSE_WORDS = {"false", "0", "no", "n", "f"}
 USERS_PROG, CREATE_USER_PROG = "vggt-users", "vggt-create-user"
+EXIT_INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
 
 
 def parse_flag(text: str) -> bool:
@@ -46,18 +49,27 @@ def parse_time(text: str) -> datetime:
 
 
 def create_user_main(argv: Sequence[str] | None = None) -> int:
-    """`create_user.py USERNAME PASSWORD [is_vip]`, as the earlier deployments' script."""
+    """`create_user.py USERNAME [--vip]` (the password asked for), or the earlier deployments'
+    `create_user.py USERNAME PASSWORD [is_vip]`."""
     parser = OneLineParser(
         prog=CREATE_USER_PROG, description="Create a user (the VIP flag is optional, default false)."
     )
     parser.add_argument("username")
-    parser.add_argument("password")
-    parser.add_argument("is_vip", nargs="?", type=parse_flag, default=False, help="true/1/yes/y/t for VIP")
+    parser.add_argument("password", nargs="?", help="asked for when left out (keeps it out of ps and the history)")
+    parser.add_argument("is_vip", nargs="?", type=parse_flag, help="after PASSWORD: true/1/yes/y/t for VIP")
+    parser.add_argument("--vip", action="store_true", help="make the user VIP")
     add_location_options(parser)
     args = _parse(parser, argv)
     if args is None:
         return EXIT_BAD_INPUT
-    action = lambda users: _add(users, args.username, args.password, args.is_vip, None)  # noqa: E731
+    if args.vip and args.is_vip is False:
+        report(parser.prog, "--vip and an is_vip of false disagree")
+        return EXIT_BAD_INPUT
+    status = _read_missing_password(parser.prog, args)
+    if status is not None:
+        return status
+    is_vip = args.vip or bool(args.is_vip)
+    action = lambda users: _add(users, args.username, args.password, is_vip, None)  # noqa: E731
     return _run(parser.prog, args, action, create=True)
 
 
@@ -89,6 +101,9 @@ def users_main(argv: Sequence[str] | None = None) -> int:
     args = _parse(parser, argv)
     if args is None:
         return EXIT_BAD_INPUT
+    status = _read_missing_password(parser.prog, args)
+    if status is not None:
+        return status
     action = lambda users: _USER_COMMANDS[args.command](users, args)  # noqa: E731
     return _run(parser.prog, args, action, create=args.command == "add")
 
@@ -100,6 +115,38 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     except InputError as error:
         report(parser.prog, str(error))
         return None
+
+
+def _read_missing_password(prog: str, args: argparse.Namespace) -> int | None:
+    """Fill in `args.password` when the command takes one and it was left out; the exit status
+    after reporting a failure, else None."""
+    if "password" not in args or args.password is not None:
+        return None
+    try:
+        args.password = read_password()
+    except InputError as error:
+        report(prog, str(error))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        report(prog, "interrupted")
+        return EXIT_INTERRUPTED
+    return None
+
+
+def read_password() -> str:
+    """The password typed twice at a hidden prompt on a terminal, else the first line of stdin."""
+    if sys.stdin.isatty():
+        try:
+            password = getpass.getpass("password: ")
+            if getpass.getpass("password (again): ") != password:
+                raise InputError("the two passwords differ")
+        except EOFError:
+            raise InputError("no password given") from None
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InputError("password must not be empty")
+    return password
 
 
 def _run(prog: str, args: argparse.Namespace, action, *, create: bool) -> int:
@@ -125,13 +172,11 @@ def _add(users: UserStore, username: str, password: str, is_vip: bool, until: da
 
 
 def _cmd_add(users: UserStore, args: argparse.Namespace) -> None:
-    password = args.password if args.password is not None else _ask_password()
-    _add(users, args.username, password, args.vip, args.vip_until)
+    _add(users, args.username, args.password, args.vip, args.vip_until)
 
 
 def _cmd_passwd(users: UserStore, args: argparse.Namespace) -> None:
-    password = args.password if args.password is not None else _ask_password()
-    users.set_password(args.username, password)
+    users.set_password(args.username, args.password)
     print(f"password of {args.username!r} changed")
 
 
@@ -164,12 +209,6 @@ def _vip_text(row: dict) -> str:
         return "yes"
     state = "yes" if row["vip_active"] else "expired"
     return f"{state} (until {expiry:%Y-%m-%d %H:%M} UTC)"
-
-
-def _ask_password() -> str:
-    if sys.stdin.isatty():
-        return getpass.getpass("password: ")
-    return sys.stdin.readline().rstrip("\r\n")
 
 
 _USER_COMMANDS = {

@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from serve_app.config import AppSettings, StorageSettings
 from serve_app.storage.database import Database
 
 CONFIG_ENV = "VGGT_CONFIG"
+# `scheme://user:` up to the last `@`: the password of a URL that does not parse, hidden generously
+_UNPARSED_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
 
 
 class LocationError(Exception):
@@ -61,15 +64,35 @@ def spool_dir(args: argparse.Namespace) -> str:
         raise LocationError(f"cannot read the config {args.config}: {exc}") from None
 
 
-def open_database(url: str, *, create: bool) -> Database:
-    """The database at `url`, its schema brought up to date; an absent SQLite file is created only if `create`."""
+def shown_url(url: str) -> str:
+    """`url` as it may be printed or logged: its password replaced by `***`, even when it does not parse."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(url)
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _UNPARSED_PASSWORD.sub(r"\1***@", url)
+
+
+def parse_database_url(url: str):
+    """`url` as a SQLAlchemy URL; one that does not parse (or whose port is not a number) raises LocationError."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url)
     except ArgumentError:
-        raise LocationError(f"invalid database URL {url!r}") from None
+        raise LocationError(f"invalid database URL {shown_url(url)!r}") from None
+    except ValueError:  # the one number in a URL
+        raise LocationError(f"invalid database URL {shown_url(url)!r}: its port is not a number") from None
+
+
+def open_database(url: str, *, create: bool) -> Database:
+    """The database at `url`, its schema brought up to date; an absent SQLite file is created only if `create`."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    parsed = parse_database_url(url)
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database)
@@ -86,5 +109,7 @@ def open_database(url: str, *, create: bool) -> Database:
         if db is not None:
             db.dispose()
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if parsed.password:  # a driver may quote what it was given
+            first_line = first_line.replace(str(parsed.password), "***")
         raise LocationError(f"cannot open the database {shown}: {first_line}") from None
     return db

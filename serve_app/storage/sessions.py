@@ -5,7 +5,9 @@ A successful LOGIN binds the client's address to its user for a fixed time
 latest LOGIN from an address replaces its binding. Rows live in
 `address_sessions`, so every replica and node of the TCP server sees them
 and a restart keeps them. Whether the account may still act (disabled, VIP)
-is the user store's answer, read when the session is used.
+is the user store's answer, read when the session is used; a new password
+deletes the user's bindings (`UserStore.set_password`). The address is the
+client's key (`tcp_proxy.addresses.client_key`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ class AddressSessions:
         if self._since_purge >= PURGE_EVERY:
             self._since_purge = 0
             self.purge()
+
+    def unbind(self, address: str, user_id: int) -> None:
+        """End the binding of `address`, if it is still `user_id`'s."""
+        with self._db.session() as session:
+            session.execute(
+                delete(AddressSession).where(AddressSession.address == address, AddressSession.user_id == user_id)
+            )
 
     def user_id_at(self, address: str) -> int | None:
         """The user id bound to `address` now, or None (never bound, expired)."""

@@ -5,20 +5,32 @@ a disabled account and a throttled username or address, and takes about the
 same time for the first three. Passwords are never logged. A successful login
 against a legacy plaintext password (or an outdated hash) rewrites it as a
 scrypt hash.
+
+The accounts it gives out (`authenticate`, `current`) are `StampedUser`s:
+they carry a digest of the stored password hash, so a session made by a
+LOGIN can tell that the password changed since (and end). `set_password`
+also ends the user's address sessions at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from serve_app.config import AuthSettings
 from serve_app.storage.database import Database
-from serve_app.storage.models import STATUS_ACTIVE, STATUS_DISABLED, utcnow
+from serve_app.storage.models import (
+    STATUS_ACTIVE,
+    STATUS_DISABLED,
+    AddressSession,
+    utcnow,
+)
 from serve_app.storage.models import User as UserRow
 from serve_app.storage.passwords import (
     OWASP_PARAMS,
@@ -35,6 +47,26 @@ log = logging.getLogger(__name__)
 MAX_PASSWORD_CHARS = 1024  # longer input is refused before any hashing
 MAX_USERNAME_CHARS = 80
 NUL = "\x00"  # never in a username: PostgreSQL text cannot hold it
+
+
+@dataclass(frozen=True, eq=False)
+class StampedUser(User):
+    """An account with `password_stamp`, a digest of its password hash when it was read; equal to the
+    plain `User` of the same account (the stamp is not who the user is)."""
+
+    password_stamp: str = field(default="", repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, User):
+            return NotImplemented
+        return (self.id, self.username, self.is_vip) == (other.id, other.username, other.is_vip)
+
+    __hash__ = User.__hash__
+
+
+def password_stamp(password_hash: str) -> str:
+    """A short digest of a stored password hash: changes whenever the hash does (a new password)."""
+    return hashlib.sha256(password_hash.encode("utf-8", "backslashreplace")).hexdigest()[:32]
 
 
 class UserStoreError(ValueError):
@@ -77,8 +109,8 @@ class UserStore:
         self.throttle = throttle or LoginThrottle(db, auth_settings)
         self._decoy_hash: str | None = None  # verified for unknown users, to even out timing
 
-    def authenticate(self, username: Any, password: Any, address: str | None = None) -> User | None:
-        """The user if the password is right and the account active, else None."""
+    def authenticate(self, username: Any, password: Any, address: str | None = None) -> StampedUser | None:
+        """The user (stamped with the hash now stored) if the password is right and the account active, else None."""
         if not isinstance(username, str) or not isinstance(password, str):
             return None
         if len(password) > MAX_PASSWORD_CHARS or len(username) > MAX_USERNAME_CHARS:
@@ -104,18 +136,19 @@ class UserStore:
             return self._refuse(username, address, "wrong password")
         if user.status != STATUS_ACTIVE:
             return self._refuse(username, address, "account disabled")
-        if needs_rehash(user.password_hash, self._params):
-            self._rewrite_hash(user.id, password, user.password_hash)
+        stored_hash = user.password_hash
+        if needs_rehash(stored_hash, self._params):
+            stored_hash = self._rewrite_hash(user.id, password, stored_hash)
         self.throttle.record_success(username, address, user.id)
-        return _info(user)
+        return _stamped(user, stored_hash)
 
-    def current(self, user_id: int) -> User | None:
-        """The account as it is now (VIP re-computed), or None if it is gone or disabled."""
+    def current(self, user_id: int) -> StampedUser | None:
+        """The account as it is now (VIP re-computed, password stamp), or None if it is gone or disabled."""
         with self._db.session() as session:
             user = session.get(UserRow, user_id)
         if user is None or user.status != STATUS_ACTIVE:
             return None
-        return _info(user)
+        return _stamped(user, user.password_hash)
 
     def prepare(self) -> None:
         """Build the decoy hash now, so the first unknown-user login takes as long as the others."""
@@ -154,10 +187,13 @@ class UserStore:
         return _info(user)
 
     def set_password(self, username: str, password: str) -> None:
+        """Replace the password; the user's address sessions end with the old one (connection logins
+        end when they next re-read the account)."""
         password_hash = self._hash(password)
         with self._db.session() as session:
             user = _existing(session, username)
             user.password_hash = password_hash
+            session.execute(delete(AddressSession).where(AddressSession.user_id == user.id))
 
     def set_vip(self, username: str, is_vip: bool, expire_time: datetime | None = None) -> None:
         """Grant VIP (until `expire_time`, or for good when None) or take it away."""
@@ -206,23 +242,31 @@ class UserStore:
         self.throttle.record_failure(username, address)
         return None
 
-    def _rewrite_hash(self, user_id: int, password: str, verified_hash: str) -> None:
+    def _rewrite_hash(self, user_id: int, password: str, verified_hash: str) -> str:
         """Store a current scrypt hash in place of `verified_hash`, only if that is still the stored one
-        (an administrator may have set a new password meanwhile); a failure does not fail the login."""
+        (an administrator may have set a new password meanwhile); a failure does not fail the login.
+        The hash the login is stamped with: the new one if written, else `verified_hash`."""
         new_hash = hash_password(password, self._params)
         try:
             with self._db.session() as session:
-                session.execute(
+                written = session.execute(
                     update(UserRow)
                     .where(UserRow.id == user_id, UserRow.password_hash == verified_hash)
                     .values(password_hash=new_hash)
-                )
+                ).rowcount
         except SQLAlchemyError:
             log.warning("could not rewrite the password hash of user id %s", user_id, exc_info=True)
+            return verified_hash
+        return new_hash if written else verified_hash
 
 
 def _info(user: UserRow) -> User:
     return User(id=user.id, username=user.username, is_vip=_vip_in_force(user))
+
+
+def _stamped(user: UserRow, password_hash: str) -> StampedUser:
+    info = _info(user)
+    return StampedUser(info.id, info.username, info.is_vip, password_stamp=password_stamp(password_hash))
 
 
 def _vip_in_force(user: UserRow) -> bool:

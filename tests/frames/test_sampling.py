@@ -8,6 +8,7 @@ import pytest
 
 from serve_app.frames.sampling import (
     FrameSelector,
+    SampleGrid,
     even_indices,
     even_spacing,
     sample_count,
@@ -108,3 +109,60 @@ def test_selector_reports_what_it_still_wants():
     assert selector.wanted_from == 2.0
     selector.offer(2.1, 1)
     assert selector.wanted_from is None and selector.kept == [0, 1]
+
+
+def test_a_grid_coarsens_and_says_which_times_stay_on_it():
+    grid = SampleGrid(1.0, 0.5)
+    assert [next(grid) for _ in range(3)] == [1.0, 1.5, 2.0]
+    grid.coarsen()  # stride 2: the next time moves up to k = 4
+    assert next(grid) == 3.0 and next(grid) == 4.0
+    assert grid.covers(2.0, 2.0) and not grid.covers(1.5, 1.9) and grid.covers(1.5, 2.0)
+
+
+def test_sample_times_are_a_grid_unless_the_declared_length_caps_them():
+    assert isinstance(sample_times(0.0, 1.0, None, 4), SampleGrid)
+    assert isinstance(sample_times(0.0, 1.0, 2.0, 4), SampleGrid)  # fits: an understated span stays safe
+    assert not isinstance(sample_times(0.0, 1.0, 99.0, 4), SampleGrid)
+
+
+class Held:
+    """A `keep` that counts the kept items still referenced by the selector."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self.selector: FrameSelector | None = None
+
+    def __call__(self, item):
+        assert self.selector is not None
+        self.peak = max(self.peak, len(self.selector.kept) + 1)
+        return item
+
+
+@pytest.mark.parametrize(("window", "scores"), [(0.0, None), (1.0, [1.0] * 1000)])
+def test_a_limited_selector_thins_as_it_goes_and_stays_evenly_spaced(window, scores):
+    held = Held()
+    score = (lambda i: scores[i]) if scores is not None else None
+    selector = FrameSelector(SampleGrid(0.0, 1.0), window, keep=held, score=score, limit=4)
+    held.selector = selector
+    for i in range(1000):
+        selector.offer(float(i), i)
+        assert len(selector.kept) <= 4
+    selector.finish()
+    assert selector.kept == [0, 256, 512, 768] and held.peak <= 5
+    assert selector.taken > 8
+
+
+def test_a_limited_selector_thins_a_video_slower_than_the_samples():
+    selector = FrameSelector(SampleGrid(0.0, 1.0), 0.0, keep=lambda i: i, limit=3)
+    for i in range(100):
+        selector.offer(4.0 * i, i)  # each frame covers four sample times
+        assert len(selector.kept) <= 3
+    kept = selector.kept
+    assert kept[0] == 0 and kept[-1] >= 50 and len(set(b - a for a, b in zip(kept, kept[1:]))) == 1
+
+
+def test_fixed_sample_times_are_never_thinned():
+    selector = FrameSelector(iter([0.0, 1.0, 2.0]), 0.0, keep=lambda i: i, limit=1)
+    for i in range(3):
+        selector.offer(float(i), i)
+    assert selector.kept == [0, 1, 2]

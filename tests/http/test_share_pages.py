@@ -13,6 +13,8 @@ from starlette.responses import FileResponse
 from serve_app.config import AppSettings
 from serve_app.http.share_pages import GLB_MEDIA_TYPE, SharePages
 
+PRIVATE_FOR_A_YEAR = "private, max-age=31536000, immutable"  # the browser keeps it, a shared cache does not
+
 
 @pytest.fixture
 def viewer(tmp_path):
@@ -84,16 +86,27 @@ def test_page_of_a_stored_glb(pages, owned_store):
     assert response.status_code == 200 and response.media_type == "text/html"
     assert f'"{stored.hashed_name}.glb"' in body and '"three": "/viewer/build/three.module.js"' in body
     assert "https://" not in body and "http://" not in body  # nothing from elsewhere
+    assert response.headers["cache-control"] == "private, no-cache"
     assert pages.page(f" {stored.hashed_name}.glb ").status_code == 200  # typed as on the TCP side
 
 
-def test_glb_with_etag_and_not_modified(pages, owned_store):
-    stored = owned_store.save(b"glTF-bytes", 7, "scan")
-    response = pages.glb(stored.hashed_name, {})
-    assert isinstance(response, FileResponse) and response.path == stored.file_path
-    assert response.media_type == GLB_MEDIA_TYPE and response.headers["etag"] == f'"{stored.hashed_name}"'
+def test_glb_with_etag_and_not_modified(any_root):
+    store, pages = any_root
+    stored = store.save(b"glTF-bytes", 7, "scan")
+    status, headers, body = served(pages.glb(stored.hashed_name, {}))
+    assert status == 200 and body == b"glTF-bytes" and headers["etag"] == f'"{stored.hashed_name}"'
     again = pages.glb(stored.hashed_name, {"if-none-match": f'"other", "{stored.hashed_name}"'})
     assert again.status_code == 304 and again.body == b""
+    assert again.headers["cache-control"] == PRIVATE_FOR_A_YEAR
+
+
+def test_a_scan_is_never_kept_by_a_shared_cache(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    for request_headers in ({}, {"range": "bytes=0-3"}, {"range": f"bytes={len(GLB)}-"}):
+        _, headers, _ = served(pages.glb(stored.hashed_name, request_headers), **request_headers)
+        assert headers["cache-control"] == PRIVATE_FOR_A_YEAR, request_headers
+    assert "private" in pages.page(stored.hashed_name).headers["cache-control"]
 
 
 @pytest.mark.parametrize("text", ["0" * 64, "not-a-hash", "../../etc/passwd", "A" * 64])
@@ -122,6 +135,7 @@ def test_whole_glb_with_length_etag_and_inline_name(any_root):
     assert headers["content-length"] == str(len(GLB)) and headers["content-type"] == GLB_MEDIA_TYPE
     assert headers["etag"] == f'"{stored.hashed_name}"' and headers["accept-ranges"] == "bytes"
     assert headers["content-disposition"] == f'inline; filename="{stored.hashed_name}.glb"'
+    assert headers["cache-control"] == PRIVATE_FOR_A_YEAR
 
 
 @pytest.mark.parametrize(
@@ -139,12 +153,61 @@ def test_byte_ranges(any_root, asked, span):
     assert headers["content-length"] == str(stop - start)
 
 
-def test_a_range_past_the_end_is_416(any_root):
+MANY = "9" * 5000  # more digits than Python converts to an int
+
+
+@pytest.mark.parametrize(
+    "asked, answer",
+    [
+        # valid and satisfiable: 206 with the span (a last position past the end, or a suffix longer
+        # than the file, stops at the end)
+        ("bytes=0-3", (0, 4)),
+        ("bytes=5-" + MANY, (5, len(GLB))),
+        ("bytes=-" + MANY, (0, len(GLB))),
+        ("bytes=" + "0" * 40 + "7-9", (7, 10)),
+        # valid, nothing of the file: 416
+        (f"bytes={len(GLB)}-", 416),
+        (f"bytes={len(GLB)}-{len(GLB) + 10}", 416),
+        ("bytes=" + MANY + "-", 416),
+        ("bytes=-0", 416),
+        # invalid, or more than one range: ignored, 200 with the whole file
+        ("bytes=5-3", 200),
+        ("bytes=" + MANY + "-3", 200),
+        ("bytes=" + MANY + "-" + MANY[1:], 200),
+        ("bytes=1-0", 200),
+        ("bytes=abc-def", 200),
+        ("bytes=0x10-0x20", 200),
+        ("bytes=-", 200),
+        ("bytes=", 200),
+        ("bytes 0-3", 200),
+        ("items=0-3", 200),
+        ("bytes=0-3,10-20", 200),
+        ("bytes=0-3," + MANY, 200),
+        ("bytes=\u0660-\u0663", 200),  # Arabic-Indic digits are not ASCII digits
+    ],
+)
+def test_the_same_range_gets_the_same_answer_from_both_roots(any_root, asked, answer):
     store, pages = any_root
     stored = store.save(GLB, 7, "scan")
-    asked = f"bytes={len(GLB)}-"
-    status, headers, _ = served(pages.glb(stored.hashed_name, {"range": asked}), range=asked)
-    assert status == 416 and headers["content-range"] == f"bytes */{len(GLB)}"
+    status, headers, body = served(pages.glb(stored.hashed_name, {"range": asked}), range=asked)
+    if answer == 416:
+        assert status == 416 and headers["content-range"] == f"bytes */{len(GLB)}" and body == b""
+    elif answer == 200:
+        assert status == 200 and body == GLB and "content-range" not in headers
+        assert headers["content-length"] == str(len(GLB))
+    else:
+        start, stop = answer
+        assert status == 206 and body == GLB[start:stop]
+        assert headers["content-range"] == f"bytes {start}-{stop - 1}/{len(GLB)}"
+
+
+def test_if_range_other_than_the_etag_gets_the_whole_file(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    for if_range, status_wanted in ((f'"{stored.hashed_name}"', 206), ('"other"', 200), ("W/\"x\"", 200)):
+        request_headers = {"range": "bytes=0-3", "if-range": if_range}
+        status, _, body = served(pages.glb(stored.hashed_name, request_headers), **request_headers)
+        assert status == status_wanted and body == (GLB[:4] if status == 206 else GLB), if_range
 
 
 def test_viewer_serves_only_three_js_modules(pages, viewer):

@@ -38,9 +38,13 @@ def test_the_glb_over_http_equals_get_glb(service, shared):
     status, headers, body = _get(service, f"/g/{hashed}.glb")
     assert status == 200 and body == glb
     assert int(headers["content-length"]) == len(glb) and headers["content-type"] == "model/gltf-binary"
-    assert headers["etag"] == f'"{hashed}"'
+    assert headers["etag"] == f'"{hashed}"' and headers["cache-control"] == "private, max-age=31536000, immutable"
     status, headers, body = _get(service, f"/g/{hashed}.glb", {"Range": "bytes=0-3"})
     assert status == 206 and body == b"glTF" and headers["content-range"] == f"bytes 0-3/{len(glb)}"
+    status, _, body = _get(service, f"/g/{hashed}.glb", {"Range": "bytes=5-3"})  # invalid: ignored
+    assert status == 200 and body == glb
+    status, _, body = _get(service, f"/g/{hashed}.glb", {"Range": "bytes=0-" + "9" * 5000})
+    assert status == 206 and body == glb
     status, _, body = _get(service, f"/g/{hashed}.glb", {"If-None-Match": f'"{hashed}"'})
     assert status == 304 and body == b""
 
@@ -49,6 +53,7 @@ def test_the_page_and_its_viewer_come_from_the_service(service, shared):
     hashed, _ = shared
     status, headers, page = _get(service, f"/g/{hashed}")
     assert status == 200 and headers["content-type"].startswith("text/html")
+    assert headers["cache-control"] == "private, no-cache"
     assert f"{hashed}.glb".encode() in page and b"https://" not in page
     for module in ("build/three.module.js", "examples/jsm/loaders/GLTFLoader.js"):
         status, headers, body = _get(service, f"/viewer/{module}")

@@ -75,6 +75,88 @@ def test_create_user_refuses_bad_input(tmp_path):
     assert bad_flag.returncode != 0 and "true/false" in bad_flag.stderr
 
 
+def test_create_user_reads_a_password_left_out_from_stdin(tmp_path):
+    vip = run(tmp_path, "create_user.py", "carol", "--vip", stdin="from-stdin\n")
+    assert vip.returncode == 0, vip.stderr
+    plain = run(tmp_path, "create_user.py", "dave", stdin="also-from-stdin\n")
+    assert plain.returncode == 0, plain.stderr
+    db, users = open_default_db(tmp_path)
+    assert users.authenticate("carol", "from-stdin").is_vip
+    assert not users.authenticate("dave", "also-from-stdin").is_vip
+    db.dispose()
+
+
+def test_create_user_without_a_password_refuses_before_making_a_database(tmp_path):
+    empty = run(tmp_path, "create_user.py", "erin", stdin="")
+    assert empty.returncode == 2 and empty.stderr == "vggt-create-user: password must not be empty\n"
+    clash = run(tmp_path, "create_user.py", "frank", "pw", "false", "--vip")
+    assert clash.returncode == 2 and "disagree" in clash.stderr
+    assert list(tmp_path.iterdir()) == []  # no database made
+
+
+def run_on_a_terminal(cwd, script, *args, answers):
+    """(exit status, what the terminal showed) of a script whose controlling terminal is a pseudo-terminal,
+    each answer typed after the next `password...: ` prompt."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def own_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / script), *args], cwd=cwd, stdin=slave, stdout=slave, stderr=slave,
+        preexec_fn=own_terminal,  # noqa: PLW1509 - it only takes the terminal before exec
+    )  # fmt: skip
+    os.close(slave)
+    shown, deadline = b"", time.monotonic() + 120
+    try:
+        for typed, answer in enumerate(answers):
+            while shown.count(b"password") <= typed or not shown.endswith(b": "):
+                assert time.monotonic() < deadline and child.poll() is None, shown
+                shown += _read(master)
+            os.write(master, answer.encode() + b"\n")
+        while time.monotonic() < deadline:
+            piece = _read(master)
+            shown += piece
+            if not piece and child.poll() is not None:
+                break
+    finally:
+        child.wait(timeout=120)
+        os.close(master)
+    return child.returncode, shown.decode(errors="replace")
+
+
+def _read(fd: int) -> bytes:
+    """What the terminal shows within 0.2 s; b"" when nothing, or when the script is gone."""
+    import select
+
+    if not select.select([fd], [], [], 0.2)[0]:
+        return b""
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the script ended and closed the terminal
+        return b""
+
+
+def test_create_user_asks_twice_on_a_terminal(tmp_path):
+    status, shown = run_on_a_terminal(tmp_path, "create_user.py", "gina", "--vip", answers=["typed-pw", "typed-pw"])
+    assert status == 0, shown
+    assert "typed-pw" not in shown  # not echoed
+    db, users = open_default_db(tmp_path)
+    assert users.authenticate("gina", "typed-pw").is_vip
+    db.dispose()
+
+
+def test_create_user_refuses_two_different_passwords_on_a_terminal(tmp_path):
+    status, shown = run_on_a_terminal(tmp_path, "create_user.py", "hugo", answers=["one", "two"])
+    assert status == 2 and "vggt-create-user: the two passwords differ" in shown
+    assert not (tmp_path / "vggt_app.db").exists()
+
+
 def test_users_tool_manages_an_account(tmp_path):
     url = f"sqlite:///{tmp_path / 'admin.db'}"
     added = run(tmp_path, "users.py", "--database-url", url, "add", "alice", stdin="first-pw\n")
@@ -253,6 +335,7 @@ def test_read_only_tools_never_create_a_database(tmp_path):
         ("not a url", "invalid database URL"),
         ("nosuchdriver://host/db", "cannot open the database"),
         ("postgresql://admin:hunter2@127.0.0.1:1/vggt", "cannot open the database"),
+        ("postgresql+psycopg://admin:hunter2@db.example:abc/vggt", "its port is not a number"),
     ],
 )
 def test_a_bad_database_url_is_one_line(tmp_path, url, fragment):

@@ -7,7 +7,13 @@ import pytest
 
 from serve_app.config import AppSettings
 from serve_app.stages import DecodeStage, Job, Upload
-from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError, TooManyPixelsError
+from tcp_proxy.errors import (
+    BadImageError,
+    NoFramesError,
+    TooManyFramesError,
+    TooManyImagesError,
+    TooManyPixelsError,
+)
 
 
 def test_photos_become_upright_rgb_frames(photo_bytes):
@@ -90,3 +96,16 @@ def test_an_empty_video_file_is_no_frames(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(NoFramesError):
         DecodeStage(AppSettings()).run(Upload.from_video_file(Job(), path))
+
+
+def test_a_video_is_bounded_by_the_settings(video_clip):
+    def run(**frames):
+        return DecodeStage(AppSettings.from_dict({"frames": frames})).run(Upload.from_video_file(Job(), video_clip))
+
+    with pytest.raises(TooManyPixelsError, match="160x120"):
+        run(max_image_pixels=160 * 120 - 1)
+    with pytest.raises(TooManyFramesError, match="more than 5 frames"):
+        run(fps=10.0, max_decoded_frames=5)
+    with pytest.raises(TooManyFramesError, match="took more than"):
+        run(max_decode_s=1e-9)
+    assert len(run(max_image_pixels=160 * 120, fps=10.0, max_decoded_frames=30).frames) == 30

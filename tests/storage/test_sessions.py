@@ -48,3 +48,13 @@ def test_expired_bindings_are_purged(db, user_id):
     sessions.purge()
     with db.session() as session:
         assert session.execute(text("SELECT COUNT(*) FROM address_sessions")).scalar() == 1
+
+
+def test_unbind_ends_only_that_users_binding(db, users, user_id):
+    sessions = AddressSessions(db, ttl_s=60, clock=Clock())
+    other = users.create("other", "pw").id
+    sessions.bind("10.0.0.1", user_id)
+    sessions.unbind("10.0.0.1", other)  # rebound meanwhile by someone else: theirs stays
+    assert sessions.user_id_at("10.0.0.1") == user_id
+    sessions.unbind("10.0.0.1", user_id)
+    assert sessions.user_id_at("10.0.0.1") is None

@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from serve_app.storage import (
+    AddressSessions,
     EmptyPasswordError,
     InvalidUsernameError,
     PasswordTooLongError,
@@ -250,3 +251,18 @@ def test_every_stored_hash_costs_a_verification_at_the_current_parameters(users,
     monkeypatch.setattr(users_module, "verify_password", recording)
     users.authenticate("weak", "wrong", "192.0.2.1")
     assert any(checked), checked
+
+
+def test_set_password_ends_the_users_address_sessions_and_changes_the_stamp(db, users):
+    alice, bob = users.create("alice", "old"), users.create("bob", "pw")
+    sessions = AddressSessions(db, ttl_s=60)
+    sessions.bind("10.0.0.1", alice.id)
+    sessions.bind("10.0.0.2", bob.id)
+    before = users.authenticate("alice", "old")
+    assert before.password_stamp == users.current(alice.id).password_stamp
+    users.set_password("alice", "new")
+    assert sessions.user_id_at("10.0.0.1") is None
+    assert sessions.user_id_at("10.0.0.2") == bob.id  # other users keep theirs
+    after = users.authenticate("alice", "new")
+    assert after == before and after.password_stamp != before.password_stamp
+    assert users.current(alice.id).password_stamp == after.password_stamp

@@ -137,6 +137,10 @@ def test_cli_list_and_library_list(server, files, tmp_path, capsys):
     assert client_mod.main(base + login + ["list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == names[::-1]  # newest first
+    assert client_mod.main(base + login + ["--reconnect", "list"]) == 0  # LIST stays on the login's connection
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == names[::-1]
+    assert client_mod.main(base + ["list"]) == 1  # the address's binding does not count for LIST
+    assert "ERROR_NOT_LOGGED_IN" in capsys.readouterr().err
     with Client("127.0.0.1", server.port) as c:
         assert c.login("vip", "gold") == (True, True)
         assert c.list() == []

@@ -78,29 +78,57 @@ async def test_not_logged_in():
         assert await one_shot(server, frame(VIDEO, b"movie")) == ("", b"ERROR_NOT_LOGGED_IN")
 
 
+async def logged_in_list(server) -> bytes:
+    """LOGIN then LIST on one new connection: the LIST reply."""
+    reader, writer = await connect(server)
+    assert await login(reader, writer) == OK_DEMO
+    writer.write(frame(LIST, b""))
+    reply = await read_u32_block(reader)
+    writer.close()
+    return reply
+
+
 @async_test
 async def test_list_recovers_results_whose_reply_was_lost():
     backend = FakeBackend()
     backend.gate = asyncio.Event()
     async with serving(backend, list_limit=2) as server:
         assert await one_shot(server, frame(LIST, b""), reconstruction=False) == b"ERROR_NOT_LOGGED_IN"
-        assert await request_login(server) == OK_DEMO
-        assert json.loads(await one_shot(server, frame(LIST, b""), reconstruction=False)) == []
+        assert json.loads(await logged_in_list(server)) == []
         for payload in (b"first", b"second", b"third"):  # the client hangs up before each reply
             reader, writer = await connect(server)
-            writer.write(frame(IMAGE, image_payload([payload])))
+            writer.write(frame(IMAGE, image_payload([payload])))  # through the address binding
             await wait_for(lambda: backend.started == len(backend.owners) + 1)
             writer.close()
             backend.gate.set()
             await wait_for(lambda: server.pending_reconstructions == 0)
             backend.gate.clear()
-        listed = json.loads(await one_shot(server, frame(LIST, b""), reconstruction=False))
+        listed = json.loads(await logged_in_list(server))
         newest_first = list(reversed(backend.stored))[:2]
         assert [entry["hash"] for entry in listed] == newest_first  # at most list_limit, newest first
         assert set(listed[0]) == {"hash", "original_name", "file_size", "created_at"}
         await wait_for(lambda: len([r for r in server.records if r.command == "LIST"]) == 3)
         assert [r.user for r in server.records if r.command == "LIST"] == [None, "demo", "demo"]
         assert [r.outcome for r in server.records if r.command == "IMAGE"] == ["DISCONNECTED"] * 3
+
+
+@async_test
+async def test_list_needs_a_login_on_its_own_connection_not_the_address_binding():
+    """Another device behind the same NAT, never logged in, gets nothing of the last user's results."""
+    async with serving() as server:
+        assert await request_login(server) == OK_DEMO
+        name, _ = await one_shot(server, IMAGE_FRAME)  # the binding still serves IMAGE
+        assert name.endswith(".glb")
+        assert await one_shot(server, frame(LIST, b""), reconstruction=False) == b"ERROR_NOT_LOGGED_IN"
+        reader, writer = await connect(server)
+        writer.write(frame(LIST, b""))
+        assert await read_u32_block(reader) == b"ERROR_NOT_LOGGED_IN"  # the connection stays open
+        assert await login(reader, writer) == OK_DEMO
+        writer.write(frame(LIST, b""))
+        assert [entry["hash"] for entry in json.loads(await read_u32_block(reader))] == [name[:-4]]
+        writer.close()
+        await wait_for(lambda: len([r for r in server.records if r.command == "LIST"]) == 3)
+        assert [r.outcome for r in server.records if r.command == "LIST"] == ["ERROR_NOT_LOGGED_IN"] * 2 + ["OK"]
 
 
 @async_test

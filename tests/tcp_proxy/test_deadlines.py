@@ -9,6 +9,7 @@ from tcp_proxy.settings import ProxySettings
 SETTINGS = ProxySettings(
     first_byte_timeout_s=10,
     idle_timeout_s=300,
+    idle_timeout_before_login_s=30,
     read_timeout_s=60,
     small_frame_timeout_s=10,
     min_upload_bytes_per_s=1000,
@@ -23,7 +24,15 @@ def test_a_new_connection_must_send_its_first_byte_soon():
     assert d.timeout(False, None, 111.0) == 0
     d.received(20, in_frame=False, now=101.0)  # a whole frame arrived and was answered
     d.frame_ended()
-    assert d.timeout(False, None, 200.0) == 300  # between frames: the idle timeout
+    assert d.timeout(False, None, 200.0) == 30  # between frames, no login yet: the short idle timeout
+    d.logged_in = True
+    assert d.timeout(False, None, 200.0) == 300  # logged in: the idle timeout
+
+
+def test_the_idle_timeout_before_login_is_never_the_longer_one():
+    d = ReadDeadlines(ProxySettings(idle_timeout_s=20, idle_timeout_before_login_s=30), connected_at=0.0)
+    d.received(5, in_frame=False, now=1.0)
+    assert d.timeout(False, None, 2.0) == 20
 
 
 def test_a_dribbled_small_frame_must_still_finish_in_time():

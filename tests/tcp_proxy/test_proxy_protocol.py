@@ -21,15 +21,31 @@ def v2(source: str, command: int = 0x21) -> bytes:
     ip = ipaddress.ip_address(source)
     family, size = (0x11, 4) if ip.version == 4 else (0x21, 16)
     block = ip.packed + bytes(size) + struct.pack(">HH", 51234, 4567)
+    return v2_raw(command, family, block)
+
+
+def v2_raw(command: int, family: int, block: bytes) -> bytes:
     return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([command, family]) + struct.pack(">H", len(block)) + block
+
+
+V2_UNIX = v2_raw(0x21, 0x31, b"/run/client.sock".ljust(108, b"\0") + b"/run/server.sock".ljust(108, b"\0"))
+V2_UNSPEC = v2_raw(0x21, 0x00, b"")
 
 
 def test_version_1_and_2_give_the_client_address():
     assert read_proxy_header(V1 + b"\x01rest") == ProxyHeader(len(V1), "203.0.113.7")
     header = v2("2001:db8::7")
     assert read_proxy_header(header + b"\x01") == ProxyHeader(len(header), "2001:db8::7")
-    assert read_proxy_header(b"PROXY UNKNOWN\r\n").source is None
     assert read_proxy_header(v2("10.0.0.1", command=0x20)).source is None  # LOCAL: the balancer's check
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"PROXY UNKNOWN\r\n", b"PROXY UNKNOWN 1.2.3.4 5.6.7.8 1 2\r\n", V2_UNIX, V2_UNSPEC, v2("10.0.0.1", command=0x22)],
+)
+def test_a_header_without_a_client_address_is_refused(header):
+    with pytest.raises(ProxyHeaderError):
+        read_proxy_header(header + b"\x01")
 
 
 @pytest.mark.parametrize("cut", [1, 5, 12, 15, 20])
@@ -107,6 +123,41 @@ def test_a_balanced_connection_over_its_clients_cap_is_answered_busy_at_once():
                 await asyncio.sleep(0.01)
             assert records[-1].outcome == "ERROR_BUSY" and records[-1].peer == "203.0.113.7"
             held.close()
+        finally:
+            await server.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+@pytest.mark.parametrize(
+    "header, why",
+    [
+        (v2("10.0.0.1", command=0x20), "LOCAL: the balancer's health check"),
+        (b"PROXY UNKNOWN\r\n", "v1 UNKNOWN"),
+        (V2_UNIX, "v2 AF_UNIX"),
+        (V2_UNSPEC, "v2 unspecified family"),
+    ],
+)
+def test_a_balanced_connection_with_no_client_address_is_closed_unserved(header, why):
+    """Served under the balancer's address, such clients would share one binding, throttle and cap."""
+
+    async def scenario():
+        backend = FakeBackend()
+        records = []
+        settings = ProxySettings(host="127.0.0.1", port=0, proxy_protocol_from="127.0.0.1", first_byte_timeout_s=1)
+        server = await start_server(settings, backend, max_images=5, on_request=records.append)
+        try:
+            login = frame(LOGIN, login_payload("demo", "123456"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(header + login)
+            assert await asyncio.wait_for(reader.read(), 5) == b"", why  # no reply of any shape
+            writer.close()
+            assert backend.logins == [] and records == []
+            assert server.active_connections == 0
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(V1 + login)  # a client with an address is served as before
+            assert (await reader.readexactly(16))[4:] == b"[true,false]"
+            writer.close()
         finally:
             await server.close()
 

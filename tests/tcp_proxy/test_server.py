@@ -60,7 +60,8 @@ async def test_one_address_cannot_hold_every_connection():
 
 @async_test
 async def test_twenty_concurrent_clients():
-    async with serving(max_pending_per_user=20) as server:  # all twenty log in as demo
+    # all twenty log in as demo, from one address
+    async with serving(max_pending_per_user=20, max_downloads_per_address=20) as server:
 
         async def client(i):
             reader, writer = await connect(server)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from tcp_proxy.addresses import normalize_address
 from tcp_proxy.backend import User
-from tcp_proxy.sessions import MemorySessionStore, Sessions, normalize_address
+from tcp_proxy.sessions import MemorySessionStore, Sessions
 
 ALICE = User(1, "alice", False)
 BOB = User(2, "bob", True)
@@ -22,10 +23,10 @@ class Clock:
 class Driver:
     """Sessions over a MemorySessionStore with a settable clock, called synchronously."""
 
-    def __init__(self, ttl_s: float = 60.0, bind_to_address: bool = True) -> None:
+    def __init__(self, ttl_s: float = 60.0, bind_to_address: bool = True, ipv6_prefix_length: int = 64) -> None:
         self.clock = Clock()
         self.store = MemorySessionStore(ttl_s, clock=self.clock)
-        self.sessions = Sessions(self.store, bind_to_address=bind_to_address)
+        self.sessions = Sessions(self.store, bind_to_address=bind_to_address, ipv6_prefix_length=ipv6_prefix_length)
 
     def login(self, connection, address, user):
         asyncio.run(self.sessions.login(connection, address, user))
@@ -86,6 +87,25 @@ def test_ipv4_mapped_addresses_match_plain_ipv4():
     assert t.user_for("c2", "10.0.0.1") == ALICE
     assert normalize_address("fe80::1%eth0") == "fe80::1"
     assert normalize_address("not an ip") == "not an ip"
+
+
+def test_an_ipv6_binding_holds_for_its_network():
+    t = Driver()  # a /64 per client
+    t.login("c1", "2001:db8:1:2::a", ALICE)
+    assert t.user_for("c2", "2001:db8:1:2:ffff::1") == ALICE  # a privacy address of the same subscriber
+    assert t.user_for("c3", "2001:db8:1:3::a") is None
+    assert list(t.store._by_address) == ["2001:db8:1:2::/64"]
+    exact = Driver(ipv6_prefix_length=128)
+    exact.login("c1", "2001:db8:1:2::a", ALICE)
+    assert exact.user_for("c2", "2001:db8:1:2::b") is None
+
+
+def test_connection_user_ignores_the_address_binding():
+    t = Driver()
+    t.login("c1", "10.0.0.1", ALICE)
+    assert asyncio.run(t.sessions.connection_user("c1")) == ALICE
+    assert t.user_for("c2", "10.0.0.1") == ALICE  # IMAGE/VIDEO through the binding
+    assert asyncio.run(t.sessions.connection_user("c2")) is None  # LIST: a LOGIN of its own only
 
 
 def test_expired_bindings_are_dropped_when_another_is_made():
