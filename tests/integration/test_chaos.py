@@ -129,14 +129,16 @@ def test_the_listener_replica_killed_clients_reset_port_back_sessions_kept(servi
     back_after = None
     while time.monotonic() - killed_at < 60:
         try:
-            with Conn(service.port, timeout=5) as probe:
+            with Conn(service.port, timeout=2) as probe:  # a connection the new replica has not served yet: try again
                 if probe.login("alice", "wrong") == [False, False]:
                     back_after = time.monotonic() - killed_at
                     break
         except OSError:
             time.sleep(0.1)
     print(f"listener killed: port answering again after {back_after:.2f} s")
-    assert back_after is not None and back_after < 5.0, back_after
+    # Serve restarts the replica in a few seconds (printed above); the bound only catches a port that
+    # stays down, with room for a loaded 2-core machine (the replica imports torch as it starts)
+    assert back_after is not None and back_after < 20.0, back_after
     with Conn(service.port, source=address) as again:  # the address binding outlived the replica
         reply = again.images([jpegs[0] + b"after-restart", jpegs[1]])
     assert reply.error is None and reply.name.endswith(".glb")
