@@ -63,7 +63,7 @@ from .connection_state import (
     Upload,
     Uploading,
 )
-from .deadlines import ReadDeadlines
+from .deadlines import MinRate, ReadDeadlines
 from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .spool import Spool
 
@@ -188,8 +188,7 @@ class Connection:
             # the error, not a reset: discard what it announced while it keeps up the minimum upload
             # rate, for max_discard_bytes and max_discard_s at most. Other commands close at once.
             unread = min(exc.unread, s.max_discard_bytes)
-            rate = (s.upload_grace_s, s.min_upload_bytes_per_s)
-            await self._close_lingering(s.max_discard_s, unread, s.read_timeout_s, rate)
+            await self._close_lingering(s.max_discard_s, unread, s.read_timeout_s, MinRate.upload(s))
         elif exc.code != codec.ERROR_INCOMPLETE_REQUEST:
             await self._close_lingering(min(LINGER_S, self.settings.read_timeout_s))
 
@@ -198,7 +197,7 @@ class Connection:
         seconds: float,
         until_bytes: int | None = None,
         silence_s: float | None = None,
-        min_rate: tuple[float, float] | None = None,
+        min_rate: MinRate | None = None,
     ) -> None:
         """Enter Closing, then drop what the client still sends (see `linger`)."""
         self.state.close()

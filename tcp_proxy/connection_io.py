@@ -7,6 +7,7 @@ from contextlib import suppress
 from typing import Awaitable, Iterator
 
 from .backend import Download
+from .deadlines import MinRate
 from .settings import ProxySettings
 
 READ_SIZE = 256 * 1024
@@ -28,13 +29,13 @@ async def send_reply(
     end of the whole reply's time). Raise ClientGone when the client does not take it (the reply is
     then lost, as with a disconnect)."""
     loop = asyncio.get_running_loop()
-    due_from = loop.time() + settings.download_grace_s
+    started, rate = loop.time(), MinRate.download(settings)
     sent = 0
     try:
         for chunk in _chunks(parts, download):
             data = await chunk
             writer.write(data)
-            left = due_from + (sent + len(data)) / settings.min_download_bytes_per_s - loop.time()
+            left = rate.due(started, sent + len(data)) - loop.time()
             if left <= 0:
                 raise asyncio.TimeoutError
             await asyncio.wait_for(writer.drain(), min(settings.read_timeout_s, left))
@@ -52,11 +53,11 @@ async def linger(
     seconds: float,
     until_bytes: int | None = None,
     silence_s: float | None = None,
-    min_rate: tuple[float, float] | None = None,
+    min_rate: MinRate | None = None,
 ) -> None:
     """Flush, shut our side, and drop what the client still sends: for `seconds` at most, until its
-    end of stream, until `until_bytes` have been dropped, until it is silent for `silence_s`, or, with
-    `min_rate` = (grace_s, bytes_per_s), once it falls below that average rate after the grace."""
+    end of stream, until `until_bytes` have been dropped, until it is silent for `silence_s`, or once
+    it falls behind `min_rate`."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + seconds
@@ -68,8 +69,7 @@ async def linger(
         while (left := deadline - loop.time()) > 0 and (until_bytes is None or dropped < until_bytes):
             wait = min(left, silence_s or left)
             if min_rate is not None:
-                grace_s, bytes_per_s = min_rate
-                wait = min(wait, started + grace_s + dropped / bytes_per_s - loop.time())
+                wait = min(wait, min_rate.due(started, dropped) - loop.time())
             if wait <= 0:
                 break
             data = await asyncio.wait_for(reader.read(READ_SIZE), wait)

@@ -27,6 +27,29 @@ from .settings import ProxySettings
 LARGE_FRAMES = (IMAGE, VIDEO)
 
 
+@dataclass(frozen=True)
+class MinRate:
+    """An average rate a transfer must keep after a grace: byte B is due grace + B / rate after its start.
+
+    One rule for uploads (`upload_grace_s`, `min_upload_bytes_per_s`), the discarding of an over-limit
+    upload, and replies (`download_grace_s`, `min_download_bytes_per_s`)."""
+
+    grace_s: float
+    bytes_per_s: float
+
+    @classmethod
+    def upload(cls, settings: ProxySettings) -> "MinRate":
+        return cls(settings.upload_grace_s, settings.min_upload_bytes_per_s)
+
+    @classmethod
+    def download(cls, settings: ProxySettings) -> "MinRate":
+        return cls(settings.download_grace_s, settings.min_download_bytes_per_s)
+
+    def due(self, started: float, transferred: int) -> float:
+        """When the transfer begun at `started` must have moved `transferred` bytes."""
+        return started + self.grace_s + transferred / self.bytes_per_s
+
+
 @dataclass
 class ReadDeadlines:
     """The read deadlines of one connection; tell it what arrived and when frames end."""
@@ -63,7 +86,7 @@ class ReadDeadlines:
             return s.idle_timeout_s if self.logged_in else min(s.idle_timeout_s, s.idle_timeout_before_login_s)
         started = self.frame_started if self.frame_started is not None else now
         if command is None or command in LARGE_FRAMES:
-            complete_by = started + s.upload_grace_s + self.frame_bytes / s.min_upload_bytes_per_s
+            complete_by = MinRate.upload(s).due(started, self.frame_bytes)
         else:
             complete_by = started + s.small_frame_timeout_s
         return max(0.0, min(s.read_timeout_s, complete_by - now))

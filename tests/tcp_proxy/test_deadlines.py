@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN, VIDEO
-from tcp_proxy.deadlines import ReadDeadlines
+from tcp_proxy.deadlines import MinRate, ReadDeadlines
 from tcp_proxy.settings import ProxySettings
 
 SETTINGS = ProxySettings(
@@ -71,3 +71,10 @@ def test_each_frame_has_its_own_clock():
     d.frame_ended()
     d.received(2, in_frame=True, now=100.0)
     assert d.timeout(True, LOGIN, 105.0) == 5
+
+
+def test_min_rate_due_times_are_grace_plus_bytes_over_rate():
+    settings = ProxySettings(upload_grace_s=30, min_upload_bytes_per_s=1000, download_grace_s=5, min_download_bytes_per_s=500)
+    assert MinRate.upload(settings).due(100.0, 0) == 130.0
+    assert MinRate.upload(settings).due(100.0, 10_000) == 140.0
+    assert MinRate.download(settings).due(0.0, 1000) == 7.0
