@@ -149,10 +149,98 @@ def synthetic_photos(count: int, width: int, height: int) -> list[bytes]:
     return blobs
 
 
+def natural_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A scene with a natural image's statistics: detail at every scale from 1.5 px to a third of
+    the frame with equal contrast an octave (a 1/f spectrum) in correlated colours, softened like a
+    phone's lens and demosaic (Gaussian, sigma 0.8 px), hard-edged objects and sensor noise.
+    At 4032x3024 it is ~4 MB as a quality-90 JPEG, like a phone's photo."""
+    rng = np.random.default_rng(seed)
+    scene = np.zeros((height, width, 3), np.float32)
+    cell = 1.5
+    while cell < max(width, height) / 3:
+        coarse = rng.standard_normal((int(height / cell) + 2, int(width / cell) + 2, 3), dtype=np.float32)
+        coarse[..., 1] = coarse[..., 0]  # colours follow the brightness ...
+        coarse[..., 0::2] = coarse[..., 0::2] * 0.35 + coarse[..., 1:2]  # ... with some of their own
+        scene += cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+        cell *= 2
+    scene = cv2.GaussianBlur(scene * (40 / scene.std()) + 120, (0, 0), 0.8)
+    for _ in range(40):  # objects: patches with sharp edges
+        top, left = rng.integers(0, height), rng.integers(0, width)
+        bottom, right = top + rng.integers(height // 40, height // 6), left + rng.integers(width // 40, width // 6)
+        scene[top:bottom, left:right] *= rng.uniform(0.4, 1.4, 3).astype(np.float32)
+    scene += rng.standard_normal(scene.shape, dtype=np.float32) * 2.0
+    return np.clip(scene, 0, 255).astype(np.uint8)
+
+
+def resolution_chart(width: int, height: int) -> np.ndarray:
+    """A high-frequency test chart: a colour zone plate whose frequency reaches Nyquist at the
+    corners, with bands of 1-, 2- and 3-pixel black and white lines, both ways, along the edges."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    radius2 = (x - width / 2) ** 2 + (y - height / 2) ** 2
+    zone = np.cos(np.pi * radius2 / (2 * np.sqrt(radius2.max())))  # local frequency r / 2R cycles/px
+    chart = np.stack([zone, np.roll(zone, width // 7, axis=1), -zone], -1) * 127.5 + 127.5
+    band = max(1, min(width, height) // 12)
+    for i, period in enumerate((2, 4, 6)):
+        lines = ((np.arange(width) // (period // 2)) % 2 * 255).astype(np.float32)
+        chart[i * band : (i + 1) * band] = lines[None, :, None]
+        rows = ((np.arange(height) // (period // 2)) % 2 * 255).astype(np.float32)
+        chart[:, i * band : (i + 1) * band] = rows[:, None, None]
+    return np.clip(chart, 0, 255).astype(np.uint8)
+
+
 def synthetic_video(path: Path, seconds: float, width: int, height: int, fps: int = 30) -> Path:
     """An H.264 clip of the gradient scene panning, with the encoder's default keyframes."""
     frames = (gradient_scene(width, height, i * 2) for i in range(int(seconds * fps)))
     return write_video(path, frames, fps=fps, gop=None)
+
+
+def textured_scene(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """Smooth noise at four scales, from blobs to fine grain: detail like a real scene at every size."""
+    rng = np.random.default_rng(seed)
+    scene = np.full((height, width, 3), 128.0, np.float32)
+    for cell, amplitude in ((64, 90), (16, 50), (4, 30), (1.5, 20)):
+        coarse = rng.standard_normal((int(height / cell) + 2, int(width / cell) + 2, 3)).astype(np.float32)
+        scene += amplitude * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.clip(scene, 0, 255).astype(np.uint8)
+
+
+def phone_video(
+    path: Path,
+    seconds: float = 60.0,
+    width: int = 3840,
+    height: int = 2160,
+    fps: int = 30,
+    codec: str = "libx264",
+    gop: int = 30,
+    bit_rate: int = 40_000_000,
+) -> Path:
+    """A clip like a phone's: the textured scene panning 4 px a frame, a keyframe every `gop` frames,
+    no B-frames, `bit_rate` bits/s (phones record 4K at 40-50 Mbit/s H.264). Even sizes only."""
+    pan = 4
+    count = round(seconds * fps)
+    yuv = cv2.cvtColor(textured_scene(width + pan * count, height), cv2.COLOR_RGB2YUV)
+    luma, cb, cr = yuv[:, :, 0], yuv[::2, ::2, 1], yuv[::2, ::2, 2]
+    kbits = bit_rate // 1000
+    params = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:vbv-maxrate={kbits}:vbv-bufsize={2 * kbits}"
+    options = {"libx264": {"preset": "superfast", "x264-params": params},
+               "libx265": {"preset": "ultrafast", "x265-params": params + ":log-level=error"}}[codec]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = width, height, "yuv420p", bit_rate
+        planes = np.empty((height * 3 // 2, width), np.uint8)  # yuv420p: Y rows, then U and V
+        chroma = planes[height:].reshape(2, height // 2, width // 2)
+        for i in range(count):
+            x = i * pan
+            planes[:height] = luma[:, x : x + width]
+            chroma[0] = cb[:, x // 2 : x // 2 + width // 2]
+            chroma[1] = cr[:, x // 2 : x // 2 + width // 2]
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
 
 
 def understate_duration(data: bytes, seconds: float) -> bytes:

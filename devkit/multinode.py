@@ -25,7 +25,8 @@ What it does, each step bounded in time:
 5. Tears everything down, also on failure or Ctrl-C: both nodes (SIGTERM to
    their `ray start --block`, then their process groups; `ray stop` is not
    used, since it would stop every Ray cluster on the machine), PostgreSQL,
-   the work dir.
+   the work dir. Uploads are spooled in the work dir, not in /tmp: the
+   ingress replica is killed, not closed, and would leave its folder behind.
 
 Prints PASS or FAIL with the time of each step; the exit status is 0 on PASS,
 77 when this machine cannot run it (SKIP).
@@ -66,8 +67,9 @@ EXPECTED_PLACEMENT = {
 }
 
 
-def check_config(cluster: TwoNodeCluster, database_url: str, storage_root: Path) -> dict:
-    """config/serve.cluster.yaml for this machine: tiny model on CPU, one replica each, pinned to A or B."""
+def check_config(cluster: TwoNodeCluster, database_url: str, storage_root: Path, spool_dir: Path) -> dict:
+    """config/serve.cluster.yaml for this machine: tiny model on CPU, one replica each, pinned to A or B;
+    uploads spooled under `spool_dir` (in the work dir: a replica killed at teardown leaves nothing in /tmp)."""
     config = yaml.safe_load(CLUSTER_CONFIG.read_text())
     config["http_options"] = {"host": "127.0.0.1", "port": cluster.http_port}
     app = config["applications"][0]
@@ -76,7 +78,7 @@ def check_config(cluster: TwoNodeCluster, database_url: str, storage_root: Path)
         storage={"database_url": database_url, "storage_root": str(storage_root)},
         frames={"fps": 1.0, "max_frames": 4},  # 3 frames from the 3 s clip
     )
-    app["args"]["proxy"].update(host="127.0.0.1", port=cluster.tcp_port)
+    app["args"]["proxy"].update(host="127.0.0.1", port=cluster.tcp_port, spool_dir=str(spool_dir))
     for deployment in app["deployments"]:
         deployment["num_replicas"] = 1
         options = deployment["ray_actor_options"]
@@ -190,8 +192,11 @@ def run() -> int:
         step("start node A (head) and node B (private /tmp)", cluster.start)
         storage_root = work / "storage"
         storage_root.mkdir()
+        spool_dir = work / "spool"  # node A's; the ingress replica is killed at teardown, its folder goes with work
+        spool_dir.mkdir()
+        config = check_config(cluster, database_url, storage_root, spool_dir)
         config_path = work / "serve.multinode.yaml"
-        config_path.write_text(yaml.safe_dump(check_config(cluster, database_url, storage_root), sort_keys=False))
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         step("serve deploy", lambda: cluster.run("serve", "deploy", str(config_path), "-a", cluster.dashboard))
 
         def running() -> bool:

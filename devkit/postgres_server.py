@@ -85,6 +85,15 @@ class PostgresServer:
                 if attempt == START_ATTEMPTS:
                     raise RuntimeError(f"PostgreSQL did not start; its log:\n{self.server_log()}") from None
 
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data and port, as a database that goes away (`resume`)."""
+        self._pg_ctl("stop", "-m", "immediate")
+
+    def resume(self) -> None:
+        """Start a halted server again on its port."""
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 {SERVER_OPTIONS}"
+        self._pg_ctl("start", "-l", str(self.log_file), "-o", options)
+
     def stop(self) -> None:
         """Stop the server (fast, without waiting for clients) and delete its folder."""
         try:

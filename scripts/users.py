@@ -1,4 +1,4 @@
-"""Manage users: `python scripts/users.py {add,passwd,vip,disable,enable,list} ...` (see --help)."""
+"""Manage users: `python scripts/users.py {add,passwd,vip,disable,enable,list,delete} ...` (see --help)."""
 
 import sys
 

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
+from serve_app.database_url_source import DEFAULT_DATABASE_URL, resolve_database_url
 from serve_app.export.options import ExportOptions
 from tcp_proxy.field_checks import (
     NonNegativeFloat,
@@ -39,15 +40,34 @@ Device = Literal["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class StorageSettings:
-    database_url: str = "sqlite:///./vggt_app.db"  # existing deployments keep this file
+    # existing deployments keep this file; not in repr: it may hold a password
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    # or the name of an environment variable holding the URL, or a file holding it (a mounted secret):
+    # the Serve config (shown by the dashboard) then holds no password. One source only; read once,
+    # here, after which database_url holds the URL and these two are "" (serve_app.database_url_source)
+    database_url_env: str = ""
+    database_url_file: str = ""
     storage_root: str = "."  # GLBs go to <storage_root>/out/YYYY-MM-DD/<hash>.glb; or s3://bucket/prefix
     # an S3-compatible service other than AWS (MinIO, Ceph): its URL; "" = AWS's own endpoint.
     # Credentials never go here: the standard AWS variables and files supply them.
     s3_endpoint_url: str = ""
     reuse_results: bool = True  # the same upload by the same user answers the stored GLB (serve_app.result_cache)
+    # Lifecycle of stored results (serve_app.storage.lifecycle, quota.py); null = no limit, as before.
+    retention_days: PositiveInt | None = None  # results older than this are deleted; null = kept forever
+    max_results_per_user: PositiveInt | None = None  # stored results per user; null = unlimited
+    max_bytes_per_user: PositiveInt | None = None  # bytes of stored GLBs per user; null = unlimited
+    # over a limit: refuse the upload (ERROR_QUOTA_EXCEEDED) or delete the user's oldest results to make room
+    quota_policy: Literal["refuse", "evict_oldest"] = "refuse"
+    expire_every_s: PositiveFloat = 3600.0  # the export replicas apply retention_days this often
+    expire_batch: PositiveInt = 500  # results deleted per expiry run at most (bounded work, short transactions)
 
     def __post_init__(self) -> None:
         check_fields(self, "storage")
+        if self.database_url_env or self.database_url_file:
+            url = resolve_database_url(self.database_url, self.database_url_env, self.database_url_file)
+            object.__setattr__(self, "database_url", url)
+            object.__setattr__(self, "database_url_env", "")
+            object.__setattr__(self, "database_url_file", "")
 
 
 @dataclass(frozen=True)
@@ -91,9 +111,17 @@ class FrameSettings:
     # width x height of all images of one IMAGE request, read from their headers before decoding;
     # more is refused: 20 photos of a 48 MP phone (8064x6048) pass, and decoding stays under ~1 GP
     max_request_pixels: PositiveInt = 1_000_000_000
-    # every photo and video frame is reduced to this many pixels as it is decoded: 2048x1536 keeps
-    # >= 2x the 518 px the model's preprocessing uses in crop and pad mode (serve_app.frames.bounds)
+    # a photo is decoded at no less than decode_oversample x the model input on every side (a JPEG at the
+    # smallest DCT scale covering it), then resized once to the model input (518 px across, as
+    # model.preprocess_mode): 2 keeps the model input > 40 dB PSNR from a full-size decode's
+    # (serve_app.frames.bounds, docs/BENCHMARKS.md)
+    decode_oversample: Annotated[float, Ge(1.0)] = 2.0
+    # the most a photo is decoded at, whatever the model would want (a very tall photo in crop mode);
+    # video frames are reduced to it as they are decoded
     decode_max_pixels: PositiveInt = 2048 * 1536
+    # photos decoded at once, each on its own thread (Pillow decodes without the GIL), and only as many
+    # as hold no more pixels together than one of max_image_pixels; 0 = the CPUs of the replica's process
+    decode_workers: NonNegativeInt = 0
     max_side: NonNegativeInt = 0  # video frames: 0 = no further bound; else also cap the long side
     # frames the decoder may output for one video, kept or not: 10 minutes at 30 fps decoded whole
     # (sampling decodes only the groups of pictures its samples need, far fewer for honest videos)

@@ -26,6 +26,12 @@ its input is taken to be what kills the replica (a decoder or memory
 blow-up), and it is answered `ERROR_UNPROCESSABLE_UPLOAD`, as is the same
 upload sent again while that is remembered.
 
+A user at their stored-results quota (`storage.max_results_per_user`,
+`storage.max_bytes_per_user`, policy `refuse`) is answered
+`ERROR_QUOTA_EXCEEDED` after the result cache is looked in and before any
+stage runs (`serve_app.storage.quota.QuotaGate`); the store checks again,
+atomically, when it saves the GLB.
+
 Every upload's key is stored with its GLB (`Job.source_digest`), also when
 reusing results is switched off (`storage.reuse_results`): the retry needs it.
 """
@@ -47,6 +53,7 @@ from serve_app.result_cache import ResultCache
 from serve_app.stages import Job, Reconstruction, Upload
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.models import utcnow
+from serve_app.storage.quota import QuotaGate
 from tcp_proxy.backend import GlbInfo, User
 from tcp_proxy.errors import UnprocessableUploadError
 
@@ -125,6 +132,7 @@ class ServeBackend:
         self._retry = settings.pipeline
         self._metrics = metrics
         self._lost = LostReplicas()
+        self._quota = QuotaGate.open(settings.storage)  # None: nothing to refuse before running
         self.retries = 0  # runs repeated because a stage replica died (for status)
 
     async def login(self, username: str, password: str, address: str) -> User | None:
@@ -156,6 +164,8 @@ class ServeBackend:
                 self._metrics.record_cache_lookup(stored is not None)
             if stored is not None:
                 return dataclasses.replace(stored, timings={"cache": time.perf_counter() - started})
+        if self._quota is not None and user_id is not None:
+            await asyncio.to_thread(self._quota.check_room, user_id)  # before any GPU time is spent
         upload = dataclasses.replace(upload, job=dataclasses.replace(upload.job, source_digest=key))
         result = await self._run_with_retries(upload, key)
         return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})

@@ -81,6 +81,12 @@ class UnprocessableUploadError(ServiceError):
     code = "ERROR_UNPROCESSABLE_UPLOAD"
 
 
+class QuotaExceededError(ServiceError):
+    """The user's stored results are at their quota (count or bytes) and the policy is to refuse."""
+
+    code = "ERROR_QUOTA_EXCEEDED"
+
+
 class ModelUnavailableError(ServiceError):
     """The checkpoint is missing or corrupt: reconstructions cannot run."""
 

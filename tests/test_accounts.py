@@ -187,17 +187,18 @@ def test_logins_over_the_queue_bound_are_refused_at_once(settings):
 
         def slow_check(username, password, address):
             checked.append(username)
-            release.wait(10)
+            release.wait(60)
 
         accounts._users.authenticate = slow_check
         try:
             held = [asyncio.create_task(accounts.login(f"u{i}", "pw", f"192.0.2.{i}")) for i in range(LOGIN_CONCURRENCY + 1)]
-            for _ in range(500):  # two being checked, one waiting for a slot
-                if len(checked) == LOGIN_CONCURRENCY and accounts._logins.full:
-                    break
+            deadline = asyncio.get_running_loop().time() + 30
+            while not (len(checked) == LOGIN_CONCURRENCY and accounts._logins.full):  # two checked, one waiting
+                assert asyncio.get_running_loop().time() < deadline, (checked, accounts._logins.full)
                 await asyncio.sleep(0.01)
-            assert await asyncio.wait_for(accounts.login("late", "pw", "192.0.2.99"), 2) is None
-            assert "late" not in checked
+            # refused while the checks ahead are still held: a queued LOGIN would wait for their release
+            assert await asyncio.wait_for(accounts.login("late", "pw", "192.0.2.99"), 30) is None
+            assert "late" not in checked and not release.is_set()
             release.set()
             assert await asyncio.gather(*held) == [None] * (LOGIN_CONCURRENCY + 1)
             assert len(checked) == LOGIN_CONCURRENCY + 1

@@ -9,7 +9,9 @@ from serve_app.config import AppSettings
 CLUSTER_CONFIG = Path(__file__).resolve().parents[1] / "config" / "serve.cluster.yaml"
 
 
-def test_the_cluster_config_parses_into_settings():
+def test_the_cluster_config_parses_into_settings(monkeypatch):
+    assert "database_url:" not in CLUSTER_CONFIG.read_text()  # no password in the file the dashboard shows
+    monkeypatch.setenv("VGGT_DATABASE_URL", "postgresql+psycopg://vggt:pw@db.example.internal:5432/vggt")
     settings = AppSettings.from_file(CLUSTER_CONFIG)
     assert settings.model.device == "cuda"
     assert settings.storage.database_url.startswith("postgresql+psycopg://")

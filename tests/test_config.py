@@ -22,11 +22,13 @@ def test_defaults_match_the_existing_service():
 
 
 def test_frame_bounds_default_to_the_decoders_own():
-    from serve_app.frames.bounds import DECODE_MAX_PIXELS
+    from serve_app.frames.bounds import DECODE_MAX_PIXELS, DECODE_OVERSAMPLE
     from serve_app.frames.photos import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_PIXELS
 
     frames = AppSettings.from_dict({}).frames
     assert frames.decode_max_pixels == DECODE_MAX_PIXELS == 2048 * 1536
+    assert frames.decode_oversample == DECODE_OVERSAMPLE == 2.0
+    assert frames.decode_workers == 0  # one a CPU
     assert frames.max_image_pixels == DEFAULT_MAX_PIXELS
     assert frames.max_request_pixels == DEFAULT_MAX_REQUEST_PIXELS >= 20 * 8064 * 6048  # 20 photos of 48 MP
 
@@ -47,6 +49,8 @@ def test_nested_values_override_defaults_and_round_trip():
         ({"proxy": {"bind_sessions_to_ip": 1}}, "setting proxy.bind_sessions_to_ip must be true or false, got 1"),
         ({"model": {"device": "tpu"}}, "setting model.device must be one of ['auto', 'cpu', 'cuda'], got 'tpu'"),
         ({"export": {"source": "mesh"}}, "setting export.source must be one of ['pointmap', 'depth'], got 'mesh'"),
+        ({"frames": {"decode_oversample": 0.99}}, "setting frames.decode_oversample must be a number >= 1.0, got 0.99"),
+        ({"frames": {"decode_workers": -1}}, "setting frames.decode_workers must be an integer >= 0, got -1"),
         ({"export": {"conf_percentile": 101}}, "setting export.conf_percentile must be a number in [0, 100], got 101"),
         ({"frames": {"fps": 0}}, "setting frames.fps must be a number > 0, got 0"),
         ({"frames": {"max_request_pixels": 0}}, "setting frames.max_request_pixels must be an integer > 0, got 0"),

@@ -1,4 +1,5 @@
-"""Command-line tools that need the application: `vggt-export` (export_glb.py) and `vggt-check-storage`.
+"""Command-line tools that need the application: `vggt-export` (export_glb.py), `vggt-check-storage` and
+`vggt-fetch-weights` (fetch_weights.py).
 
 Each is also runnable from a checkout as `scripts/<name>.py`; the user tools
 live in `serve_app.storage.admin`, the protocol client in `tcp_proxy.client`.

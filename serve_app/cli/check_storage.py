@@ -1,5 +1,6 @@
 """List (and with --repair delete) glb_files rows without files, files without rows and upload spool
-folders of processes that are gone (`vggt-check-storage`).
+folders of processes that are gone (`vggt-check-storage`). Files awaiting deletion (their row deleted
+by an interrupted deletion) are listed but consistent; --repair deletes them too.
 
 `python scripts/check_storage.py [--repair [--force]] [--config FILE] [--database-url URL]
 [--storage-root DIR|s3://BUCKET/PREFIX] [--spool-dir DIR]`
@@ -85,9 +86,14 @@ def _check(db, root: BlobRoot, args: argparse.Namespace) -> int:
         print(f"row without file: {hashed_name}")
     for key in report.files_without_rows:
         print(f"file without row: {root.describe(key)}")
+    for key in report.awaiting_deletion:
+        print(f"file awaiting deletion (its row is deleted): {root.describe(key)}")
     print(f"{report.rows_checked} rows checked under {root.location}")
     if report.consistent:
         print("storage is consistent")
+        if args.repair and report.awaiting_deletion:
+            repair_storage(db, report)
+            print(f"repaired: {len(report.awaiting_deletion)} files awaiting deletion deleted")
         return EXIT_OK
     if not args.repair:
         print("run again with --repair to delete these")

@@ -18,7 +18,8 @@ anything is decoded; bad input exits with status 2 and one line,
 `--out` names a file when it ends in `.glb`, else an existing folder that
 gets `<input name>.glb`; a folder that does not exist is an error. The
 checkpoint is `./model.pt`, else the repository root's (where
-`fetch_weights.py` puts it).
+`fetch_weights.py` puts it); a missing or unfit one is refused before
+anything is decoded, naming the `vggt-fetch-weights` command that gets it.
 """
 
 from __future__ import annotations
@@ -316,6 +317,17 @@ def untrained_warning_once(preset: str) -> Iterator[None]:
         logger.removeFilter(not_the_warning)
 
 
+def check_model(settings) -> None:
+    """Refuse a missing or unfit checkpoint before anything is decoded (the untrained preset has none)."""
+    from serve_app.vggt.checkpoint import CheckpointError, check_checkpoint
+
+    if settings.model.preset != "tiny":
+        try:
+            check_checkpoint(settings.model.checkpoint, settings.model.preset)
+        except CheckpointError as exc:
+            raise InputError(str(exc)) from None
+
+
 def open_store(settings, user_id: int):
     """The service's GLB store, after checking that the owner exists."""
     from serve_app.storage import GlbStore
@@ -361,6 +373,7 @@ def run(
     target = output_path(args.out, input_name(args)) if args.out else None
     if target is not None:
         check_output(target)
+    check_model(settings)
     stages = [ExportStage(settings, open_store(settings, args.user_id))] if args.save_to_db else []
     pipeline = Pipeline(settings, stages=stages, progress=progress or stage_bars(args.quiet))
 

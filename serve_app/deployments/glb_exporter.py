@@ -1,8 +1,14 @@
-"""`GlbExporter`: the export stage (trimesh-compatible GLB, SQLAlchemy row) as a deployment."""
+"""`GlbExporter`: the export stage (trimesh-compatible GLB, SQLAlchemy row) as a deployment.
+
+Each replica also applies the results' retention on a timer (`storage.retention_days`, every
+`storage.expire_every_s`, a bounded batch each time: `serve_app.storage.lifecycle.ExpiryTimer`).
+"""
 
 from __future__ import annotations
 
+from serve_app.config import AppSettings
 from serve_app.stages import ExportStage
+from serve_app.storage.lifecycle import ExpiryTimer
 
 from .stage_deployment import StageDeployment
 
@@ -12,3 +18,7 @@ class GlbExporter(StageDeployment):
 
     stage_class = ExportStage
     serve_options = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 4}
+
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__(settings)
+        self.expiry = ExpiryTimer.start(settings.storage)

@@ -2,7 +2,9 @@
 
 Serve's HTTP proxy (port 8000 by default, `http_options` in the Serve
 config) routes `GET /g/<hash>` (the page), `GET /g/<hash>.glb` (the file)
-and `GET /viewer/...` (three.js) here. It is the deployment the builder
+and `GET /viewer/...` (three.js) here, and the load balancer's probes: `GET /healthz`
+(the app answers) and `GET /readyz` (200 only when the TCP listener, the model,
+the database and the storage root are ready; `serve_app.http.health`). It is the deployment the builder
 returns, so the TCP ingress and the stages hang off it in the graph.
 """
 
@@ -10,13 +12,15 @@ returns, so the TCP ingress and the stages hang off it in the graph.
 from fastapi import FastAPI, Request
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from serve_app.config import AppSettings
+from serve_app.http.health import readiness, service_checks
 from serve_app.http.share_pages import SharePages
 
 from .replica_logging import use_serve_logging
 
+NO_STORE = {"Cache-Control": "no-store"}  # a probe's answer is only true now
 share_api = FastAPI(title="VGGT share links", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -32,6 +36,16 @@ class ShareViewer:
         use_serve_logging()
         await tcp_ingress.get_port.remote()  # returns once the TCP ingress (and so the schema) is ready
         self.pages = SharePages(settings)
+        self.checks = service_checks(settings, tcp_ingress.listening.remote, tcp_ingress.model_status.remote)
+
+    @share_api.get("/healthz")
+    def healthz(self) -> Response:
+        return JSONResponse({"ok": True}, headers=NO_STORE)
+
+    @share_api.get("/readyz")
+    async def readyz(self) -> Response:
+        ready, body = await readiness(self.checks)
+        return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
     @share_api.get("/g/{name}")
     def share(self, name: str, request: Request) -> Response:

@@ -103,6 +103,15 @@ class TCPIngress:
     def get_port(self) -> int:
         return self._server.port
 
+    def listening(self) -> dict[str, Any]:
+        """The TCP listener's state, for the readiness check (`serve_app.http.health`)."""
+        server = self._server
+        return {"listening": server is not None and server.serving, "port": None if server is None else server.port}
+
+    async def model_status(self) -> dict[str, Any]:
+        """VGGTInference's status as it is now (not the cached one of `status`), for the readiness check."""
+        return await self._model.status.remote()
+
     def recent_requests(self) -> list[dict[str, Any]]:
         return self._history.recent()
 

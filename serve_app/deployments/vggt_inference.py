@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from serve_app.config import AppSettings, ModelSettings
@@ -37,8 +38,9 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
 
 INFERENCE_CPUS = 1.0
 WEIGHTS_HINT = (
-    "reconstructions answer ERROR_MODEL_NOT_LOADED until it is there (then redeploy); read LICENSE.txt "
-    "before downloading it, or run config/serve.dev.yaml for the untrained tiny model"
+    "reconstructions answer ERROR_MODEL_NOT_LOADED until it is there: fetch it on this node with "
+    "`vggt-fetch-weights --out <model.checkpoint>` (it prints the licence to read), then redeploy; "
+    "or run config/serve.dev.yaml for the untrained tiny model"
 )
 
 
@@ -61,7 +63,8 @@ class VGGTInference(StageDeployment):
         super().__init__(settings)
         stage = self.stage
         if stage.error is not None:
-            log.error("VGGT model NOT loaded: %s; %s", stage.error.message, WEIGHTS_HINT)
+            hint = WEIGHTS_HINT.replace("<model.checkpoint>", str(Path(settings.model.checkpoint).resolve()))
+            log.error("VGGT model NOT loaded: %s; %s", stage.error.message, hint)
         else:
             log.info(
                 "VGGT model %r loaded on %s in %.1f s",

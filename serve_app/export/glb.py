@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .laps import Laps
+
 GLB_MAGIC, GLB_VERSION = b"glTF", 2
 CHUNK_JSON, CHUNK_BIN = b"JSON", b"BIN\x00"
 ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -85,28 +87,53 @@ def _rgba(colors: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def _quantized(vertices: np.ndarray) -> tuple[np.ndarray, list[float], list[float]]:
-    """int16 rows [N, 4] (x, y, z, padding) in the box mapped to [-1, 1], and the node's translation and scale."""
-    lower, upper = vertices.min(axis=0).astype(np.float64), vertices.max(axis=0).astype(np.float64)
-    centre = (lower + upper) / 2
-    half = np.maximum((upper - lower) / 2, np.finfo(np.float32).tiny)  # a flat axis still gets a scale
+def _quantized(vertices: np.ndarray) -> tuple[np.ndarray, list[float], list[float], list[int], list[int]]:
+    """int16 rows [N, 4] (x, y, z, padding) in the box mapped to [-1, 1], the node's translation and
+    scale, and the rows' least and greatest x, y, z.
+
+    Axis by axis through one float64 column (in place): the values of
+    `clip(rint((vertices - centre) / half * INT16_STEPS))` without [N, 3] float64 temporaries.
+    """
     rows = np.zeros((len(vertices), 4), np.int16)
-    rows[:, :3] = np.clip(np.rint((vertices - centre) / half * INT16_STEPS), -INT16_STEPS, INT16_STEPS)
-    scale = half / INT16_STEPS
-    return rows, centre.tolist(), (scale * INT16_STEPS).tolist()
+    column = np.empty(len(vertices), np.float64)
+    centre, half, least, greatest = [], [], [], []
+    for axis in range(3):
+        values = vertices[:, axis]
+        lower, upper = np.float64(values.min()), np.float64(values.max())
+        centre.append((lower + upper) / 2)
+        half.append(np.maximum((upper - lower) / 2, np.finfo(np.float32).tiny))  # a flat axis still gets a scale
+        np.subtract(values, centre[axis], out=column)
+        column /= half[axis]
+        column *= INT16_STEPS
+        np.rint(column, out=column)
+        np.clip(column, -INT16_STEPS, INT16_STEPS, out=column)
+        rows[:, axis] = column
+        least.append(int(rows[:, axis].min()))
+        greatest.append(int(rows[:, axis].max()))
+    scale = np.array(half) / INT16_STEPS
+    return rows, np.array(centre).tolist(), (scale * INT16_STEPS).tolist(), least, greatest
 
 
 def write_glb(
-    geometries: list[Geometry], *, quantize: bool = False, offset: np.ndarray | None = None, scale: float = 1.0
+    geometries: list[Geometry],
+    *,
+    quantize: bool = False,
+    offset: np.ndarray | None = None,
+    scale: float = 1.0,
+    laps: Laps | None = None,
 ) -> bytes:
-    """GLB bytes holding each geometry as its own node, in order (see the module docstring for the options)."""
+    """GLB bytes holding each geometry as its own node, in order (see the module docstring for the options).
+
+    laps: given, it gets the seconds spent quantizing and packing ("quantize") and writing the file ("write").
+    """
+    laps = laps if laps is not None else Laps()
     buffer = _Buffer()
     meshes, nodes = [], []
     for geometry in geometries:
         vertices = np.asarray(geometry.vertices, np.float32)
         node: dict = {"name": geometry.name, "mesh": len(meshes)}
         if quantize:
-            rows, node["translation"], node["scale"] = _quantized(vertices)
+            rows, node["translation"], node["scale"], least, greatest = _quantized(vertices)
             position = buffer.add(
                 rows,
                 target=ARRAY_BUFFER,
@@ -114,8 +141,8 @@ def write_glb(
                 kind="VEC3",
                 stride=8,
                 normalized=True,
-                min=rows[:, :3].min(axis=0).astype(float).tolist(),
-                max=rows[:, :3].max(axis=0).astype(float).tolist(),
+                min=[float(value) for value in least],
+                max=[float(value) for value in greatest],
             )
         else:
             position = buffer.add(
@@ -140,6 +167,7 @@ def write_glb(
             primitive["mode"] = MODE_TRIANGLES
         meshes.append({"name": geometry.name, "primitives": [primitive]})
         nodes.append(node)
+    laps.mark("quantize")
     roots = list(range(len(nodes)))
     if offset is not None:
         root = {"name": "scene", "translation": [float(v) * scale for v in offset], "children": roots}
@@ -171,7 +199,7 @@ def write_glb(
     json_chunk += b" " * (-len(json_chunk) % 4)
     total = 12 + 8 + len(json_chunk) + 8 + buffer.length
     header = struct.pack("<4sII", GLB_MAGIC, GLB_VERSION, total)
-    return b"".join(
+    glb = b"".join(
         [
             header,
             struct.pack("<I4s", len(json_chunk), CHUNK_JSON),
@@ -180,3 +208,5 @@ def write_glb(
             *buffer.parts,
         ]
     )
+    laps.mark("write")
+    return glb

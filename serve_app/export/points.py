@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .options import ExportOptions
+from .ranks import percentile as percentile_of
+from .ranks import top_indices
 
 MIN_CONFIDENCE = 1e-5  # points at or below this are never kept
 BLACK_SUM_LIMIT = 16  # rgb sums below this count as black background
@@ -66,10 +68,13 @@ def frame_index(frame: int | None, frame_count: int) -> int | None:
 
 
 def confidence_threshold(conf: np.ndarray, percentile: float) -> float:
-    """The confidence below which the lowest `percentile` percent of points lie (checked by ExportOptions)."""
+    """The confidence below which the lowest `percentile` percent of points lie (checked by ExportOptions).
+
+    Exactly `np.percentile(conf, percentile)`, without sorting a copy of every value (`ranks.percentile`).
+    """
     if percentile == 0.0 or conf.size == 0:
         return 0.0
-    return float(np.percentile(conf, percentile))
+    return percentile_of(conf.reshape(-1), percentile)
 
 
 def keep_mask(
@@ -81,7 +86,15 @@ def keep_mask(
     mask_white_bg: bool,
 ) -> np.ndarray:
     """Boolean mask over flat points: confident enough and not masked background."""
-    keep = (conf >= confidence_threshold(conf, percentile)) & (conf > MIN_CONFIDENCE)
+    threshold = confidence_threshold(conf, percentile)
+    if conf.dtype.kind == "f":
+        # `conf >= threshold and conf > MIN_CONFIDENCE` in one comparison, in conf's precision (as numpy
+        # compares a float array with a Python float): above MIN_CONFIDENCE is at least the next value up
+        kind = conf.dtype.type
+        least = np.nextafter(kind(MIN_CONFIDENCE), kind(np.inf))
+        keep = conf >= np.maximum(kind(threshold), least)
+    else:
+        keep = (conf >= threshold) & (conf > MIN_CONFIDENCE)
     if mask_black_bg:
         keep &= colors.sum(axis=1, dtype=np.int32) >= BLACK_SUM_LIMIT
     if mask_white_bg:
@@ -117,12 +130,21 @@ class Selection:
     kept: np.ndarray  # flat indices of the kept points, ascending
 
     def vertices(self, indices: np.ndarray) -> np.ndarray:
-        return self.points[indices].astype(np.float32, copy=False)
+        return np.take(self.points, indices, axis=0).astype(np.float32, copy=False)  # take: 2x [indices]
 
     def colors(self, indices: np.ndarray) -> np.ndarray:
         """uint8 RGB of the given flat indices, exactly `pixel_colors(images)[indices]`."""
         images = self.images
-        if images.ndim == 4 and images.shape[1] == 3:  # [S, 3, H, W]
+        if images.ndim == 4 and images.shape[1] == 3 and images.flags.c_contiguous:  # [S, 3, H, W]
+            plane = images.shape[2] * images.shape[3]
+            frame, pixel = np.divmod(indices, plane)
+            red = frame * (3 * plane) + pixel  # flat index of the red value; green and blue one plane on each
+            flat = images.reshape(-1)
+            out = np.empty((len(indices), 3), np.uint8)
+            for channel in range(3):
+                out[:, channel] = flat.take(red + channel * plane) * 255  # truncated, as astype(np.uint8)
+            return out
+        if images.ndim == 4 and images.shape[1] == 3:
             frame, pixel = np.divmod(indices, images.shape[2] * images.shape[3])
             row, column = np.divmod(pixel, images.shape[3])
             values = images[frame, :, row, column]  # [N, 3]
@@ -138,8 +160,11 @@ class Selection:
         """
         kept = self.kept
         if max_points is not None and len(kept) > max_points and method != "voxel":
-            weights = self.confidence[kept]
-            kept = kept[cap_indices(len(kept), max_points, method=method, confidence=weights, seed=seed)]
+            if method == "confidence":  # kept points are above MIN_CONFIDENCE already (`keep_mask`)
+                keys = sampling_keys(len(kept), self.confidence[kept], seed, clamped=True)
+                kept = kept[top_indices(keys, max_points)]
+            else:
+                kept = kept[cap_indices(len(kept), max_points, method=method, seed=seed)]
             return self.vertices(kept), self.colors(kept)
         return cap_points(self.vertices(kept), self.colors(kept), max_points, method=method, seed=seed)
 
@@ -169,13 +194,28 @@ def select(predictions: dict, options: ExportOptions = ExportOptions(), *, conf_
 def cap_indices(
     count: int, max_points: int, *, method: str = "uniform", confidence: np.ndarray | None = None, seed: int = 0
 ) -> np.ndarray:
-    """Positions (ascending) of the `max_points` of `count` points "uniform" or "confidence" keeps."""
-    rng = np.random.default_rng(seed)
+    """Positions (ascending) of the `max_points` of `count` points "uniform" or "confidence" keeps.
+
+    "confidence": the points with the largest `sampling_keys`; where keys tie at
+    the cut, the earlier points (`ranks.top_indices`).
+    """
     if method == "confidence" and confidence is not None:
-        uniform = 1 - rng.random(count, dtype=np.float32)  # in (0, 1]: log is finite
-        keys = np.log(uniform) / np.maximum(confidence, MIN_CONFIDENCE)
-        return np.sort(np.argpartition(keys, count - max_points)[count - max_points :])
+        return top_indices(sampling_keys(count, confidence, seed), max_points)
+    rng = np.random.default_rng(seed)
     return np.sort(rng.choice(count, size=max_points, replace=False))
+
+
+def sampling_keys(count: int, confidence: np.ndarray, seed: int = 0, *, clamped: bool = False) -> np.ndarray:
+    """log(u) / w per point: u uniform in (0, 1] from the seeded generator, w the confidence
+    (at least MIN_CONFIDENCE; NaN counts as MIN_CONFIDENCE). The larger the key, the likelier kept.
+
+    clamped: the caller knows every confidence is above MIN_CONFIDENCE (no clamping pass).
+    """
+    keys = np.random.default_rng(seed).random(count, dtype=np.float32)
+    np.subtract(1, keys, out=keys)  # in (0, 1]: log is finite
+    np.log(keys, out=keys)
+    weights = np.asarray(confidence) if clamped else np.fmax(confidence, MIN_CONFIDENCE)
+    return np.divide(keys, weights, out=keys if weights.dtype == np.float32 else None)
 
 
 def cap_points(

@@ -20,8 +20,10 @@ import numpy as np
 
 from .cameras import camera_colors, frustum_mesh
 from .glb import Geometry, write_glb
+from .laps import Laps
 from .options import ExportOptions
 from .points import frame_index, select
+from .ranks import median, percentile
 from .transforms import OPENGL_FROM_OPENCV, apply_transform, homogeneous, rotation_about
 
 VIEW_SIZE = 3.0  # robust scene diagonal after centring: fills a phone viewer's camera at radius 5 (fov 0.8)
@@ -46,9 +48,21 @@ def even_sample(items: np.ndarray) -> np.ndarray:
 
 
 def scene_scale(vertices: np.ndarray) -> float:
-    """Diagonal of the 5th-95th percentile box of the points (of `even_sample` of them)."""
-    lower, upper = np.percentile(even_sample(vertices), [5, 95], axis=0)
-    return float(np.linalg.norm(upper - lower))
+    """Diagonal of the 5th-95th percentile box of the points (of `even_sample` of them).
+
+    Axis by axis (`ranks.percentile`): the same values as `np.percentile(sample, [5, 95], axis=0)`, faster.
+    """
+    sample = even_sample(vertices)
+    box = np.empty((2, 3))
+    for axis in range(3):
+        column = np.ascontiguousarray(sample[:, axis])
+        box[:, axis] = [percentile(column, np.float64(q)) for q in (5, 95)]  # a float64 q, as in a list of q
+    return float(np.linalg.norm(box[1] - box[0]))
+
+
+def median_point(vertices: np.ndarray) -> np.ndarray:
+    """`np.median(vertices, axis=0)`, axis by axis (`ranks.median`: the same values, faster)."""
+    return np.array([median(np.ascontiguousarray(vertices[:, axis])) for axis in range(3)], vertices.dtype)
 
 
 def alignment_transform(first_world_to_camera: np.ndarray) -> np.ndarray:
@@ -75,12 +89,16 @@ def build_geometries(
     return geometries
 
 
-def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> GlbExport:
+def export_glb(
+    predictions: dict, options: ExportOptions = ExportOptions(), *, laps: Laps | None = None
+) -> GlbExport:
     """VGGT predictions (numpy, batch dim removed) to a GLB point cloud, with point counts.
 
     What is kept and how is `options` (`ExportOptions`: confidence percentile,
     point source, background and sky masks, one frame, point cap, camera markers).
+    laps: given, it gets the seconds of each step (select, scale, cap, align, quantize, write).
     """
+    laps = laps if laps is not None else Laps()
     world_to_camera = homogeneous(predictions["extrinsic"])
     index = frame_index(options.frame, len(world_to_camera))
     sky_scale = None
@@ -89,13 +107,16 @@ def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> G
 
         sky_scale = sky_confidence_scale(predictions["images"], load_segmenter(options.skyseg_model))
     selection = select(predictions, options, conf_scale=sky_scale)
+    laps.mark("select")
     selected_count = len(selection.kept)
     if selected_count == 0:
         vertices, colors, marker_scale = PLACEHOLDER_POINT, PLACEHOLDER_COLOR, 1.0
     else:
         # from every kept point (the same even subsample scene_scale takes), so capping keeps marker sizes
         marker_scale = scene_scale(selection.vertices(even_sample(selection.kept)))
+        laps.mark("scale")
         vertices, colors = selection.capped(options.max_points, options.downsample)
+        laps.mark("cap")
 
     if index is not None:
         world_to_camera = world_to_camera[index : index + 1]
@@ -106,9 +127,10 @@ def export_glb(predictions: dict, options: ExportOptions = ExportOptions()) -> G
     # size (the 5-95 % box diagonal) becomes VIEW_SIZE: the app's camera, 5 units away, frames it
     offset, scale = None, 1.0
     if options.center:
-        offset = -np.median(geometries[0].vertices, axis=0)
+        offset = -median_point(geometries[0].vertices)
         scale = VIEW_SIZE / marker_scale if marker_scale > 0 else 1.0
-    glb = write_glb(geometries, quantize=options.quantize, offset=offset, scale=scale)
+    laps.mark("align")
+    glb = write_glb(geometries, quantize=options.quantize, offset=offset, scale=scale, laps=laps)
     return GlbExport(glb=glb, point_count=len(vertices), selected_count=selected_count)
 
 

@@ -12,6 +12,14 @@ What is sampled is described in `sampling.py`. How it is read:
   decoder itself (`skip_frame = NONREF`): nothing refers to them and they
   are not wanted;
 * only kept frames are converted to RGB; the decoder runs multithreaded;
+* a threaded decoder returns a frame only after it has been given a few
+  more packets (one per extra thread: up to 16 frames decoded for nothing per
+  sample). When frames come out in packet order (no B-frames, as phones
+  record) and the next sample lies past the next keyframe, the decoder is
+  drained at the sample's packet instead and reset (plain mode only);
+  should the next sample fall in the same group of pictures after all, that
+  group is decoded again from its keyframe (its packets are kept; a group of
+  more than `GOP_PACKETS_KEPT` packets turns draining off for the video);
 * reading stops as soon as the last capped sample time is served;
 * at most `max_frames` + `THINNING_SLACK` + 1 converted frames are held at
   any time, whatever length the container declares (`sampling.py`: the
@@ -20,10 +28,16 @@ What is sampled is described in `sampling.py`. How it is read:
   (`video_limits.py`), the size before any frame is decoded.
 
 Frames come out upright: the display matrix (rotation, mirror) is applied.
-Each kept frame is reduced during its RGB conversion (area filter) to at most
-`decode_max_pixels` pixels (`bounds.py`: more than the model's preprocessing
-uses, so 1080p frames keep their size and 4K frames shrink), and its long
-side to `max_side` when that is set.
+Each kept frame is reduced to what the model's preprocessing needs
+(`bounds.DecodeTarget.decode_size`: twice the model input, aspect kept; a 4K
+frame is kept at 1046x588 for a 518-px model in crop mode), to at most
+`decode_max_pixels` pixels, and its long side to `max_side` when that is
+set. The reduction is an area filter over the frame converted to RGB at full
+size: scaling within swscale's YUV-to-RGB conversion filters the chroma
+differently and costs the model input ~10 dB PSNR against a full-size
+frame; this way it stays above 40 dB (scripts/bench_frames.py), at the
+cost of one full-size RGB frame alive at a time. H.264 and HEVC have no
+reduced-size decoding in FFmpeg, so frames are decoded whole.
 """
 
 from __future__ import annotations
@@ -33,15 +47,27 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
-from tcp_proxy.errors import NoFramesError
-from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels, fit_side
+from serve_app.frames.bounds import (
+    DECODE_MAX_PIXELS,
+    DecodeTarget,
+    fit_pixels,
+    fit_side,
+)
 from serve_app.frames.buffer_file import BufferFile
 from serve_app.frames.orientation import apply_display_matrix, display_matrix
-from serve_app.frames.sampling import EPS, FrameSelector, even_spacing, sample_count, sample_times
+from serve_app.frames.sampling import (
+    EPS,
+    FrameSelector,
+    even_spacing,
+    sample_count,
+    sample_times,
+)
 from serve_app.frames.sharpness import frame_sharpness
 from serve_app.frames.video_limits import DecodeBudget, VideoLimits
+from tcp_proxy.errors import NoFramesError
 
 # demuxers that read a single still image, not a video
 _STILL_IMAGE_FORMATS = ("image2",)
@@ -49,6 +75,10 @@ _STILL_IMAGE_FORMATS = ("image2",)
 # samples held beyond max_frames before the sample grid thins: a video whose declared length is a
 # frame or two short still gets the evenly spaced pick of all its samples
 THINNING_SLACK = 2
+# packets of one group of pictures kept so that a drained decoder can restart at its keyframe;
+# a longer group turns draining off for the video (10 s at 60 fps)
+GOP_PACKETS_KEPT = 600
+MODEL_TARGET = DecodeTarget()  # 518-px model, crop mode (serve_app.frames.bounds)
 Progress = Callable[[int, "int | None"], None]
 
 
@@ -60,6 +90,7 @@ def sample_video(
     *,
     max_side: int | None = None,
     decode_max_pixels: int | None = DECODE_MAX_PIXELS,
+    target: DecodeTarget | None = MODEL_TARGET,
     limits: VideoLimits = VideoLimits(),
     progress: Progress | None = None,
 ) -> list[np.ndarray]:
@@ -67,8 +98,9 @@ def sample_video(
 
     One frame per `1/fps` seconds of video time (see `sampling.py`), at most
     `max_frames` (evenly spaced), at least one. `sharpest` picks the sharpest
-    frame of each window instead of the first. Each frame is reduced to at
-    most `decode_max_pixels` pixels and `max_side` on its longer side (None
+    frame of each window instead of the first. Each frame is reduced to
+    `target.decode_size` (None: the model sets no size), to at most
+    `decode_max_pixels` pixels and `max_side` on its longer side (None
     or 0: no bound). `progress`, when given, is called with (frames kept,
     frames expected) as each frame is kept, and a last time with the frames
     returned. Raises NoFramesError for an empty file,
@@ -97,9 +129,8 @@ def sample_video(
     with container:
         stream = _video_stream(container)
         budget.check_size(stream.codec_context.width, stream.codec_context.height)  # before any decoding
-        reader = _SampledReader(
-            container, stream, fps, max_frames, sharpest, (max_side, decode_max_pixels), budget, progress
-        )
+        sizes = _KeptSize(target, decode_max_pixels, max_side)
+        reader = _SampledReader(container, stream, fps, max_frames, sharpest, sizes, budget, progress)
         frames = reader.run()
     if not frames:
         raise NoFramesError("the video has no decodable frame")
@@ -148,13 +179,13 @@ def _reason(exc: BaseException) -> str:
 class _SampledReader:
     """One pass over a video stream that feeds a FrameSelector."""
 
-    def __init__(self, container, stream, fps, max_frames, sharpest, bounds, budget, progress=None):
+    def __init__(self, container, stream, fps, max_frames, sharpest, sizes, budget, progress=None):
         self._container = container
         self._stream = stream
         self._fps = fps
         self._max_frames = max_frames
         self._sharpest = sharpest
-        self._max_side, self._max_pixels = bounds
+        self._sizes: _KeptSize = sizes
         self._codec = stream.codec_context
         self._codec.thread_type = "AUTO"
         self._skip = "DEFAULT"
@@ -166,6 +197,11 @@ class _SampledReader:
         self._expected: int | None = None
         self._converted = 0
         self._budget: DecodeBudget = budget
+        # packets since the last keyframe, for a decoder drained mid-GOP (None: draining is off)
+        self._gop: list | None = None if sharpest else []
+        self._last_key: float | None = None
+        self._gop_seconds: float | None = None  # keyframe to keyframe, the last two seen
+        self._flushed = False  # drained and reset: decoding restarts at a keyframe
         _ignore_other_streams(container, stream)
 
     def run(self) -> list[np.ndarray]:
@@ -177,6 +213,7 @@ class _SampledReader:
                 if packet.size == 0:
                     continue  # PyAV's end-of-stream markers; flushed below
                 t = _seconds(packet.pts, packet.time_base)
+                self._track_gop(packet, t)
                 selector = self._selector or self._start(t)
                 wanted = selector.wanted_from
                 if wanted is None:
@@ -188,8 +225,8 @@ class _SampledReader:
                     continue
                 if packet.is_keyframe and t is not None and t <= wanted + EPS:
                     held = [packet]  # decoding may restart here
-                    continue
-                held.append(packet)
+                else:
+                    held.append(packet)
                 if _not_before(packet, wanted):
                     holding = self._decode(held)
                     held = []
@@ -231,8 +268,12 @@ class _SampledReader:
         selector = self._selector
         assert selector is not None
         taken_before = selector.taken
+        first = packets[0] if packets else None
+        if self._flushed and first is not None and not first.is_keyframe and self._gop and self._gop[-1] is packets[-1]:
+            packets = list(self._gop)  # the decoder lost its references: replay from the keyframe
         for packet in packets:
             if packet is not None:
+                self._flushed = self._flushed and not packet.is_keyframe
                 self._set_skip(packet, selector.wanted_from)
             try:
                 frames = self._codec.decode(packet)
@@ -241,7 +282,53 @@ class _SampledReader:
             for frame in frames:
                 self._budget.count_frame(frame.width, frame.height)
                 selector.offer(self._frame_time(frame), frame)
+        if selector.taken == taken_before and packets and self._may_drain(packets[-1]):
+            self._drain()
         return selector.taken > taken_before and not selector.window_open
+
+    def _track_gop(self, packet, t: float | None) -> None:
+        if packet.is_keyframe and t is not None:
+            if self._last_key is not None and t > self._last_key:
+                self._gop_seconds = t - self._last_key
+            self._last_key = t
+        if self._gop is None:
+            return
+        if packet.is_keyframe:
+            self._gop = [packet]
+        else:
+            self._gop.append(packet)
+            if len(self._gop) > GOP_PACKETS_KEPT and not self._flushed:
+                self._gop = None  # a long GOP: no draining for this video
+
+    def _may_drain(self, last) -> bool:
+        """Whether to drain the decoder now for the wanted frame rather than feed it more packets
+        (a threaded decoder returns a frame only some packets after its own): when frames come out
+        in packet order, so `last` holds the wanted frame, and the next sample is due after the
+        next keyframe, where decoding restarts anyway (expected as far on as the last group of
+        pictures was long; within a group already longer, no guess). A wrong guess costs a replay
+        of the group up to the next sample."""
+        wanted = self._selector.wanted_from if self._selector else None
+        t = None if last is None else _seconds(last.pts, last.time_base)
+        if self._gop is None or wanted is None or t is None or t < wanted - EPS or self._codec.has_b_frames:
+            return False
+        if self._last_key is None or self._gop_seconds is None:
+            return False
+        next_key = self._last_key + self._gop_seconds  # if this group is as long as the last
+        return t < next_key - EPS and max(wanted + 1.0 / self._fps, t) >= next_key - EPS
+
+    def _drain(self) -> None:
+        """Take every frame the decoder holds, then reset it (it then needs a keyframe)."""
+        selector = self._selector
+        assert selector is not None
+        try:
+            frames = self._codec.decode(None)
+        except av.FFmpegError:
+            frames = []
+        for frame in frames:
+            self._budget.count_frame(frame.width, frame.height)
+            selector.offer(self._frame_time(frame), frame)
+        self._codec.flush_buffers()
+        self._flushed = True
 
     def _set_skip(self, packet, wanted: float | None) -> None:
         t = _seconds(packet.pts, packet.time_base)
@@ -261,17 +348,44 @@ class _SampledReader:
         matrix = display_matrix(frame)
         if matrix is not None:
             self._matrix = matrix
-        width, height = fit_pixels(*fit_side(frame.width, frame.height, self._max_side), self._max_pixels)
-        if (width, height) == (frame.width, frame.height):
-            rgb = frame.to_ndarray(format="rgb24")
-        else:
-            rgb = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+        rgb = frame.to_ndarray(format="rgb24")
+        width, height = self._sizes.stored(frame.width, frame.height, self._matrix)
+        if (width, height) != (frame.width, frame.height):
+            rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
         rgb = np.ascontiguousarray(apply_display_matrix(rgb, self._matrix))
         self._converted += 1
         if self._progress is not None:
             expected = None if self._expected is None else max(self._expected, self._converted)
             self._progress(self._converted, expected)
         return rgb
+
+
+class _KeptSize:
+    """The size a decoded frame is kept at: the model's `decode_size` of the upright frame, then
+    `max_pixels` and `max_side`; never larger than the frame."""
+
+    def __init__(self, target: DecodeTarget | None, max_pixels: int | None, max_side: int | None) -> None:
+        self._target = target
+        self._max_pixels = max_pixels
+        self._max_side = max_side
+
+    def upright(self, width: int, height: int) -> tuple[int, int]:
+        """The kept size of an upright frame of `width` x `height`."""
+        size = (width, height) if self._target is None else self._target.decode_size(width, height)
+        size = fit_side(*fit_pixels(*size, self._max_pixels), self._max_side)
+        return min(size[0], width), min(size[1], height)
+
+    def stored(self, width: int, height: int, matrix: tuple[int, ...] | None) -> tuple[int, int]:
+        """The kept size of a frame stored at `width` x `height`, shown with display `matrix`."""
+        if not _turns_sideways(matrix):
+            return self.upright(width, height)
+        kept_height, kept_width = self.upright(height, width)
+        return kept_width, kept_height
+
+
+def _turns_sideways(matrix: tuple[int, ...] | None) -> bool:
+    """Whether the display matrix turns the frame by a quarter (width and height swap)."""
+    return matrix is not None and matrix[0] == 0 and matrix[4] == 0 and matrix[1] != 0 and matrix[3] != 0
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:

@@ -3,5 +3,6 @@
 `share_pages`: a share link's page (`/g/<hash>`), its GLB file
 (`/g/<hash>.glb`) and the three.js files the page imports (`/viewer/...`).
 `range_response`: a stored GLB (a local file or an object in a bucket) as a
-response honouring one byte range.
+response honouring one byte range. `health`: the load balancer's probes,
+`/healthz` and `/readyz` (the readiness checks, each bounded in time).
 """

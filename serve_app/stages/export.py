@@ -6,6 +6,7 @@ from serve_app.config import AppSettings
 from serve_app.export import export_glb
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.blob_root import settings_root
+from serve_app.storage.quota import Quota
 
 from .messages import Predictions, Reconstruction
 from .stage import Progress, Stage
@@ -25,7 +26,7 @@ class ExportStage(Stage[Predictions, Reconstruction]):
         if self._store is None:
             db = Database(self._storage.database_url)
             db.upgrade()  # an empty or older database is brought up to date
-            self._store = GlbStore(db, settings_root(self._storage))
+            self._store = GlbStore(db, settings_root(self._storage), quota=Quota.of(self._storage))
         return self._store
 
     def run(self, item: Predictions, progress: Progress | None = None) -> Reconstruction:

@@ -5,7 +5,10 @@ Both (`vggt-users`, `vggt-create-user`) work on the service's database
 upgrade it first, print one clear line per outcome, and exit with status 2
 and one line, `<command>: <what is wrong>`, on bad input (taken username,
 unknown user, empty password, a database that is not there, a bad option).
-Only creating a user may create the database. A password left off the
+Only creating a user may create the database. `vggt-users delete USER`
+deletes the user with their stored results (rows, then files, under the
+config's storage root or `--storage-root`), sessions and login throttle
+entries (`serve_app.storage.lifecycle`). A password left off the
 command line is asked for (twice, on a terminal) or read as one line of
 stdin, before the database is opened.
 """
@@ -21,6 +24,7 @@ from datetime import datetime
 from serve_app.cli import EXIT_BAD_INPUT, InputError, OneLineParser, report
 from serve_app.config import AuthSettings
 from serve_app.storage.location import LocationError, add_location_options, open_database, storage_settings
+from serve_app.storage.results_admin import open_storage_root
 from serve_app.storage.users import UserStore, UserStoreError
 
 TRUE_WORDS = {"true", "1", "yes", "y", "t"}
@@ -76,7 +80,7 @@ def create_user_main(argv: Sequence[str] | None = None) -> int:
 def users_main(argv: Sequence[str] | None = None) -> int:
     """`users.py {add,passwd,vip,disable,enable,list}`."""
     parser = OneLineParser(prog=USERS_PROG, description="Manage users of the reconstruction service.")
-    add_location_options(parser)
+    add_location_options(parser, storage_root=True)
     commands = parser.add_subparsers(dest="command", required=True)
 
     add = commands.add_parser("add", help="create a user")
@@ -97,6 +101,9 @@ def users_main(argv: Sequence[str] | None = None) -> int:
     for name, text in (("disable", "refuse the user's logins"), ("enable", "allow the user's logins again")):
         commands.add_parser(name, help=text).add_argument("username")
     commands.add_parser("list", help="show every user")
+    commands.add_parser("delete", help="delete a user with their results, sessions and throttle entries").add_argument(
+        "username"
+    )
 
     args = _parse(parser, argv)
     if args is None:
@@ -105,6 +112,12 @@ def users_main(argv: Sequence[str] | None = None) -> int:
     if status is not None:
         return status
     action = lambda users: _USER_COMMANDS[args.command](users, args)  # noqa: E731
+    if args.command == "delete":
+        try:
+            args.root = open_storage_root(args)  # before the database: a wrong root deletes nothing
+        except LocationError as error:
+            report(parser.prog, str(error))
+            return EXIT_BAD_INPUT
     return _run(parser.prog, args, action, create=args.command == "add")
 
 
@@ -201,6 +214,11 @@ def _cmd_list(users: UserStore, _args: argparse.Namespace) -> None:
         print(f"{row['id']:>5}  {row['username']:<24} {status:<9} {_vip_text(row)}")
 
 
+def _cmd_delete(users: UserStore, args: argparse.Namespace) -> None:
+    deleted = users.delete(args.username, args.root)
+    print(f"deleted user {args.username!r} with {len(deleted.hashes)} results ({len(deleted.files)} files)")
+
+
 def _vip_text(row: dict) -> str:
     if not row["is_vip"]:
         return "no"
@@ -218,4 +236,5 @@ _USER_COMMANDS = {
     "disable": _cmd_status,
     "enable": _cmd_status,
     "list": _cmd_list,
+    "delete": _cmd_delete,
 }

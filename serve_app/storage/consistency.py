@@ -3,7 +3,10 @@
 A row whose file is gone (or points outside the storage root) is a broken
 share link; a file without a row (or a temp file left by a crash) is
 unreachable. `check_storage` lists both; `repair_storage` deletes both.
-Files younger than `min_age_s` are skipped, so a save in progress (file
+A file queued for deletion (`glb_deletions`: its row is deleted, the file
+not yet, `serve_app.storage.deletions`) is neither: it is listed as
+awaiting deletion, storage counts as consistent, and a repair (or any
+expiry sweep) finishes it. Files younger than `min_age_s` are skipped, so a save in progress (file
 written, row not yet committed) is never taken for an orphan. The root may
 be a folder or a bucket (`serve_app.storage.blob_root`).
 """
@@ -20,6 +23,7 @@ from sqlalchemy import delete, select
 
 from serve_app.storage.blob_root import TEMP_SUFFIX, BlobRoot, as_root
 from serve_app.storage.database import Database
+from serve_app.storage.deletions import finish_deletions, pending_deletions
 from serve_app.storage.models import GlbFile
 from serve_app.storage.paths import OUT_DIR
 
@@ -34,6 +38,7 @@ class StorageReport:
     files_without_rows: list[str]  # keys relative to the storage root (`root.describe(key)` for messages)
     rows_checked: int = 0  # rows in glb_files when checked
     root: BlobRoot | None = field(default=None, compare=False)  # where the files were looked for
+    awaiting_deletion: list[str] = field(default_factory=list)  # keys queued in glb_deletions: not a problem
 
     @property
     def consistent(self) -> bool:
@@ -43,11 +48,13 @@ class StorageReport:
 def check_storage(
     db: Database, storage_root: BlobRoot | str | os.PathLike[str], *, min_age_s: float = DEFAULT_MIN_AGE_S
 ) -> StorageReport:
-    """Rows whose file is missing, and GLB or temp files under `out/<day>/` with no row."""
+    """Rows whose file is missing, and GLB or temp files under `out/<day>/` with no row (those queued for
+    deletion apart)."""
     root = as_root(storage_root)
+    queued = pending_deletions(db)
     with db.session() as session:
         rows = session.execute(select(GlbFile.hashed_name, GlbFile.file_path)).all()
-    referenced: set[str] = set()
+    referenced: set[str] = set(queued)  # a queued file is accounted for
     rows_without_files = []
     for hashed_name, stored_path in rows:
         key = root.key_of(stored_path)
@@ -61,11 +68,12 @@ def check_storage(
         for found in root.list_out()
         if _is_stored_file(found.key) and found.key not in referenced and found.modified <= newest_allowed
     ]
-    return StorageReport(sorted(rows_without_files), sorted(files_without_rows), len(rows), root)
+    awaiting = sorted(key for key in queued if root.is_file(key))
+    return StorageReport(sorted(rows_without_files), sorted(files_without_rows), len(rows), root, awaiting)
 
 
 def repair_storage(db: Database, report: StorageReport) -> None:
-    """Delete the rows without files and the files without rows of `report`."""
+    """Delete the rows without files and the files without rows of `report`, and finish the queued deletions."""
     if report.rows_without_files:
         with db.session() as session:
             session.execute(delete(GlbFile).where(GlbFile.hashed_name.in_(report.rows_without_files)))
@@ -73,6 +81,8 @@ def repair_storage(db: Database, report: StorageReport) -> None:
     for key in report.files_without_rows:
         report.root.delete(key)
         log.info("deleted file without row: %s", report.root.describe(key))
+    if report.root is not None:
+        finish_deletions(db, report.root, limit=None)
 
 
 def _is_stored_file(key: str) -> bool:

@@ -9,6 +9,7 @@ by an earlier deployment, to the current schema with Alembic.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -22,7 +23,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 UPGRADE_ATTEMPTS = 8
@@ -82,6 +83,22 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections."""
         self.engine.dispose()
+
+
+def probe_engine(url: str, *, connect_timeout_s: float) -> Engine:
+    """An engine for health checks: a new connection each time (no pooled one to go stale), and on
+    PostgreSQL a bounded connect (libpq counts whole seconds, at least 2)."""
+    url = _with_driver(url)
+    if url.startswith("sqlite"):
+        return create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False, "timeout": connect_timeout_s})
+    connect_args = {"connect_timeout": max(2, math.ceil(connect_timeout_s))} if url.startswith("postgresql") else {}
+    return create_engine(url, poolclass=NullPool, connect_args=connect_args)
+
+
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers a query."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1")).scalar_one()
 
 
 def _wait_for_other_upgrades(connection: Connection) -> None:

@@ -6,8 +6,11 @@ folder: through a synced temp file renamed into place; a bucket: one PUT,
 see `serve_app.storage.blob_root`) and commits. If any step fails, the file
 and the row are both gone; a save that finds its hash taken fails before it
 touches any file. The row's `file_path` is stored relative to the storage
-root. Lookups validate the hash first and never open a file outside the
-storage root's `out/`.
+root. With a quota (`serve_app.storage.quota`) the save first makes room in
+the same transaction (or refuses, `QuotaExceededError`); files of results it
+evicted are deleted after the commit (`serve_app.storage.deletions`).
+Lookups validate the hash first and never open a file outside the storage
+root's `out/`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from sqlalchemy import select
 
 from serve_app.storage.blob_root import BlobRoot, as_root
 from serve_app.storage.database import Database
+from serve_app.storage.deletions import finish_deletions
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
 from serve_app.storage.paths import OUT_DIR, relative_glb_path
+from serve_app.storage.quota import Quota
 from tcp_proxy.backend import GlbInfo
 from tcp_proxy.errors import FileMissingError, HashNotFoundError
 
@@ -47,10 +52,12 @@ class StoredGlb:
 class GlbStore:
     """Saves and finds GLB files under one storage root."""
 
-    def __init__(self, db: Database, storage_root: BlobRoot | str | os.PathLike[str]):
-        """storage_root: a folder, an `s3://` URL (default endpoint) or a root from `open_root`."""
+    def __init__(self, db: Database, storage_root: BlobRoot | str | os.PathLike[str], quota: Quota | None = None):
+        """storage_root: a folder, an `s3://` URL (default endpoint) or a root from `open_root`;
+        quota: the per-user limits saves keep to (None: unlimited)."""
         self._db = db
         self.root = as_root(storage_root)
+        self.quota = quota
 
     def save(
         self,
@@ -76,8 +83,11 @@ class GlbStore:
             source_digest=source_digest,
         )
         key_is_ours = False
+        evicted: list[str] = []
         try:
             with self._db.session() as session:
+                if self.quota is not None:  # the user's row stays locked until this transaction ends
+                    evicted = self.quota.admit(session, self.root, user_id, len(glb))
                 session.add(row)
                 session.flush()  # a taken hash (or an unknown user) fails here, before any file is written
                 key_is_ours = True
@@ -86,6 +96,9 @@ class GlbStore:
             if key_is_ours:
                 self.root.delete(relative_path)
             raise
+        if evicted:
+            log.info("user id %s: older results evicted to stay within the quota (%d files)", user_id, len(evicted))
+            finish_deletions(self._db, self.root, evicted)
         return StoredGlb(hashed_name, self.root.local_path(relative_path), len(glb), relative_path)
 
     def locate(self, hash_text: str) -> str:

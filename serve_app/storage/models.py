@@ -3,8 +3,9 @@
 `users` and `glb_files` are the tables existing deployments already have:
 their names and columns match the databases of earlier deployments
 (`vggt_app.db`), so those keep working. Their times are naive UTC; columns
-that an older database may hold as NULL are typed optional. The session and
-login-throttle tables (migration 0004) hold Unix seconds instead.
+that an older database may hold as NULL are typed optional. The session,
+login-throttle (migration 0004) and pending file deletion (0005) tables hold
+Unix seconds instead.
 """
 
 from __future__ import annotations
@@ -53,7 +54,23 @@ class GlbFile(Base):
     is_public: Mapped[bool | None] = mapped_column(Boolean, default=False, server_default=false())
     source_digest: Mapped[str | None] = mapped_column(String(64))  # result cache key (serve_app.result_cache)
 
-    __table_args__ = (Index("ix_glb_files_user_id_source_digest", "user_id", "source_digest"),)
+    __table_args__ = (
+        Index("ix_glb_files_user_id_source_digest", "user_id", "source_digest"),
+        Index("ix_glb_files_created_at", "created_at"),  # expiry reads the oldest first (migration 0005)
+    )
+
+
+class GlbDeletion(Base):
+    """A file whose last row is deleted, to be removed from the storage root (serve_app.storage.deletions).
+
+    Queued in the transaction that deletes the row, removed once the file is gone: a process stopped
+    in between leaves a queued file, which the consistency check accepts and the next sweep deletes.
+    """
+
+    __tablename__ = "glb_deletions"
+
+    file_key: Mapped[str] = mapped_column(String(512), primary_key=True)  # relative to the storage root
+    queued_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix time
 
 
 class AddressSession(Base):

@@ -3,7 +3,9 @@
 A stored hash reads `scrypt$<n>$<r>$<p>$<salt b64>$<hash b64>`, so the cost
 travels with it and can be raised later (`needs_rehash`). Production uses the
 OWASP parameters (N=2**17, r=8, p=1: about 128 MiB and a few hundred ms per
-hash); tests pass cheaper ones. Earlier deployments stored plaintext in the
+hash); tests pass cheaper ones. A stored string over the bounds (N up to
+2**20, 128 * N * r * p up to 1 GiB, a 16..64-byte key) never verifies and
+needs a rehash. Earlier deployments stored plaintext in the
 same column: `verify_password` compares those in constant time too, and
 `needs_rehash` says they must be rewritten.
 """
@@ -20,6 +22,8 @@ PREFIX = "scrypt"
 SALT_BYTES = 16
 KEY_BYTES = 32
 MAX_N = 2**20  # refuse absurd costs read from a stored string
+MAX_MEMORY = 2**30  # and 128 * n * r * p over 1 GiB (N=2**20 with r=8 at most)
+HASHLIB_MAXMEM = 2**31 - 1  # hashlib.scrypt refuses a larger maxmem
 
 
 @dataclass(frozen=True)
@@ -29,9 +33,14 @@ class ScryptParams:
     p: int = 1
 
     @property
+    def memory(self) -> int:
+        """What scrypt needs, rounded up: 128 * n * r * p bytes."""
+        return 128 * self.n * self.r * self.p
+
+    @property
     def maxmem(self) -> int:
-        """Memory allowed to OpenSSL: twice what scrypt needs (128 * n * r * p)."""
-        return 2 * 128 * self.n * self.r * self.p
+        """Memory allowed to OpenSSL: twice `memory`, within what hashlib accepts."""
+        return min(2 * self.memory, HASHLIB_MAXMEM)
 
 
 OWASP_PARAMS = ScryptParams()
@@ -77,7 +86,8 @@ def _parse(stored: str) -> tuple[ScryptParams, bytes, bytes] | None:
     power_of_two = n > 1 and n & (n - 1) == 0
     if not (power_of_two and n <= MAX_N and 1 <= r <= 32 and 1 <= p <= 16 and 16 <= len(key) <= 64):
         return None
-    return ScryptParams(n, r, p), salt, key
+    params = ScryptParams(n, r, p)
+    return (params, salt, key) if params.memory <= MAX_MEMORY else None
 
 
 def _scrypt(password: str, salt: bytes, params: ScryptParams, key_bytes: int) -> bytes:

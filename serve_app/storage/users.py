@@ -18,7 +18,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -41,6 +41,10 @@ from serve_app.storage.passwords import (
 )
 from serve_app.storage.throttle import LoginThrottle
 from tcp_proxy.backend import User
+
+if TYPE_CHECKING:
+    from serve_app.storage.blob_root import BlobRoot
+    from serve_app.storage.lifecycle import Deletion
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +211,16 @@ class UserStore:
         with self._db.session() as session:
             user = _existing(session, username)
             user.status = STATUS_ACTIVE if active else STATUS_DISABLED
+
+    def delete(self, username: str, root: BlobRoot) -> Deletion:
+        """Delete the user with their stored results (rows, then the files under `root`), address sessions
+        and login throttle entries; UnknownUserError if there is no such user."""
+        from serve_app.storage.lifecycle import ResultLifecycle  # it builds on this module's tables
+
+        deleted = ResultLifecycle(self._db, root).delete_user(username)
+        if deleted is None:
+            raise UnknownUserError(f"no user named {username!r}")
+        return deleted
 
     def list(self) -> list[dict[str, Any]]:
         """Every user as a dict (no password hashes), ordered by id."""

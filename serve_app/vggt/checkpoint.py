@@ -18,7 +18,7 @@ from .config import VGGTConfig, preset
 from .model import VGGT
 
 IGNORED_PREFIXES = ("track_head.",)  # in the checkpoint, not in our model
-FETCH_HINT = "fetch it with `python scripts/fetch_weights.py`"
+FETCH_COMMAND = "vggt-fetch-weights"  # serve_app.cli.fetch_weights (scripts/fetch_weights.py in a checkout)
 _MAX_LISTED = 10
 
 
@@ -28,6 +28,11 @@ class CheckpointError(ValueError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No checkpoint file at the configured path."""
+
+
+def fetch_hint(where: str, *, replace: bool = False) -> str:
+    """How to get the checkpoint to `where` (over a file already there if `replace`): the command, ready to run."""
+    return f"fetch it with `{FETCH_COMMAND} --out {where}{' --force' if replace else ''}`"
 
 
 def _listing(keys: list[str]) -> str:
@@ -45,7 +50,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         where = os.path.abspath(path)
         raise CheckpointNotFoundError(
             f"VGGT checkpoint not found at {where}: put the facebook/VGGT-1B state dict (model.pt) "
-            f"there, or {FETCH_HINT}"
+            f"there, or {fetch_hint(where)}"
         )
     try:
         # mmap needs the zip format of torch.save (the default since torch 1.6)
@@ -53,7 +58,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # zip/pickle errors come in many types
         raise CheckpointError(
             f"VGGT checkpoint {os.path.abspath(path)} is unreadable (truncated, corrupt or not a "
-            f"torch.save file: {_short_reason(exc)}); delete it and {FETCH_HINT}"
+            f"torch.save file: {_short_reason(exc)}); delete it and {fetch_hint(os.path.abspath(path))}"
         ) from exc
     return _check_is_state_dict(state, path)
 
@@ -95,6 +100,24 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) 
     if problems:
         raise CheckpointError("checkpoint does not match the VGGT model: " + "; ".join(problems))
     return state
+
+
+def check_checkpoint(path: str | os.PathLike, config: VGGTConfig | str) -> None:
+    """Refuse, in one line naming the command that fetches it, a checkpoint that is missing, unreadable or
+    whose keys and shapes are not those of the model for `config`. Cheap: only the file's index is read
+    (memory-mapped) and the model is built on the meta device; run it before any other work."""
+    if isinstance(config, str):
+        config = preset(config)
+    state = read_state_dict(path)
+    with torch.device("meta"):
+        model = VGGT(config)
+    try:
+        check_state_dict(model, state)
+    except CheckpointError as exc:
+        raise CheckpointError(
+            f"VGGT checkpoint {os.path.abspath(path)} does not fit the model: {exc}; "
+            f"{fetch_hint(os.path.abspath(path), replace=True)}"
+        ) from None
 
 
 def load_checkpoint(

@@ -27,7 +27,7 @@ from torch import nn
 from serve_app.config import ModelSettings
 from tcp_proxy.errors import ModelUnavailableError, NoFramesError, TooManyFramesError
 
-from .checkpoint import CheckpointError, load_model
+from .checkpoint import CheckpointError, fetch_hint, load_model
 from .config import VGGTConfig, preset
 from .geometry import pose_encoding_to_extri_intri, unproject_depth_map_to_point_map
 from .model import VGGT
@@ -356,8 +356,8 @@ def load_trained_model(cfg: VGGTConfig, path: Path) -> VGGT:
     """VGGT filled from the checkpoint at `path`; missing or corrupt -> ModelUnavailableError."""
     if not path.is_file():
         raise ModelUnavailableError(
-            f"checkpoint {path.resolve()} not found: put the facebook/VGGT-1B model.pt there "
-            f"(download it with `python scripts/fetch_weights.py`) or set model.checkpoint"
+            f"checkpoint {path.resolve()} not found: {fetch_hint(str(path.resolve()))} "
+            f"(or `python scripts/fetch_weights.py` in a checkout), or set model.checkpoint"
         )
     start = time.perf_counter()
     try:

@@ -14,6 +14,7 @@ COMMANDS = {
     "vggt-users": "Manage users",
     "vggt-create-user": "Create a user",
     "vggt-check-storage": "rows without files",
+    "vggt-results": "List, delete and expire stored results",
     "vggt-proxy": "Run the TCP proxy on its own",
 }
 

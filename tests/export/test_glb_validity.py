@@ -1,8 +1,20 @@
-"""The exported bytes follow the GLB 2.0 container and glTF accessor rules.
+"""The exported bytes follow the GLB 2.0 container and glTF accessor rules, and known inputs give known bytes.
 
 A structural check in Python runs always; the Khronos glTF-Validator runs too
 when GLTF_VALIDATOR_DIR names a folder where `npm install gltf-validator` was
 done (it is a JavaScript package, so it is not a project dependency).
+
+Pinned bytes: three small GLBs are committed under tests/data/ (glb_*.glb) and
+must come out byte for byte (`test_pinned_bytes`), so any change to the file
+layout (JSON keys or their order, accessors, padding, quantization, camera
+markers, the selection of the export) fails a test. To change the layout on
+purpose, re-pin and review:
+
+    GLB_REPIN=1 .venv/bin/python -m pytest -q tests/export/test_glb_validity.py -k pinned
+    git diff --stat tests/data/   # then load the new files in a viewer, and commit them
+
+The validator checks (Python always, Khronos when available) also run on the
+committed files, so a re-pinned file must still be valid.
 """
 
 from __future__ import annotations
@@ -12,11 +24,13 @@ import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serve_app.export import ExportOptions, export_glb, predictions_to_glb
+from serve_app.export.glb import Geometry, write_glb
 
 COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 COMPONENT_DTYPES = {5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -81,10 +95,43 @@ def check_tree(tree: dict, binary: bytes) -> None:
                 assert indices.size % 3 == 0 and indices.max() < len(position)
 
 
+DATA = Path(__file__).resolve().parents[1] / "data"
+PINNED = ("glb_writer_float.glb", "glb_writer_quantized.glb", "glb_export_default.glb")
+
+
+def pinned_glbs(predictions: dict) -> dict[str, bytes]:
+    """The pinned files' inputs: five coloured points and a tetrahedron marker through the writer (float32,
+    then quantized with a root offset and scale), and the conftest predictions through the default export
+    with camera markers (selection, alignment, centring, quantization)."""
+    points = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3], [-1, -0.5, 0.25]], np.float32)
+    colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255], [10, 20, 30]], np.uint8)
+    corners = np.array([[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5]], np.float32)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], np.uint32)
+    marker = Geometry("camera_000", corners, np.tile(np.array([[255, 0, 40, 255]], np.uint8), (4, 1)), faces)
+    geometries = [Geometry("points", points, colors), marker]
+    return {
+        "glb_writer_float.glb": write_glb(geometries),
+        "glb_writer_quantized.glb": write_glb(geometries, quantize=True, offset=np.array([0.5, -1.0, 2.0]), scale=1.5),
+        "glb_export_default.glb": export_glb(predictions, ExportOptions(show_cameras=True)).glb,
+    }
+
+
+@pytest.mark.parametrize("name", PINNED)
+def test_pinned_bytes(predictions, name):
+    glb = pinned_glbs(predictions)[name]
+    if os.environ.get("GLB_REPIN") == "1":
+        (DATA / name).write_bytes(glb)
+    check_tree(*parse_glb(glb))
+    assert glb == (DATA / name).read_bytes(), (
+        f"{name}: the GLB bytes changed. If the layout change is deliberate, re-pin (module docstring)"
+    )
+
+
 @pytest.fixture
 def exports(predictions) -> dict[str, bytes]:
     zero = dict(predictions, world_points_conf=np.zeros_like(predictions["world_points_conf"]))
     return {
+        **{f"pinned_{Path(name).stem}": (DATA / name).read_bytes() for name in PINNED},
         "default": predictions_to_glb(predictions),
         "cameras": predictions_to_glb(predictions, show_cameras=True),
         "frame": predictions_to_glb(predictions, show_cameras=True, frame=1, source="depth"),

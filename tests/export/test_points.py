@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serve_app.export.points import cap_points, confidence_threshold, select_points, voxel_downsample
+from serve_app.export.points import (
+    MIN_CONFIDENCE,
+    cap_indices,
+    cap_points,
+    confidence_threshold,
+    sampling_keys,
+    select,
+    select_points,
+    voxel_downsample,
+)
 from serve_app.export.options import ExportOptions
 
 
@@ -185,3 +194,154 @@ def test_selection_reads_exactly_the_colours_of_the_pixels_asked(channels_first)
     picked = rng.choice(selection.kept, 40, replace=False)
     np.testing.assert_array_equal(selection.colors(picked), pixel_colors(images)[picked])
     np.testing.assert_array_equal(selection.vertices(picked), predictions["world_points"].reshape(-1, 3)[picked])
+
+
+# --- the confidence percentile at its boundaries
+
+
+def _flat(conf) -> dict[str, np.ndarray]:
+    """One frame, one row: point k at x = k + 1 with confidence conf[k]."""
+    conf = np.asarray(conf)
+    k = np.arange(len(conf), dtype=np.float32)
+    points = np.stack([k + 1, np.zeros_like(k), np.ones_like(k)], axis=1)
+    return {
+        "world_points": points.reshape(1, 1, -1, 3),
+        "world_points_conf": conf.reshape(1, 1, -1),
+        "images": np.full((1, 3, 1, len(conf)), 0.5, np.float32),
+    }
+
+
+def test_a_confidence_exactly_at_the_threshold_is_kept():
+    # 9 values: the 50th percentile is the 5th value itself (5), no interpolation
+    vertices, _ = select_points(_flat(np.arange(1, 10, dtype=np.float32)), ExportOptions(conf_percentile=50))
+    assert kept_indices(vertices) == [4, 5, 6, 7, 8]
+
+
+def test_a_confidence_just_under_the_threshold_is_dropped():
+    conf = np.arange(1, 10, dtype=np.float32)
+    conf[3] = np.nextafter(np.float32(5), np.float32(0))  # one step under the 50th percentile (5)
+    conf[5] = np.nextafter(np.float32(5), np.float32(9))  # one step over it
+    vertices, _ = select_points(_flat(conf), ExportOptions(conf_percentile=50))
+    assert kept_indices(vertices) == [4, 5, 6, 7, 8]
+
+
+def test_percentile_100_keeps_every_point_at_the_maximum():
+    vertices, _ = select_points(_flat(np.array([3, 9, 1, 9, 8], np.float32)), ExportOptions(conf_percentile=100))
+    assert kept_indices(vertices) == [1, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_min_confidence_is_dropped_and_the_next_value_up_kept(dtype):
+    at = dtype(1e-5)
+    conf = np.array([at, np.nextafter(at, dtype(1)), np.nextafter(at, dtype(0)), 1.0], dtype)
+    vertices, _ = select_points(_flat(conf), ExportOptions(conf_percentile=0))
+    assert kept_indices(vertices) == [1, 3]
+
+
+def test_integer_confidence_is_compared_as_before():
+    vertices, _ = select_points(_flat(np.array([0, 1, 2, 3], np.int64)), ExportOptions(conf_percentile=0))
+    assert kept_indices(vertices) == [1, 2, 3]
+
+
+LARGE = 300_000  # over ranks.WHOLE_BELOW: the windowed percentile and cut
+
+
+def previous_kept(conf: np.ndarray, percentile: float) -> np.ndarray:
+    """The selection as it was written before the windowed percentile: np.percentile, two comparisons."""
+    threshold = float(np.percentile(conf, percentile)) if percentile else 0.0
+    return np.flatnonzero((conf >= threshold) & (conf > MIN_CONFIDENCE))
+
+
+@pytest.mark.parametrize("percentile", [3.0, 12.5, 50, 99.5])
+@pytest.mark.parametrize("kind", ["uniform", "heavy tail", "repeated values"])
+def test_selection_is_the_previous_selection_on_large_inputs(percentile, kind):
+    rng = np.random.default_rng(21)
+    conf = {
+        "uniform": rng.uniform(0, 5, LARGE),
+        "heavy tail": 1 + np.exp(rng.normal(0, 2, LARGE)),
+        "repeated values": rng.integers(0, 9, LARGE) * 0.5,
+    }[kind].astype(np.float32)
+    conf[:100] = MIN_CONFIDENCE  # never kept
+    selection = select(_flat(conf), ExportOptions(conf_percentile=percentile))
+    np.testing.assert_array_equal(selection.kept, previous_kept(conf, percentile))
+
+
+# --- the point cap keeps confident points, exactly max_points of them
+
+
+def previous_cap(confidence: np.ndarray, max_points: int) -> np.ndarray:
+    """The confidence cap as it was written before: every key partitioned (ties cut wherever it fell)."""
+    count = len(confidence)
+    uniform = 1 - np.random.default_rng(0).random(count, dtype=np.float32)
+    keys = np.log(uniform) / np.maximum(confidence, MIN_CONFIDENCE)
+    return np.sort(np.argpartition(keys, count - max_points)[count - max_points :]), keys
+
+
+@pytest.mark.parametrize("count, max_points", [(LARGE, 15_000), (LARGE, 250_000), (5_000, 400)])
+def test_confidence_cap_is_the_previous_cap(count, max_points):
+    confidence = (1 + np.exp(np.random.default_rng(count).normal(0, 1.5, count))).astype(np.float32)
+    before, keys = previous_cap(confidence, max_points)
+    cut = np.sort(keys)[count - max_points]
+    assert np.count_nonzero(keys == cut) == 1  # no tie at the cut on these inputs: one right answer
+    np.testing.assert_array_equal(cap_indices(count, max_points, method="confidence", confidence=confidence), before)
+
+
+def test_confidence_cap_cuts_ties_at_the_earlier_points():
+    confidence = np.ones(LARGE, np.float32)
+    confidence[::2] = 2.0
+    keys = sampling_keys(LARGE, confidence)
+    chosen = cap_indices(LARGE, 20_000, method="confidence", confidence=confidence)
+    np.testing.assert_array_equal(chosen, np.sort(np.argsort(-keys, kind="stable")[:20_000]))
+
+
+def test_confidence_cap_prefers_confident_points():
+    confidence = np.where(np.arange(10_000) % 2 == 0, 50.0, 1.0).astype(np.float32)
+    chosen = cap_indices(10_000, 1_000, method="confidence", confidence=confidence)
+    assert len(chosen) == 1_000
+    assert np.mean(chosen % 2 == 0) > 0.95  # weights 50 against 1: about 98 % of the kept are confident
+
+
+def test_the_most_confident_point_survives_a_cap_of_one():
+    vertices, colors = _cloud(1_000)
+    confidence = np.ones(1_000, np.float32)
+    confidence[637] = 1e9
+    capped, capped_colors = cap_points(vertices, colors, 1, method="confidence", confidence=confidence)
+    np.testing.assert_array_equal(capped, vertices[[637]])
+    np.testing.assert_array_equal(capped_colors, colors[[637]])
+
+
+def test_the_export_cap_keeps_the_confident_half():
+    conf = np.where(np.arange(20_000) < 10_000, 50.0, 1.0).astype(np.float32)  # points 0..9999 confident
+    selection = select(_flat(conf), ExportOptions(conf_percentile=0))
+    vertices, _ = selection.capped(2_000, "confidence")
+    assert len(vertices) == 2_000
+    assert np.mean(vertices[:, 0] <= 10_000) > 0.95
+
+
+@pytest.mark.parametrize("method", ["confidence", "uniform", "voxel"])
+@pytest.mark.parametrize("over", [-1, 0])
+def test_at_or_under_the_cap_every_point_is_kept_in_order(method, over):
+    conf = np.linspace(1, 5, 50, dtype=np.float32)
+    selection = select(_flat(conf), ExportOptions(conf_percentile=0))
+    vertices, colors = selection.capped(50 - over, method)
+    np.testing.assert_array_equal(vertices, selection.vertices(np.arange(50)))
+    np.testing.assert_array_equal(colors, selection.colors(np.arange(50)))
+
+
+@pytest.mark.parametrize("method", ["confidence", "uniform"])
+def test_one_over_the_cap_drops_exactly_one_point(method):
+    conf = np.full(51, 1e4, np.float32)
+    conf[17] = 1e-3  # the least confident: the one the confidence cap drops
+    selection = select(_flat(conf), ExportOptions(conf_percentile=0))
+    vertices, _ = selection.capped(50, method)
+    assert len(vertices) == 50
+    assert kept_indices(vertices) == sorted(kept_indices(vertices))
+    if method == "confidence":
+        assert kept_indices(vertices) == [k for k in range(51) if k != 17]
+
+
+def test_export_point_count_at_under_and_over_the_cap(predictions):
+    from serve_app.export import export_glb
+
+    # the default percentile keeps 7 of the 8 points
+    assert [export_glb(predictions, ExportOptions(max_points=n)).point_count for n in (6, 7, 8)] == [6, 7, 7]

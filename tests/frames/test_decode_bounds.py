@@ -1,8 +1,9 @@
 """Decoding is bounded: each frame is reduced as it is decoded, an upload's total pixels are capped.
 
-A 7071x7071 PNG is ~150 KiB on the wire and 143 MiB of RGB once decoded; the
-photos of one upload are decoded one at a time and each is reduced to
-`DECODE_MAX_PIXELS` at once, so an upload holds one full-size photo at most.
+A 7071x7071 PNG is ~150 KiB on the wire and 143 MiB of RGB once decoded; an
+upload's photos are decoded `workers` at a time, a JPEG at the DCT scale that
+covers `model_decode_size`, and each is reduced at once to the model input's
+size, so an upload holds `workers` full-size photos at most.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
 from devkit import peak_rss
 from serve_app.frames import decode_image, decode_images, sample_video
-from serve_app.frames.bounds import DECODE_MAX_PIXELS, fit_pixels
-from serve_app.vggt.preprocess import preprocess_images
+from serve_app.frames.bounds import (
+    DECODE_MAX_PIXELS,
+    MODEL_SIZE,
+    PATCH_SIZE,
+    DecodeTarget,
+    fit_pixels,
+    model_decode_size,
+    model_input_size,
+)
+from serve_app.vggt.config import PRESETS, preset
+from serve_app.vggt.preprocess import preprocess_images, resized_size
 from tcp_proxy.errors import BadImageError, TooManyPixelsError
 
 MIB = 1 << 20
@@ -25,6 +36,88 @@ HUGE_SIDE = 7071  # 50.0 MP, just under the default per-image limit
 @pytest.fixture(scope="module")
 def huge_png(media) -> bytes:
     return media.flat_png(HUGE_SIDE, HUGE_SIDE)
+
+
+def test_the_model_size_is_every_presets_input_size():
+    for name in PRESETS:
+        config = preset(name)
+        assert (config.img_size, config.patch_size) == (MODEL_SIZE, PATCH_SIZE), name
+
+
+def sizes(count: int, seed: int = 0) -> list[tuple[int, int]]:
+    """Phone sizes, extreme aspects and random sizes up to 9000 a side."""
+    rng = np.random.default_rng(seed)
+    fixed = [(4032, 3024), (3024, 4032), (8064, 6048), (1920, 1080), (1080, 1920), (12000, 3000), (3000, 12000)]
+    fixed += [(1, 1), (1, 5000), (5000, 1), (518, 392), (1036, 784), (1037, 785), (1035, 783)]
+    return fixed + [tuple(int(side) for side in pair) for pair in rng.integers(1, 9000, (count, 2))]
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+def test_model_input_size_is_the_preprocessing_resize(mode):
+    for width, height in sizes(3000):
+        assert model_input_size(width, height, mode=mode) == resized_size(width, height, mode), (width, height)
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+def test_model_decode_size_keeps_twice_the_model_input_and_what_the_model_sees(mode):
+    for width, height in sizes(3000, seed=1):
+        input_width, input_height = model_input_size(width, height, mode=mode)
+        reduced = new_width, new_height = model_decode_size(width, height, mode=mode)
+        assert new_width <= width and new_height <= height, (width, height, reduced)
+        if reduced != (width, height):
+            assert new_width >= 2 * input_width and new_height >= 2 * input_height, (width, height, reduced)
+            # the smallest: a side at exactly twice its input, or one pixel less would lose the bound
+            assert new_width - 2 <= 2 * input_width or new_height - 2 <= 2 * input_height, (width, height, reduced)
+        # aspect kept to the pixel or two that the patch rounding needs
+        assert min(abs(new_width - new_height * width / height), abs(new_height - new_width * height / width)) <= 2
+        # the preprocessing of the reduced frame makes an input of the same size as the full frame's
+        assert model_input_size(new_width, new_height, mode=mode) == (input_width, input_height), (width, height)
+
+
+def test_model_decode_size_of_phone_photos():
+    assert model_decode_size(4032, 3024) == (1046, 784)  # the height binds: 3024 -> 392 rows is 28 patches
+    assert model_decode_size(3024, 4032) == (1036, 1382)  # crop mode scales the width
+    assert model_decode_size(3024, 4032, mode="pad") == (784, 1046)  # pad mode the long side
+    assert model_decode_size(4032, 3024, mode="pad") == (1046, 784)
+    assert model_decode_size(4032, 3024, 259, oversample=4.0) == (1046, 784)  # model size and factor are inputs
+
+
+def test_model_decode_size_at_under_and_over_twice_the_model_input():
+    assert model_decode_size(1036, 784) == (1036, 784)  # at: kept
+    assert model_decode_size(1035, 783) == (1035, 783)  # under: never enlarged
+    assert model_decode_size(1037, 785) == (1036, 785)  # over: reduced to the bound
+    assert model_decode_size(1037, 785, oversample=1.0) == (518, 393)
+
+
+def test_model_decode_size_refuses_nonsense():
+    for args, kwargs in [((0, 10), {}), ((10, 10), {"mode": "fit"}), ((10, 10), {"oversample": 0.5})]:
+        with pytest.raises(ValueError):
+            model_decode_size(*args, **kwargs)
+
+
+def test_a_decode_target_decodes_at_twice_the_model_input_within_the_cap():
+    assert DecodeTarget().decode_size(4032, 3024) == (1046, 784)
+    tall = DecodeTarget().decode_size(3000, 12000)  # crop mode: 518 wide, so 1036 x 4144 wanted
+    assert tall[0] * tall[1] <= DECODE_MAX_PIXELS < 1036 * 4144
+    assert DecodeTarget(max_pixels=None).decode_size(3000, 12000) == model_decode_size(3000, 12000)
+    assert DecodeTarget(model_size=None).decode_size(4032, 3024) == (2048, 1536)  # the cap alone
+
+
+def test_a_decode_target_keeps_frames_at_the_model_inputs_size():
+    assert DecodeTarget().frame_size(4032, 3024) == (518, 392)
+    assert DecodeTarget(mode="pad").frame_size(3024, 4032) == (392, 518)
+    assert DecodeTarget().frame_size(3000, 12000) == (518, 2072)  # crop mode crops the rows after
+    assert DecodeTarget().frame_size(518, 392) == (518, 392)  # at
+    assert DecodeTarget().frame_size(517, 391) == (517, 391)  # under: the preprocessing enlarges it
+    assert DecodeTarget().frame_size(519, 393) == (518, 392)  # over
+    assert DecodeTarget(model_size=None).frame_size(4032, 3024) == (2048, 1536)  # the cap alone
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+def test_the_preprocessing_leaves_a_frame_of_the_model_inputs_size_as_it_is(mode):
+    for width, height in sizes(3000, seed=2):
+        size = model_input_size(width, height, mode=mode)
+        assert model_input_size(*size, mode=mode) == size, (width, height)
 
 
 @pytest.mark.parametrize(
@@ -48,23 +141,26 @@ def test_fit_pixels_never_enlarges():
 def test_a_huge_flat_png_decodes_to_the_bound(huge_png):
     assert len(huge_png) < 200 * 1024  # the amplification: a tiny upload ...
     frame = decode_image(huge_png)
-    assert frame.shape == (1773, 1773, 3)  # ... no longer 7071x7071
-    assert frame.shape[0] * frame.shape[1] <= DECODE_MAX_PIXELS
+    assert frame.shape == (518, 518, 3)  # ... no longer 7071x7071: the model's input
     assert tuple(frame[0, 0]) == (40, 215, 128) and tuple(frame[-1, -1]) == (199, 56, 128)
 
 
 @pytest.mark.skipif(not peak_rss.available(), reason="reads /proc/self/status")
-def test_peak_memory_of_many_huge_pngs_is_one_full_decode_plus_reduced_frames():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_peak_memory_of_many_huge_pngs_is_one_full_decode_plus_reduced_frames(workers):
     count = 6
     full = HUGE_SIDE * HUGE_SIDE * 3  # 143 MiB per decoded photo; 858 MiB for all six at full size
     growth = peak_rss.peak_growth(
         setup=f"from devkit import media as media_files\nfrom serve_app.frames import decode_images\nblob = media_files.flat_png({HUGE_SIDE}, {HUGE_SIDE})",
-        work=f"frames = decode_images([blob] * {count})",
+        work=f"frames = decode_images([blob] * {count}, workers={workers})",
     )
     assert growth >= full * 0.9, "the measurement must see the one full-size decode"
-    # one photo at full size (Pillow holds 4 bytes a pixel: 191 MiB) and its resize, plus the reduced frames
-    one_decode = HUGE_SIDE * HUGE_SIDE * 4 + 1773 * HUGE_SIDE * 4
-    assert growth < one_decode + count * DECODE_MAX_PIXELS * 3 + 40 * MIB, f"peak grew by {growth / MIB:.0f} MiB"
+    # photos decoded at once hold at most one 50 MP photo's pixels: whatever the workers, one photo
+    # at full size (Pillow holds 4 bytes a pixel: 191 MiB) and the horizontal pass of its bicubic
+    # resize (14 MiB); then the reduced frames
+    one_decode = HUGE_SIDE * HUGE_SIDE * 4 + 518 * HUGE_SIDE * 4
+    bound = one_decode + count * 518 * 518 * 3 + 40 * MIB
+    assert growth < bound, f"peak grew by {growth / MIB:.0f} MiB"
 
 
 @pytest.mark.skipif(not peak_rss.available(), reason="reads /proc/self/status")
@@ -73,16 +169,18 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale():
     full = width * height * 4
     setup = (
         "import numpy as np\nfrom devkit import media as media_files\nfrom serve_app.frames import decode_image\n"
+        "from serve_app.frames.bounds import DecodeTarget\n"
         f"rows = np.linspace(0, 255, {height}, dtype=np.uint8)[:, None, None]\n"
         f"blob = media_files.jpeg_bytes(np.broadcast_to(rows, ({height}, {width}, 3)).copy())\n"
         "del rows"
     )
-    target = (width // 8) * (height // 8)  # the bound 1/8 scale covers exactly
-    growth = peak_rss.peak_growth(setup, f"frame = decode_image(blob, decode_max_pixels={target})")
-    assert growth < full / 8, f"peak grew by {growth / MIB:.0f} MiB: decoded at full size"
-    shrunk = peak_rss.peak_growth(setup, f"frame = decode_image(blob)\nassert frame.shape == (1536, 2048, 3)")
-    # 1/2 scale (47 MiB), its resize to 2048x1536 and the frame; a full-size decode alone is 186 MiB
-    assert shrunk < full * 0.6, f"peak grew by {shrunk / MIB:.0f} MiB: not decoded at 1/2 scale"
+    # the model wants 1046x784: 1/4 scale (2016x1512, 12 MiB) covers it, 1/8 would not
+    growth = peak_rss.peak_growth(setup, "frame = decode_image(blob)\nassert frame.shape == (392, 518, 3)")
+    assert growth < full / 8, f"peak grew by {growth / MIB:.0f} MiB: not decoded at 1/4 scale"
+    target = (width // 8) * (height // 8)  # a cap that 1/8 scale covers exactly
+    work = f"frame = decode_image(blob, target=DecodeTarget(max_pixels={target}))\nassert frame.shape[0] * frame.shape[1] <= {target}"
+    smallest = peak_rss.peak_growth(setup, work)
+    assert smallest < full / 8, f"peak grew by {smallest / MIB:.0f} MiB: not decoded at 1/8 scale"
 
 
 def test_the_total_pixels_of_an_upload_are_refused_before_decoding(media):
@@ -128,26 +226,37 @@ def phone_jpeg(media) -> bytes:
 @pytest.mark.parametrize(("mode", "orientation"), list(itertools.product(("crop", "pad"), (None, 6))))
 def test_the_model_input_of_a_phone_photo_is_nearly_unchanged(media, mode, orientation, phone_jpeg):
     blob = phone_jpeg if orientation is None else media.jpeg_bytes(phone_photo(4032, 3024), orientation=6)
-    full = decode_image(blob, decode_max_pixels=None)
-    reduced = decode_image(blob)
-    assert reduced.shape[0] * reduced.shape[1] == 2048 * 1536 < full.shape[0] * full.shape[1]
+    full = decode_image(blob, target=None)
+    reduced = decode_image(blob, target=DecodeTarget(mode=mode))
+    width, height = model_input_size(full.shape[1], full.shape[0], mode=mode)
+    assert reduced.shape == (height, width, 3) and width < full.shape[1]
     expected, got = preprocess_images([full], mode), preprocess_images([reduced], mode)
     assert got.shape == expected.shape
     levels = (got - expected).abs() * 255  # grey levels of the 8-bit input
-    assert levels.mean() < 0.5 and levels.max() <= 8, (float(levels.mean()), float(levels.max()))
+    psnr = 10 * np.log10(255**2 / float(levels.square().mean()))
+    assert levels.mean() < 0.5 and psnr > 45, (float(levels.mean()), psnr)  # the goal is 40 dB
+
+
+@pytest.mark.parametrize("mode", ["crop", "pad"])
+def test_the_model_input_of_a_png_is_the_one_its_full_size_decode_gives(media, mode):
+    for pixels in (phone_photo(1600, 1200), np.ascontiguousarray(phone_photo(1200, 1600)[:, ::-1])):
+        blob = media.png_bytes(pixels)
+        full, reduced = decode_image(blob, target=None), decode_image(blob, target=DecodeTarget(mode=mode))
+        assert reduced.shape[1] < full.shape[1]
+        assert torch.equal(preprocess_images([reduced], mode), preprocess_images([full], mode))
 
 
 def test_reduction_composites_transparency_and_applies_orientation(media):
     rgba = np.zeros((2000, 3000, 4), np.uint8)
     rgba[..., 0] = 200
     rgba[:, :1500, 3] = 255  # left half opaque red, right half transparent
-    frame = decode_image(media.png_bytes(rgba), decode_max_pixels=300 * 200)
-    assert frame.shape == (200, 300, 3)
-    assert tuple(frame[100, 50]) == (200, 0, 0) and tuple(frame[100, 250]) == (255, 255, 255)
+    frame = decode_image(media.png_bytes(rgba))
+    assert frame.shape == (350, 518, 3)
+    assert tuple(frame[175, 100]) == (200, 0, 0) and tuple(frame[175, 400]) == (255, 255, 255)
     upright = media.quadrants(300, 400)
     stored = np.ascontiguousarray(np.rot90(upright, 1))  # camera held upright: stored turned left
-    frame = decode_image(media.jpeg_bytes(stored, orientation=6), decode_max_pixels=150 * 200)
-    assert frame.shape == (200, 150, 3)
+    frame = decode_image(media.jpeg_bytes(stored, orientation=6), target=DecodeTarget(model_size=150))
+    assert frame.shape == (196, 150, 3)
     assert media.quadrant_colours(frame) == media.quadrant_colours(upright)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
 from serve_app.frames import decode_image, decode_images
+from tcp_proxy.errors import BadImageError, NoFramesError, TooManyImagesError
 
 
 def test_jpeg_is_rgb_uint8(media):
@@ -54,7 +54,7 @@ def test_palette_and_grey_pngs(media):
     grey.save(buffer, "PNG")
     image = decode_image(buffer.getvalue())
     assert image.shape == (16, 16, 3) and image[15, 15, 0] == 255
-    wide = Image.fromarray((np.arange(256, dtype=np.uint16).reshape(16, 16) * 257))
+    wide = Image.fromarray(np.arange(256, dtype=np.uint16).reshape(16, 16) * 257)
     buffer = io.BytesIO()
     wide.save(buffer, "PNG")
     assert decode_image(buffer.getvalue())[15, 15, 0] == 255
@@ -135,3 +135,42 @@ def test_decode_images_reports_each_photo(media):
     calls = []
     decode_images(blobs, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def photo_files(media) -> list[bytes]:
+    """A JPEG, PNG, WebP and HEIC photo, each larger than the model input, the JPEG stored sideways."""
+    pixels = [media.quadrants(1600, 1200 + 20 * i) for i in range(4)]
+    stored = np.ascontiguousarray(np.rot90(pixels[0], 1))  # camera held upright: stored turned left
+    files = [media.jpeg_bytes(stored, orientation=6), media.png_bytes(pixels[1])]
+    for image, form in ((pixels[2], "WEBP"), (pixels[3], "HEIF")):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, form, quality=90)
+        files.append(buffer.getvalue())
+    return files
+
+
+def test_each_format_is_reduced_to_what_the_model_needs(media):
+    from serve_app.frames.bounds import model_input_size
+
+    frames = decode_images(photo_files(media), workers=1)
+    upright = [(1600, 1200), (1600, 1220), (1600, 1240), (1600, 1260)]  # the JPEG stored 1200 x 1600
+    assert [frame.shape[1::-1] for frame in frames] == [model_input_size(w, h) for w, h in upright]
+    assert all(frame.shape[1] < width for frame, (width, _) in zip(frames, upright))
+    assert [media.quadrant_colours(frame) for frame in frames[1:]] == [media.quadrant_colours(frames[0])] * 3
+
+
+def test_photos_decoded_on_threads_are_those_decoded_one_at_a_time(media):
+    blobs = photo_files(media) * 2
+    calls = []
+    on_threads = decode_images(blobs, workers=3, progress=lambda done, total: calls.append((done, total)))
+    one_at_a_time = decode_images(blobs, workers=1)
+    assert len(on_threads) == len(blobs) and all(np.array_equal(a, b) for a, b in zip(on_threads, one_at_a_time))
+    assert calls == [(done, 8) for done in range(1, 9)]
+
+
+def test_a_damaged_photo_decoded_on_threads_is_named(media):
+    good = media.jpeg_bytes(media.quadrants(160, 120))
+    damaged = media.jpeg_bytes(np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    blobs = [good, good, damaged[: len(damaged) // 2], good, good]
+    with pytest.raises(BadImageError, match="image 3 of 5: the JPEG data is damaged or truncated"):
+        decode_images(blobs, workers=2)

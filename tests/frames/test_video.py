@@ -10,6 +10,7 @@ import pytest
 
 from tcp_proxy.errors import NoFramesError
 from serve_app.frames import sample_video
+from serve_app.frames.bounds import DecodeTarget
 from serve_app.frames.sampling import even_indices
 
 
@@ -233,3 +234,90 @@ def test_damaged_payload_never_raises_a_decoder_error(ten_seconds, tmp_path):
     except NoFramesError:
         return
     assert all(f.shape == (120, 160, 3) for f in frames)
+
+
+@pytest.fixture(scope="module")
+def hd_clip(media, tmp_path_factory):
+    """2 s of the textured scene panning, 1280x720 H.264 like a phone's (keyframe every second)."""
+    path = tmp_path_factory.mktemp("hd") / "hd.mp4"
+    return media.phone_video(path, seconds=2, width=1280, height=720, bit_rate=8_000_000)
+
+
+def test_frames_are_kept_at_what_the_model_needs(hd_clip):
+    frames = sample_video(hd_clip, fps=1.0)
+    assert len(frames) == 2
+    # twice the 518 x 294 crop-mode input, aspect kept (bounds.model_decode_size)
+    assert {f.shape for f in frames} == {(588, 1046, 3)} == {(*DecodeTarget().decode_size(1280, 720)[::-1], 3)}
+
+
+def test_model_input_matches_a_full_size_decode(media, hd_clip):
+    from serve_app.vggt.preprocess import preprocess_images
+
+    ours = preprocess_images(sample_video(hd_clip, fps=1.0))
+    full = [frame for t, frame in media.decode_all(hd_clip) if t in (0.0, 1.0)]
+    reference = preprocess_images(full)
+    psnr = 10 * math.log10(1.0 / float((ours - reference).pow(2).mean()))
+    assert psnr >= 40.0, psnr
+    assert ours.shape == reference.shape == (2, 3, 294, 518)
+
+
+def test_without_a_model_target_frames_keep_their_size(hd_clip):
+    (frame,) = sample_video(hd_clip, max_frames=1, target=None)
+    assert frame.shape == (720, 1280, 3)
+    (frame,) = sample_video(hd_clip, max_frames=1, target=None, decode_max_pixels=640 * 360)
+    assert frame.shape == (360, 640, 3)
+
+
+def test_the_model_size_is_taken_upright(media, tmp_path):
+    stored = np.ascontiguousarray(np.rot90(media.quadrants(720, 1280), 1))  # 1280 wide as stored
+    path = media.write_video(tmp_path / "portrait.mp4", [stored] * 10, rotation=-90)
+    (frame,) = sample_video(path, target=DecodeTarget(mode="pad"))  # pad: the long (upright) side -> 2 x 518
+    assert frame.shape == (1046, 588, 3)
+    assert media.quadrant_colours(frame) == media.quadrant_colours(media.quadrants(720, 1280))
+    (frame,) = sample_video(path)  # crop: the upright width 720 < 2 x 518, kept whole
+    assert frame.shape == (1280, 720, 3)
+
+
+def test_max_side_and_the_pixel_cap_still_bound_model_sized_frames(hd_clip):
+    (frame,) = sample_video(hd_clip, max_frames=1, max_side=400)
+    assert frame.shape == (225, 400, 3)
+    (frame,) = sample_video(hd_clip, max_frames=1, decode_max_pixels=400 * 225)
+    assert frame.shape == (224, 400, 3)  # bounds.fit_pixels: within the cap, the short side rounded down
+
+
+def offered_times(monkeypatch):
+    """The times of the frames the decoder outputs during sampling, in order."""
+    import serve_app.frames.video as video
+
+    offered = []
+
+    class Counting(video.FrameSelector):
+        def offer(self, t, item):
+            offered.append(round(t, 3))
+            super().offer(t, item)
+
+    monkeypatch.setattr(video, "FrameSelector", Counting)
+    return offered
+
+
+def test_the_decoder_stops_at_each_sample(media, tmp_path, monkeypatch):
+    """No B-frames (a phone's): each sample's frame is drained out of the threaded decoder instead
+    of decoding the frames after it; the next keyframe restarts the decoder."""
+    path = media.write_video(tmp_path / "phone.mp4", [media.numbered_frame(i) for i in range(300)], gop=30, b_frames=0)
+    offered = offered_times(monkeypatch)
+    assert indices(media, sample_video(path, fps=0.4)) == [0, 75, 150, 225]
+    # past the first second (the keyframe interval is not known before): 2.0-2.5 s, 5.0 s, 7.0-7.5 s
+    assert [t for t in offered if t >= 1.0] == [round(i / 30, 3) for i in [*range(60, 76), 150, *range(210, 226)]]
+
+
+def test_a_drained_decoder_replays_its_group_of_pictures(media, tmp_path, monkeypatch):
+    """Keyframes every 12 frames: 0.4 s apart at 30 fps, then 2.4 s apart at 5 fps. The sample at 2 s
+    falls in the long group the sample at 1 s was drained from: decoding restarts at its keyframe."""
+    times = [i / 30 for i in range(24)] + [0.8 + i / 5 for i in range(36)]
+    path = media.write_video(tmp_path / "vfr.mp4", [media.numbered_frame(i) for i in range(60)],
+                             times=times, gop=12, b_frames=0)
+    decoded = [t for t, _ in media.decode_all(path)]
+    offered = offered_times(monkeypatch)
+    got = indices(media, sample_video(path, fps=1.0))
+    assert got == expected_indices(decoded, 1.0, 64) == [0, 25, 30, 35, 40, 45, 50, 55]
+    assert offered.count(0.8) == 2  # the long group's keyframe, decoded again for the sample at 2 s

@@ -146,6 +146,14 @@ def test_the_listener_replica_killed_clients_reset_port_back_sessions_kept(servi
     assert inconsistencies(service) == found_before
 
 
+def answered_by(count: int, outcomes: list[str], timeout_s: float = 300.0) -> None:
+    """Return once `outcomes` holds `count` answers (the clients' own pace), or any failure."""
+    deadline = time.monotonic() + timeout_s
+    while len(outcomes) < count and set(outcomes) <= {"OK"}:
+        assert time.monotonic() < deadline, f"{len(outcomes)} of {count} requests answered in {timeout_s:.0f} s"
+        time.sleep(0.1)
+
+
 def test_a_redeploy_drops_no_request(service, jpegs):
     """`serve.run` of a changed config replaces every replica (the listener's too) while clients keep
     sending LOGIN + IMAGE on new connections, as the app does: every request gets its answer."""
@@ -176,13 +184,13 @@ def test_a_redeploy_drops_no_request(service, jpegs):
     threads = [threading.Thread(target=client, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    time.sleep(2)
+    answered_by(len(threads), outcomes)  # the clients are at it
     changed = copy.deepcopy(service.args)
     changed["proxy"]["list_limit"] = 99  # new settings: every deployment gets new replicas
     started = time.monotonic()
     serve.run(build_app(changed), name=service.name, route_prefix="/", blocking=False)
     redeploy_s = time.monotonic() - started
-    time.sleep(3)  # a few requests on the new replicas
+    answered_by(len(outcomes) + len(threads), outcomes)  # a few requests on the new replicas
     stop.set()
     for t in threads:
         t.join(600)

@@ -2,8 +2,9 @@
 
 The test follows the setup guide in a fresh working directory: it creates a
 user with `scripts/create_user.py demo 123456 true`, then runs `serve run
---address local <copy of config/serve.dev.yaml>` there with two values changed
-(free TCP and HTTP ports; nothing else), in its own process group, on its own fresh
+--address local <copy of config/serve.dev.yaml>` there with three values changed
+(free TCP and HTTP ports, and the upload spool folder inside the test's own folder,
+so a stop that has to fall back to SIGKILL leaves nothing in the machine's temp dir; nothing else), in its own process group, on its own fresh
 local Ray cluster (dashboard included, as on a real machine), and logs in as
 demo, then opens the result's share link over HTTP. It runs before the session fixture's cluster exists (see
 conftest.pytest_collection_modifyitems).
@@ -63,6 +64,8 @@ def test_serve_run_dev_config(tmp_path, jpegs):
     http_port = free_port(taken=(port,))
     config["applications"][0]["args"]["proxy"]["port"] = port
     config["http_options"]["port"] = http_port
+    (tmp_path / "spool").mkdir()
+    config["applications"][0]["args"]["proxy"]["spool_dir"] = str(tmp_path / "spool")
     config_path = tmp_path / "serve.dev.yaml"
     config_path.write_text(yaml.safe_dump(config))
     created = subprocess.run(

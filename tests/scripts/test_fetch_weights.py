@@ -1,4 +1,4 @@
-"""scripts/fetch_weights.py and devkit/weights_download.py without the network: offline message, size and key checks."""
+"""scripts/fetch_weights.py and serve_app/cli/fetch_weights.py without the network: offline message, size and key checks."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_weights.py"
 
 @pytest.fixture(scope="module")
 def fw():
-    from devkit import weights_download
+    from serve_app.cli import fetch_weights
 
-    return weights_download
+    return fetch_weights
 
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:
@@ -106,7 +106,7 @@ def test_reference_model_matches_the_checkpoint_figures(fw):
 
 
 def _fake_hub(monkeypatch, fw):
-    def fake_download(repo_id, filename, local_dir):
+    def fake_download(repo_id, filename, revision=None, local_dir=None):
         path = Path(local_dir) / filename
         path.write_bytes(b"weights")
         return str(path)

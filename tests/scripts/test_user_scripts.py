@@ -29,6 +29,15 @@ def run(cwd, script, *args, stdin=""):
     )
 
 
+@pytest.fixture(autouse=True)
+def own_temp_dir(tmp_path_factory, monkeypatch):
+    """The scripts' system temp dir (where the spool folders are looked for by default): one of this
+    test's own, so folders left in the machine's /tmp are neither reported nor deleted."""
+    temp = tmp_path_factory.mktemp("system-temp")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    return temp
+
+
 def open_default_db(cwd):
     db = Database(f"sqlite:///{cwd / 'vggt_app.db'}")
     return db, UserStore(db, AuthSettings(), password_params=FAST)
@@ -287,6 +296,22 @@ def test_check_storage_lists_and_repairs_spool_folders_of_dead_processes(tmp_pat
     assert str(live) not in checked.stdout
     repaired = run(tmp_path, "check_storage.py", *options, "--repair")
     assert repaired.returncode == 0 and not left.exists() and live.exists()
+
+
+def test_check_storage_looks_for_spool_folders_in_the_temp_dir_by_default(tmp_path, own_temp_dir):
+    url, root, db, _, _ = storage_with_owner(tmp_path)
+    db.dispose()
+    root.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    left = own_temp_dir / f"vggt-spool-{child.pid}-x"
+    left.mkdir()
+    options = ["--database-url", url, "--storage-root", str(root)]
+    checked = run(tmp_path, "check_storage.py", *options)
+    assert checked.returncode == 1 and f"process that is gone: {left}" in checked.stdout
+    assert run(tmp_path, "check_storage.py", *options, "--repair").returncode == 0
+    assert not left.exists()
+    assert run(tmp_path, "check_storage.py", *options).returncode == 0
 
 
 def _serve_config(path: Path, database: Path, root: Path) -> Path:

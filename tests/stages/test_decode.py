@@ -59,9 +59,25 @@ def test_unreadable_video_raises_no_frames(tmp_path):
 def test_frames_are_reduced_to_the_configured_bound(photo_bytes, video_clip):
     stage = DecodeStage(AppSettings.from_dict({"frames": {"decode_max_pixels": 80 * 60}}))
     photos = stage.run(Upload(Job(), images=tuple(photo_bytes)))
-    assert [f.shape for f in photos.frames] == [(60, 80, 3)] * 3
+    assert [f.shape for f in photos.frames] == [(120, 160, 3)] * 3  # photos: kept for the model, smaller than its input
     video = stage.run(Upload.from_video_file(Job(), video_clip))
     assert {f.shape for f in video.frames} == {(60, 80, 3)}
+
+
+@pytest.mark.parametrize(
+    ("settings", "mode", "oversample"),
+    [({}, "crop", 2.0), ({"model": {"preprocess_mode": "pad"}, "frames": {"decode_oversample": 3.0}}, "pad", 3.0)],
+)
+def test_photos_are_reduced_to_what_the_model_needs(settings, mode, oversample):
+    from devkit import media
+    from serve_app.frames.bounds import DecodeTarget, model_input_size
+
+    stage = DecodeStage(AppSettings.from_dict(settings))
+    assert stage.target == DecodeTarget(mode=mode, oversample=oversample, max_pixels=2048 * 1536)
+    portrait = media.jpeg_bytes(np.full((2000, 1500, 3), 90, np.uint8))
+    photos = stage.run(Upload(Job(), images=(portrait, portrait)))
+    width, height = model_input_size(1500, 2000, mode=mode)
+    assert [f.shape for f in photos.frames] == [(height, width, 3)] * 2
 
 
 def test_the_total_pixels_of_an_upload_are_capped(photo_bytes):

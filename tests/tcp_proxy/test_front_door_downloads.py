@@ -59,8 +59,10 @@ async def test_a_reader_below_the_minimum_rate_is_dropped_before_the_whole_reply
                 await asyncio.sleep(0.05)
 
         slow = asyncio.create_task(read_slowly())
-        await wait_for(lambda: server.downloads.in_use == 0, timeout=8.0)
-        assert asyncio.get_running_loop().time() - started < 6.0
+        await wait_for(lambda: server.downloads.in_use == 0, timeout=60.0)
+        whole_reply_s = settings["download_grace_s"] + len(BIG_GLB) / settings["min_download_bytes_per_s"]
+        dropped_s = asyncio.get_running_loop().time() - started
+        assert dropped_s < whole_reply_s, (dropped_s, whole_reply_s)  # not only when the whole time is up
         assert [r.outcome for r in server.records] == ["DISCONNECTED"]
         slow.cancel()
         writer.transport.abort()

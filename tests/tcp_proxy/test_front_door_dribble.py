@@ -46,8 +46,10 @@ async def read_error(reader, command: int) -> bytes:
 @async_test
 async def test_over_limit_small_frames_are_closed_at_once_and_free_the_address(command):
     """Three connections announce 4 GiB small frames, then send a byte every 0.3 s (never silent):
-    each is closed after its reply, so a real LOGIN from the same address gets in within seconds."""
-    async with serving(max_connections_per_address=3, read_timeout_s=10) as server:
+    each is closed after its reply (and the 2 s linger), so a real LOGIN from the same address gets in
+    long before anything else (read_timeout_s) could have closed them."""
+    read_timeout_s = 10
+    async with serving(max_connections_per_address=3, read_timeout_s=read_timeout_s) as server:
         started = asyncio.get_running_loop().time()
         dribblers = []
         for _ in range(3):
@@ -56,9 +58,10 @@ async def test_over_limit_small_frames_are_closed_at_once_and_free_the_address(c
             expected = FAILED if command == LOGIN else b"ERROR_PAYLOAD_TOO_LARGE"
             assert await read_error(reader, command) == expected
             dribblers.append(asyncio.create_task(dribble(writer, b"x", 0.3)))
-        await wait_for(lambda: server.active_connections == 0, timeout=4.0)  # the 2 s linger, then closed
+        await wait_for(lambda: server.active_connections == 0, timeout=60.0)  # the 2 s linger, then closed
+        closed_s = asyncio.get_running_loop().time() - started
+        assert closed_s < read_timeout_s, closed_s
         assert await request_login(server) == OK_DEMO
-        assert asyncio.get_running_loop().time() - started < 4.5
         for task in dribblers:
             task.cancel()
 
@@ -71,7 +74,7 @@ async def test_an_over_limit_upload_discarded_below_the_minimum_rate_is_closed()
         writer.write(struct.pack(">BI", VIDEO, 10**6))
         assert await read_error(reader, VIDEO) == b"ERROR_PAYLOAD_TOO_LARGE"
         task = asyncio.create_task(dribble(writer, b"v" * 10, 0.1))  # 100 bytes/s
-        await wait_for(lambda: server.active_connections == 0, timeout=3.0)
+        await wait_for(lambda: server.active_connections == 0, timeout=60.0)  # at this pace: ~3 hours
         task.cancel()
 
 
@@ -84,7 +87,7 @@ async def test_discarding_an_over_limit_upload_stops_at_max_discard_s():
         assert await read_error(reader, VIDEO) == b"ERROR_PAYLOAD_TOO_LARGE"
         started = asyncio.get_running_loop().time()
         task = asyncio.create_task(dribble(writer, b"v" * 65536, 0.01))
-        await wait_for(lambda: server.active_connections == 0, timeout=4.0)
+        await wait_for(lambda: server.active_connections == 0, timeout=60.0)  # 2 GiB at this pace: ~5 min
         assert asyncio.get_running_loop().time() - started >= 0.9
         task.cancel()
 
@@ -102,16 +105,16 @@ async def test_a_sender_that_writes_its_whole_over_limit_body_first_reads_the_er
 
 @async_test
 async def test_a_connection_without_a_login_is_closed_after_the_shorter_idle_timeout():
-    async with serving(idle_timeout_before_login_s=0.4, idle_timeout_s=10) as server:
+    async with serving(idle_timeout_before_login_s=1.0, idle_timeout_s=10) as server:
         anonymous_reader, anonymous = await connect(server)
-        for _ in range(3):  # within the timeout each time: kept open
+        for _ in range(3):  # silent well within the timeout each time: kept open
             anonymous.write(struct.pack(">BI", LIST, 0))
             assert await read_u32_block(anonymous_reader) == b"ERROR_NOT_LOGGED_IN"
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the client's pause, not a wait for the server
         reader, writer = await connect(server)
         assert await login(reader, writer, LOGIN_DEMO) == OK_DEMO
-        assert await anonymous_reader.read() == b""  # silent past 0.4 s: closed without a reply
-        await asyncio.sleep(0.6)
+        assert await anonymous_reader.read() == b""  # silent past 1 s: closed without a reply
+        await asyncio.sleep(1.2)  # silent past the shorter timeout
         writer.write(struct.pack(">BI", LIST, 0))  # logged in: the full idle timeout applies
         assert await read_u32_block(reader) == b"[]"
         assert server.active_connections == 1

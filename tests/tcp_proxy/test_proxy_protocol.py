@@ -8,10 +8,11 @@ import struct
 
 import pytest
 from proxy_fakes import FakeBackend, frame, login_payload
+from proxy_serving import wait_for
 
 from tcp_proxy.codec import LOGIN
 from tcp_proxy.proxy_protocol import ProxyHeader, ProxyHeaderError, is_trusted, parse_trusted, read_proxy_header
-from tcp_proxy.server import start_server
+from tcp_proxy.server import OVERFLOW_HEADER_WAIT_S, start_server
 from tcp_proxy.settings import ProxySettings
 
 V1 = b"PROXY TCP4 203.0.113.7 10.0.0.2 51234 4567\r\n"
@@ -106,27 +107,34 @@ def test_a_balanced_connection_over_its_clients_cap_is_answered_busy_at_once():
             host="127.0.0.1", port=0, proxy_protocol_from="127.0.0.1", max_connections_per_address=1
         )
         server = await start_server(settings, FakeBackend(), max_images=5, on_request=records.append)
+        clock = asyncio.get_running_loop().time
         try:
             login = frame(LOGIN, login_payload("demo", "123456"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            started = clock()
+            writer.write(V1.replace(b"203.0.113.7", b"203.0.113.8") + login)  # another client: served
+            assert (await reader.readexactly(16))[4:] == b"[true,false]"
+            served_s = clock() - started
+            writer.close()
+            await wait_for(lambda: server.active_connections == 0, timeout=15)
             _, held = await asyncio.open_connection("127.0.0.1", server.port)
             held.write(V1)  # the client's one connection, open
-            await asyncio.sleep(0.2)
+            await wait_for(lambda: server.active_connections == 1, timeout=15)
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            started = asyncio.get_running_loop().time()
+            started = clock()
             writer.write(V1 + login)
             assert (await reader.readexactly(17))[4:] == b"[false,false]"
-            assert asyncio.get_running_loop().time() - started < 2
+            refused_s = clock() - started
+            # waiting for a byte that is not coming would add OVERFLOW_HEADER_WAIT_S (then no reply at all)
+            assert refused_s < served_s + OVERFLOW_HEADER_WAIT_S / 2, (refused_s, served_s)
             writer.close()  # the server records the refusal once the client is gone
-            for _ in range(500):
-                if records:
-                    break
-                await asyncio.sleep(0.01)
-            assert records[-1].outcome == "ERROR_BUSY" and records[-1].peer == "203.0.113.7"
+            await wait_for(lambda: records and records[-1].outcome == "ERROR_BUSY", timeout=15)
+            assert records[-1].peer == "203.0.113.7"
             held.close()
         finally:
             await server.close()
 
-    asyncio.run(asyncio.wait_for(scenario(), 20))
+    asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
 @pytest.mark.parametrize(

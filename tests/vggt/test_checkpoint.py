@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from serve_app.vggt import VGGT, VGGTConfig
-from serve_app.vggt.checkpoint import CheckpointError, CheckpointNotFoundError, load_checkpoint, load_model
-
+from serve_app.vggt.checkpoint import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    check_checkpoint,
+    load_checkpoint,
+    load_model,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -85,7 +90,27 @@ def test_missing_file_explains_where_and_how(tmp_path):
         load_checkpoint(tiny_model(1), where)
     assert isinstance(err.value, CheckpointNotFoundError) and isinstance(err.value, CheckpointError)
     msg = str(err.value)
-    assert str(where) in msg and "model.pt" in msg and "python scripts/fetch_weights.py" in msg
+    assert str(where) in msg and "model.pt" in msg and f"`vggt-fetch-weights --out {where}`" in msg
+
+
+def test_check_checkpoint_accepts_a_fitting_file_for_its_preset(saved):
+    path, _ = saved
+    check_checkpoint(path, VGGTConfig.tiny())  # track_head.* ignored, as when loading
+
+
+def test_check_checkpoint_refuses_another_model_in_one_line_naming_the_command(saved):
+    path, _ = saved
+    with pytest.raises(CheckpointError) as err:
+        check_checkpoint(path, "vggt-1b")  # a tiny file where the 1B model is configured
+    msg = str(err.value)
+    assert len(msg.splitlines()) == 1
+    assert msg.startswith(f"VGGT checkpoint {path} does not fit the model: checkpoint does not match")
+    assert msg.endswith(f"fetch it with `vggt-fetch-weights --out {path} --force`")
+
+
+def test_check_checkpoint_refuses_a_missing_file(tmp_path):
+    with pytest.raises(CheckpointNotFoundError, match="vggt-fetch-weights --out"):
+        check_checkpoint(tmp_path / "model.pt", "vggt-1b")
 
 
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "empty"])
