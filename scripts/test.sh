@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_venv.sh test
 # Debian packages the tests use, installed where we may (else the tests that need them skip and say so):
-# Chromium for the browser tests, PostgreSQL's server programs for the PostgreSQL cases.
+# Chromium for the browser tests, PostgreSQL's server programs for the PostgreSQL cases,
+# Prometheus' promtool for the alert rule tests.
 apt_install() {  # apt_install PACKAGE: quietly, refreshing the package lists once if needed
     { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null 2>&1 \
         || { apt-get update -qq >/dev/null 2>&1 \
@@ -19,6 +20,10 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     if [ -z "${PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
         echo "installing Debian's postgresql for the PostgreSQL tests"
         apt_install postgresql
+    fi
+    if ! command -v promtool >/dev/null; then
+        echo "installing Debian's prometheus (promtool) for the alert rule tests"
+        apt_install prometheus
     fi
 fi
 # The phone app's viewer (Babylon.js and its loaders, as the app loads them) for the viewer test.

@@ -19,6 +19,8 @@ adds the `deployment`, `replica` and `application` tags itself.
 | `vggt_open_connections` / `vggt_pending_reconstructions` | gauge | | ingress (TCP server), refreshed per request and every 10 s |
 | `vggt_estimated_wait_seconds` | gauge | | ingress: how long a reconstruction admitted now would wait (admission refuses over `proxy.max_wait_s`) |
 | `vggt_reconstruction_retries` | counter | | ingress: runs repeated because a stage replica died |
+| `vggt_spool_free_bytes` | gauge | | ingress: free bytes on the disk of its upload spool folder, refreshed with the load gauges |
+| `vggt_storage_errors` | counter | operation (`save`, `read`) | whoever fails to store or read a GLB (`record_storage_error`) |
 
 Metrics are created lazily, in the process that records them: Serve tags a
 metric with the replica it was created in, so a module-level instance made
@@ -99,6 +101,15 @@ class ServiceMetrics:
             "vggt_reconstruction_retries",
             description="Reconstructions run again because a stage replica died during the previous run.",
         )
+        self.spool_free_bytes = metrics.Gauge(
+            "vggt_spool_free_bytes",
+            description="Free bytes on the disk holding the ingress replica's upload spool folder.",
+        )
+        self.storage_errors = metrics.Counter(
+            "vggt_storage_errors",
+            description="GLB store failures by operation: save (file or row) or read (GET_GLB, share page).",
+            tag_keys=("operation",),
+        )
         self.model_loaded = metrics.Gauge(
             "vggt_model_loaded",
             description="1 when the VGGT replica has its model loaded, 0 when it cannot reconstruct.",
@@ -158,6 +169,18 @@ class ServiceMetrics:
             self.retries.inc(1)
         except Exception:  # pragma: no cover - defensive
             log.debug("recording retry metric failed", exc_info=True)
+
+    def set_spool_free_bytes(self, free_bytes: int) -> None:
+        try:
+            self.spool_free_bytes.set(free_bytes)
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording spool gauge failed", exc_info=True)
+
+    def record_storage_error(self, operation: str) -> None:
+        try:
+            self.storage_errors.inc(1, tags={"operation": operation})
+        except Exception:  # pragma: no cover - defensive
+            log.debug("recording storage metric failed", exc_info=True)
 
     def set_model_loaded(self, loaded: bool) -> None:
         try:

@@ -46,6 +46,7 @@ from collections import OrderedDict
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
+from sqlalchemy.exc import SQLAlchemyError
 
 from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
@@ -79,6 +80,8 @@ class BackendMetrics(Protocol):
     def record_cache_lookup(self, hit: bool) -> None: ...
 
     def record_retry(self) -> None: ...
+
+    def record_storage_error(self, operation: str) -> None: ...
 
 
 class LostReplicas:
@@ -139,7 +142,12 @@ class ServeBackend:
         return await self._accounts.login(username, password, address)
 
     async def open_glb(self, hash_text: str) -> FileDownload:
-        return await self._accounts.open_glb(hash_text)
+        try:
+            return await self._accounts.open_glb(hash_text)
+        except (OSError, SQLAlchemyError):  # the storage root or the database failed (the storage-errors alert)
+            if self._metrics is not None:
+                self._metrics.record_storage_error("read")
+            raise
 
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         return await self._accounts.list_glbs(user, limit)

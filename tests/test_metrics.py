@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from ray.util.metrics import Counter, Histogram
 
+from serve_app.deployments.tcp_ingress import spool_free_bytes
 from serve_app.metrics import ServiceMetrics
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "config" / "grafana" / "vggt_service.json"
@@ -46,3 +48,44 @@ def test_the_dashboard_charts_every_metric_and_only_those(metrics):
                 assert series == f"{base}_bucket", series
             charted.add(base)
     assert charted == set(metrics)
+
+
+class Recorded:
+    """Stands in for one Ray metric object: keeps what it was given."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, float, dict | None]] = []
+        self.fail = fail
+
+    def _record(self, kind: str, value: float, tags: dict | None) -> None:
+        if self.fail:
+            raise RuntimeError("metrics backend down")
+        self.calls.append((kind, value, tags))
+
+    def inc(self, value: float, tags: dict | None = None) -> None:
+        self._record("inc", value, tags)
+
+    def set(self, value: float, tags: dict | None = None) -> None:
+        self._record("set", value, tags)
+
+
+def test_storage_errors_and_spool_space_are_recorded(metrics):
+    assert metrics["vggt_storage_errors"].info["tag_keys"] == ("operation",)
+    service = ServiceMetrics()
+    service.storage_errors, service.spool_free_bytes = Recorded(), Recorded()
+    service.record_storage_error("save")
+    service.record_storage_error("read")
+    service.set_spool_free_bytes(5 << 30)
+    assert service.storage_errors.calls == [("inc", 1, {"operation": "save"}), ("inc", 1, {"operation": "read"})]
+    assert service.spool_free_bytes.calls == [("set", 5 << 30, None)]
+    service.storage_errors, service.spool_free_bytes = Recorded(fail=True), Recorded(fail=True)
+    service.record_storage_error("save")  # a failing metric never fails the caller
+    service.set_spool_free_bytes(1)
+
+
+def test_spool_free_bytes_is_the_free_space_of_the_folders_disk(tmp_path):
+    free = spool_free_bytes(tmp_path)
+    assert free is not None and 0 < free <= shutil.disk_usage(tmp_path).total
+    assert spool_free_bytes(str(tmp_path)) is not None
+    assert spool_free_bytes(tmp_path / "gone") is None  # removed (the server closed): nothing to report
+    assert spool_free_bytes(None) is None  # not listening yet

@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy
+from sqlalchemy.exc import SQLAlchemyError
 
 from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
@@ -19,7 +21,7 @@ from serve_app.stages import Reconstruction, Upload
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.models import User as UserRow
 from tcp_proxy.backend import User
-from tcp_proxy.errors import BadImageError, ServiceError, UnprocessableUploadError
+from tcp_proxy.errors import BadImageError, HashNotFoundError, ServiceError, UnprocessableUploadError
 
 ALICE = User(7, "alice", False)
 BOB = User(8, "bob", False)
@@ -63,12 +65,16 @@ class CountingMetrics:
     def __init__(self) -> None:
         self.cache_lookups: list[bool] = []
         self.retries = 0
+        self.storage_errors: list[str] = []
 
     def record_cache_lookup(self, hit: bool) -> None:
         self.cache_lookups.append(hit)
 
     def record_retry(self) -> None:
         self.retries += 1
+
+    def record_storage_error(self, operation: str) -> None:
+        self.storage_errors.append(operation)
 
 
 @pytest.fixture(autouse=True)
@@ -247,3 +253,30 @@ def test_imports_without_ray():
         "assert not [m for m in sys.modules if m.startswith('ray.')]\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_a_download_the_database_fails_is_counted_as_a_storage_read_error(storage, store):
+    settings, metrics = settings_of(storage), CountingMetrics()
+    stored = store.save(b"glTF stored", ALICE.id, "a.jpg")
+    engine = sqlalchemy.create_engine(storage["database_url"])
+    found, unknown = [], []
+
+    async def scenario():
+        accounts = await Accounts.open(settings)
+        backend = ServeBackend(accounts, FakeRunner(store), settings, metrics)
+        try:
+            found.append(await backend.open_glb(stored.hashed_name))
+            await found[0].close()
+            with pytest.raises(HashNotFoundError):
+                await backend.open_glb("0" * 64)  # an unknown hash is the client's mistake, not a storage error
+            unknown.extend(metrics.storage_errors)
+            with engine.begin() as connection:
+                connection.execute(sqlalchemy.text("DROP TABLE glb_files"))
+            with pytest.raises(SQLAlchemyError):
+                await backend.open_glb(stored.hashed_name)
+        finally:
+            accounts.close()
+
+    asyncio.run(scenario())
+    engine.dispose()
+    assert unknown == [] and metrics.storage_errors == ["read"]

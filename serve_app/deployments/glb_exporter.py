@@ -2,9 +2,15 @@
 
 Each replica also applies the results' retention on a timer (`storage.retention_days`, every
 `storage.expire_every_s`, a bounded batch each time: `serve_app.storage.lifecycle.ExpiryTimer`).
+A save that fails in the storage root or the database is counted (`vggt_storage_errors`, operation
+"save": the VGGTStorageErrors alert) before the error goes on to the caller.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from serve_app.config import AppSettings
 from serve_app.stages import ExportStage
@@ -22,3 +28,10 @@ class GlbExporter(StageDeployment):
     def __init__(self, settings: AppSettings) -> None:
         super().__init__(settings)
         self.expiry = ExpiryTimer.start(settings.storage)
+
+    def run(self, item: Any) -> Any:
+        try:
+            return super().run(item)
+        except (OSError, SQLAlchemyError):
+            self.metrics.record_storage_error("save")
+            raise

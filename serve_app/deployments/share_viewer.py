@@ -1,8 +1,8 @@
 """`ShareViewer`: the application's HTTP ingress; share links open in a browser (`serve_app.http.share_pages`).
 
 Serve's HTTP proxy (port 8000 by default, `http_options` in the Serve
-config) routes `GET /g/<hash>` (the page), `GET /g/<hash>.glb` (the file)
-and `GET /viewer/...` (three.js) here, and the load balancer's probes: `GET /healthz`
+config) routes `GET`/`HEAD /g/<hash>` (the page), `/g/<hash>.glb` (the file),
+`/g/<hash>.jpg` (its preview picture) and `GET /viewer/...` (three.js) here, and the load balancer's probes: `GET /healthz`
 (the app answers) and `GET /readyz` (200 only when the TCP listener, the model,
 the database and the storage root are ready; `serve_app.http.health`). It is the deployment the builder
 returns, so the TCP ingress and the stages hang off it in the graph.
@@ -47,11 +47,14 @@ class ShareViewer:
         ready, body = await readiness(self.checks)
         return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
-    @share_api.get("/g/{name}")
+    @share_api.api_route("/g/{name}", methods=["GET", "HEAD"])
     def share(self, name: str, request: Request) -> Response:
+        head = request.method == "HEAD"
         if name.endswith(".glb"):
-            return self.pages.glb(name[: -len(".glb")], request.headers)
-        return self.pages.page(name)
+            return self.pages.glb(name[: -len(".glb")], request.headers, head=head)
+        if name.endswith(".jpg"):
+            return self.pages.thumbnail(name[: -len(".jpg")], request.headers, head=head)
+        return self.pages.page(name, str(request.url.replace(query="", fragment="")), head=head)
 
     @share_api.get("/viewer/{path:path}")
     def viewer(self, path: str) -> Response:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 from typing import Any
 
 from ray import serve
@@ -97,6 +98,9 @@ class TCPIngress:
             self._metrics.set_proxy_load(
                 server.active_connections, server.pending_reconstructions, server.admission.estimated_wait_s
             )
+            free_bytes = spool_free_bytes(server.spool_dir)
+            if free_bytes is not None:
+                self._metrics.set_spool_free_bytes(free_bytes)
 
     # Introspection for tests, benchmarks and operators.
 
@@ -147,6 +151,16 @@ class TCPIngress:
         accounts = getattr(self, "_accounts", None)
         if accounts is not None:
             accounts.close()
+
+
+def spool_free_bytes(folder: os.PathLike[str] | str | None) -> int | None:
+    """Free bytes on the disk of the upload spool folder; None before it exists or when it cannot be read."""
+    if folder is None:
+        return None
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 async def _successor_expected() -> bool:

@@ -7,6 +7,7 @@ before the first, not ASCII digits), asks for several ranges, or comes with
 an `If-Range` other than the ETag gets the whole file (200); a valid range
 that starts past the end is a 416 with `Content-Range: bytes */<size>`.
 Positions of any length are read without converting thousands of digits.
+A `HEAD` gets the same status and headers as the GET would, and no body.
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ def _position(digits: str) -> int:
 
 
 def range_response(
-    file: BinaryIO, size: int, request_headers: Mapping[str, str], headers: Mapping[str, str], media_type: str
+    file: BinaryIO,
+    size: int,
+    request_headers: Mapping[str, str],
+    headers: Mapping[str, str],
+    media_type: str,
+    *,
+    head: bool = False,
 ) -> Response:
     """200 with the file, 206 with the requested span, or 416; `file` is closed in every case.
 
     `headers` go on every answer; an `ETag` among them is what `If-Range` must match.
+    head: answer a HEAD: the same status and headers, no body (the file is closed unread).
     """
     if_range = request_headers.get("if-range")
     range_header = request_headers.get("range", "") if if_range in (None, headers.get("ETag")) else ""
@@ -77,9 +85,27 @@ def range_response(
     reply_headers = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(stop - start)}
     if span is not None:
         reply_headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    if head:
+        file.close()
+        return headers_only(206 if span else 200, reply_headers, media_type)
     return StreamingResponse(
         _pieces(file, start, stop), status_code=206 if span else 200, headers=reply_headers, media_type=media_type
     )
+
+
+def headers_only(status_code: int, headers: Mapping[str, str], media_type: str | None = None) -> Response:
+    """A response with exactly these headers (its `Content-Length` included) and no body: a HEAD's answer."""
+    response = Response(status_code=status_code, media_type=media_type)
+    kept = [(b"content-type", response.headers["content-type"].encode("latin-1"))] if media_type else []
+    response.raw_headers = kept + [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    return response
+
+
+def without_body(response: Response) -> Response:
+    """The HEAD form of a response whose body is in memory: its status and headers, no body."""
+    reply = Response(status_code=response.status_code)
+    reply.raw_headers = list(response.raw_headers)
+    return reply
 
 
 def _pieces(file: BinaryIO, start: int, stop: int) -> Iterator[bytes]:

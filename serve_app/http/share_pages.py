@@ -10,20 +10,28 @@ whoever holds its link: the page and the file are `Cache-Control: private`,
 kept by the browser but never by a shared cache. The page draws the cloud
 with three.js, which the set-up script installs from the npm registry
 (`.venv/web/node_modules/three`) and the service serves itself under
-`/viewer/`: no CDN, nothing fetched from elsewhere.
+`/viewer/`: no CDN, nothing fetched from elsewhere. The page carries link
+preview tags (`serve_app.http.share_template`): title, point count (read from
+the GLB's JSON chunk), date, and `/g/<hash>.jpg`, the preview picture saved
+at export time, when the scan has one (older ones have none: a 404, and the
+page names no image). Every route answers `HEAD` with the status and headers
+of its GET and no body.
 """
 
 from __future__ import annotations
 
-import html
+import json
 import logging
+import struct
+from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Mapping
 
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 from serve_app.config import AppSettings
-from serve_app.http.range_response import range_response
+from serve_app.http.range_response import range_response, without_body
+from serve_app.http.share_template import PageFacts, page_html
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.blob_root import settings_root
 from tcp_proxy.errors import FileMissingError, HashNotFoundError, InvalidHashError
@@ -31,6 +39,9 @@ from tcp_proxy.errors import FileMissingError, HashNotFoundError, InvalidHashErr
 log = logging.getLogger(__name__)
 
 GLB_MEDIA_TYPE = "model/gltf-binary"
+JPEG_MEDIA_TYPE = "image/jpeg"
+GLB_JSON_LIMIT = 4 * 1024 * 1024  # bytes of the GLB's JSON chunk read for the point count, at most
+GLB_POINTS_MODE = 0
 VIEWER_PREFIX = "/viewer/"  # three.js's files, under this path
 VIEWER_PARTS = ("build", "examples/jsm")  # the parts of the npm package the page imports
 CHECKOUT_VIEWER = Path(__file__).resolve().parents[2] / ".venv" / "web" / "node_modules" / "three"
@@ -54,30 +65,70 @@ class SharePages:
                 self.viewer_dir,
             )
 
-    def page(self, hash_text: str) -> Response:
-        """The HTML page that draws the GLB of `hash_text`, or a 404."""
+    def page(self, hash_text: str, page_url: str = "", *, head: bool = False) -> Response:
+        """The HTML page that draws the GLB of `hash_text`, or a 404; page_url: the absolute URL asked for."""
         try:
-            hashed_name = PurePosixPath(self._store.locate(hash_text)).stem
+            key = self._store.locate(hash_text)
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
-            return _not_found(exc)
-        return HTMLResponse(_page_html(hashed_name), headers={"Cache-Control": PAGE_CACHE_CONTROL})
+            return _not_found(exc, head)
+        hashed_name = PurePosixPath(key).stem
+        facts = PageFacts(
+            hashed_name=hashed_name,
+            page_url=f"{page_url.rsplit('/', 1)[0]}/{hashed_name}" if page_url else "",  # as stored, not as typed
+            point_count=self._point_count(key),
+            day=_stored_day(key),
+            has_thumbnail=self._has_thumbnail(hash_text),
+        )
+        response = HTMLResponse(page_html(facts, VIEWER_PREFIX), headers={"Cache-Control": PAGE_CACHE_CONTROL})
+        return without_body(response) if head else response
 
-    def glb(self, hash_text: str, request_headers: Mapping[str, str]) -> Response:
+    def glb(self, hash_text: str, request_headers: Mapping[str, str], *, head: bool = False) -> Response:
         """The GLB file (ranges honoured), 304 when the client has it, or a 404."""
         try:
             key = self._store.locate(hash_text)
         except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
-            return _not_found(exc)
+            return _not_found(exc, head)
+        return self._stored_file(key, ".glb", GLB_MEDIA_TYPE, request_headers, head)
+
+    def thumbnail(self, hash_text: str, request_headers: Mapping[str, str], *, head: bool = False) -> Response:
+        """The preview picture (JPEG) saved with the GLB, 304 when the client has it, or a 404 (none saved)."""
+        try:
+            key = self._store.locate_thumbnail(hash_text)
+        except (InvalidHashError, HashNotFoundError, FileMissingError) as exc:
+            return _not_found(exc, head)
+        return self._stored_file(key, ".jpg", JPEG_MEDIA_TYPE, request_headers, head)
+
+    def _stored_file(
+        self, key: str, suffix: str, media_type: str, request_headers: Mapping[str, str], head: bool
+    ) -> Response:
+        """A file that never changes once stored, by its key: ETag from its name, ranges, 304."""
         name = PurePosixPath(key).stem
-        headers = {"ETag": f'"{name}"', "Cache-Control": GLB_CACHE_CONTROL}
-        if headers["ETag"] in [tag.strip() for tag in request_headers.get("if-none-match", "").split(",")]:
+        etag = f'"{name}"' if suffix == ".glb" else f'"{name}{suffix}"'
+        headers = {"ETag": etag, "Cache-Control": GLB_CACHE_CONTROL}
+        if etag in [tag.strip() for tag in request_headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
         try:
             file, size = self._store.root.open(key)
         except FileNotFoundError:  # deleted since it was located
-            return _not_found(FileMissingError(f"the file of {name} is missing"))
-        headers["Content-Disposition"] = f'inline; filename="{name}.glb"'
-        return range_response(file, size, request_headers, headers, GLB_MEDIA_TYPE)
+            return _not_found(FileMissingError(f"the file of {name} is missing"), head)
+        headers["Content-Disposition"] = f'inline; filename="{name}{suffix}"'
+        return range_response(file, size, request_headers, headers, media_type, head=head)
+
+    def _has_thumbnail(self, hash_text: str) -> bool:
+        try:
+            self._store.locate_thumbnail(hash_text)
+        except (InvalidHashError, HashNotFoundError, FileMissingError):
+            return False
+        return True
+
+    def _point_count(self, key: str) -> int | None:
+        """Points in the GLB (its point primitives' vertices), from its JSON chunk; None when unreadable."""
+        try:
+            file, _size = self._store.root.open(key)
+        except OSError:
+            return None
+        with file:
+            return glb_point_count(file.read(20), file.read)
 
     def viewer_file(self, relative: str) -> Response:
         """One file of three.js's `build/` or `examples/jsm/`, nothing else."""
@@ -96,87 +147,36 @@ def _not_found(exc: Exception) -> Response:
     return PlainTextResponse(f"no shared 3D scan here ({message})\n", status_code=404)
 
 
-def _page_html(hashed_name: str) -> str:
-    name = html.escape(hashed_name)
-    return PAGE_TEMPLATE.replace("{{HASH}}", name).replace("{{VIEWER}}", VIEWER_PREFIX)
+def _not_found(exc: Exception, head: bool = False) -> Response:
+    message = getattr(exc, "code", "ERROR_HASH_NOT_FOUND")
+    response = PlainTextResponse(f"no shared 3D scan here ({message})\n", status_code=404)
+    return without_body(response) if head else response
 
 
-# The page: the cloud centred and framed, orbit controls, clear colour #0F1115.
-# `document.body.dataset.state` goes loading -> shown | failed (the browser test reads it).
-PAGE_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>3D scan {{HASH}}</title>
-<style>
-  html, body { margin: 0; height: 100%; background: #0F1115; color: #d8dee9; font: 14px system-ui, sans-serif; }
-  #scene { display: block; width: 100%; height: 100%; }
-  #bar { position: fixed; left: 12px; bottom: 10px; }
-  #bar a { color: #88c0d0; }
-</style>
-<script type="importmap">
-{"imports": {"three": "{{VIEWER}}build/three.module.js", "three/addons/": "{{VIEWER}}examples/jsm/"}}
-</script>
-</head>
-<body data-state="loading">
-<canvas id="scene"></canvas>
-<div id="bar"><span id="status">Loading…</span> · <a href="{{HASH}}.glb" download>Download the GLB</a></div>
-<script type="module">
-import * as THREE from "three";
-import { GLTFLoader } from "three/addons/loaders/GLTFLoader.js";
-import { OrbitControls } from "three/addons/controls/OrbitControls.js";
+def _stored_day(key: str) -> date | None:
+    """The UTC day a GLB was stored, from its key `out/YYYY-MM-DD/<hash>.glb`."""
+    parts = PurePosixPath(key).parts
+    try:
+        return date.fromisoformat(parts[-2]) if len(parts) >= 2 else None
+    except ValueError:
+        return None
 
-const canvas = document.getElementById("scene");
-const status = document.getElementById("status");
-const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
-renderer.setPixelRatio(window.devicePixelRatio);
-const scene = new THREE.Scene();
-scene.background = new THREE.Color(0x0f1115);
-const camera = new THREE.PerspectiveCamera(50, 1, 0.001, 1000);
-const controls = new OrbitControls(camera, canvas);
 
-function resize() {
-  const width = canvas.clientWidth, height = canvas.clientHeight;
-  renderer.setSize(width, height, false);
-  camera.aspect = width / height;
-  camera.updateProjectionMatrix();
-}
-
-function render() {
-  controls.update();
-  renderer.render(scene, camera);
-}
-
-new GLTFLoader().load("{{HASH}}.glb", (gltf) => {
-  let points = 0;
-  gltf.scene.traverse((object) => {
-    if (object.isPoints) {
-      object.material.size = 2;
-      object.material.sizeAttenuation = false;
-      points += object.geometry.attributes.position.count;
-    }
-  });
-  scene.add(gltf.scene);
-  const box = new THREE.Box3().setFromObject(gltf.scene);
-  const centre = box.getCenter(new THREE.Vector3());
-  const radius = Math.max(box.getSize(new THREE.Vector3()).length() / 2, 1e-6);
-  camera.near = radius / 1000;
-  camera.far = radius * 100;
-  camera.position.copy(centre).add(new THREE.Vector3(0, 0, radius * 2.2));
-  controls.target.copy(centre);
-  resize();
-  render();
-  status.textContent = points.toLocaleString() + " points";
-  document.body.dataset.points = String(points);
-  document.body.dataset.state = "shown";
-  controls.addEventListener("change", render);
-  window.addEventListener("resize", () => { resize(); render(); });
-}, undefined, (error) => {
-  status.textContent = "This scan could not be shown: " + error;
-  document.body.dataset.state = "failed";
-});
-</script>
-</body>
-</html>
-"""
+def glb_point_count(header: bytes, read) -> int | None:
+    """Vertices of the point primitives of a GLB, from its 20-byte header and `read(n)` of what follows."""
+    if len(header) < 20 or header[:4] != b"glTF":
+        return None
+    json_length, chunk_type = struct.unpack_from("<II", header, 12)
+    if chunk_type != 0x4E4F534A or json_length > GLB_JSON_LIMIT:  # "JSON"
+        return None
+    try:
+        document = json.loads(read(json_length))
+        accessors = document.get("accessors", [])
+        return sum(
+            int(accessors[primitive["attributes"]["POSITION"]]["count"])
+            for mesh in document.get("meshes", [])
+            for primitive in mesh.get("primitives", [])
+            if primitive.get("mode", 4) == GLB_POINTS_MODE and "POSITION" in primitive.get("attributes", {})
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None

@@ -1,9 +1,11 @@
-"""Export: predictions to GLB bytes (`serve_app.export`), stored as file + row when the job has an owner."""
+"""Export: predictions to GLB bytes (`serve_app.export`), stored as file + row when the job has an owner,
+with a preview picture of the first frame for the share page (`serve_app.export.thumbnail`)."""
 
 from __future__ import annotations
 
 from serve_app.config import AppSettings
 from serve_app.export import export_glb
+from serve_app.export.thumbnail import first_frame_jpeg
 from serve_app.storage import Database, GlbStore
 from serve_app.storage.blob_root import settings_root
 from serve_app.storage.quota import Quota
@@ -40,7 +42,11 @@ class ExportStage(Stage[Predictions, Reconstruction]):
         if item.job.user_id is not None:
             job = item.job
             hashed_name = self.store.save(
-                exported.glb, job.user_id, job.original_name, source_digest=job.source_digest
+                exported.glb,
+                job.user_id,
+                job.original_name,
+                source_digest=job.source_digest,
+                thumbnail=first_frame_jpeg(item.arrays.get("images")),
             ).hashed_name
             report(2, steps)
         return Reconstruction(

@@ -6,7 +6,9 @@ unreachable. `check_storage` lists both; `repair_storage` deletes both.
 A file queued for deletion (`glb_deletions`: its row is deleted, the file
 not yet, `serve_app.storage.deletions`) is neither: it is listed as
 awaiting deletion, storage counts as consistent, and a repair (or any
-expiry sweep) finishes it. Files younger than `min_age_s` are skipped, so a save in progress (file
+expiry sweep) finishes it. A GLB's preview picture (`<hash>.jpg` beside it)
+is accounted for while its GLB is (a row's file, or queued); without it, it
+is an orphan like a GLB without a row. Files younger than `min_age_s` are skipped, so a save in progress (file
 written, row not yet committed) is never taken for an orphan. The root may
 be a folder or a bucket (`serve_app.storage.blob_root`).
 """
@@ -23,7 +25,7 @@ from sqlalchemy import delete, select
 
 from serve_app.storage.blob_root import TEMP_SUFFIX, BlobRoot, as_root
 from serve_app.storage.database import Database
-from serve_app.storage.deletions import finish_deletions, pending_deletions
+from serve_app.storage.deletions import THUMBNAIL_SUFFIX, finish_deletions, pending_deletions, thumbnail_key
 from serve_app.storage.models import GlbFile
 from serve_app.storage.paths import OUT_DIR
 
@@ -62,6 +64,7 @@ def check_storage(
             rows_without_files.append(hashed_name)
         else:
             referenced.add(key)
+    referenced.update({thumbnail_key(key) for key in referenced} - {None})
     newest_allowed = time.time() - min_age_s
     files_without_rows = [
         found.key
@@ -86,7 +89,8 @@ def repair_storage(db: Database, report: StorageReport) -> None:
 
 
 def _is_stored_file(key: str) -> bool:
-    """`out/<day>/*.glb` or a leftover temp file there: what saves write, nothing else."""
+    """`out/<day>/*.glb`, a preview picture or a leftover temp file there: what saves write, nothing else."""
     parts = PurePosixPath(key).parts
-    return len(parts) == 3 and parts[0] == OUT_DIR and (PurePosixPath(key).suffix == ".glb" or key.endswith(TEMP_SUFFIX))
+    suffix = PurePosixPath(key).suffix
+    return len(parts) == 3 and parts[0] == OUT_DIR and (suffix in (".glb", THUMBNAIL_SUFFIX) or key.endswith(TEMP_SUFFIX))
 

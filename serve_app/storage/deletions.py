@@ -19,7 +19,9 @@ repair.
 
 A file referenced by several rows (the same `file_path`) goes with the last
 of them; a queued file that a row references again is kept, its entry
-dropped. Paths that lead outside the storage root are never deleted.
+dropped. Paths that lead outside the storage root are never deleted. A
+GLB's preview picture (`<hash>.jpg` beside `<hash>.glb`, `thumbnail_key`)
+is deleted with it, just before the GLB.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from serve_app.storage.database import Database
 from serve_app.storage.models import GlbDeletion, GlbFile
 
 log = logging.getLogger(__name__)
+
+THUMBNAIL_SUFFIX = ".jpg"
+
+
+def thumbnail_key(glb_key: str) -> str | None:
+    """The key of the preview picture stored beside a GLB (`out/<day>/<hash>.jpg`); None for other keys."""
+    return glb_key[: -len(".glb")] + THUMBNAIL_SUFFIX if glb_key.endswith(".glb") else None
 
 
 def delete_rows(session: Session, root: BlobRoot, rows: Iterable[tuple[int, str]]) -> list[str]:
@@ -77,6 +86,9 @@ def finish_deletions(
                 if _is_referenced(session, key, key):  # stored again meanwhile: not ours to delete
                     session.execute(delete(GlbDeletion).where(GlbDeletion.file_key == key))
                     continue
+            thumbnail = thumbnail_key(key)
+            if thumbnail is not None:
+                root.delete(thumbnail)  # first: a failure leaves the GLB queued, so it is tried again
             root.delete(key)
             with db.session() as session:
                 session.execute(delete(GlbDeletion).where(GlbDeletion.file_key == key))

@@ -10,7 +10,9 @@ root. With a quota (`serve_app.storage.quota`) the save first makes room in
 the same transaction (or refuses, `QuotaExceededError`); files of results it
 evicted are deleted after the commit (`serve_app.storage.deletions`).
 Lookups validate the hash first and never open a file outside the storage
-root's `out/`.
+root's `out/`. A save may bring a preview picture (`thumbnail`, JPEG bytes),
+written beside the GLB as `<hash>.jpg`: optional, so a failure to write it
+is logged and the save goes on; it is deleted with the GLB.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from sqlalchemy import select
 
 from serve_app.storage.blob_root import BlobRoot, as_root
 from serve_app.storage.database import Database
-from serve_app.storage.deletions import finish_deletions
+from serve_app.storage.deletions import finish_deletions, thumbnail_key
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
@@ -66,10 +68,12 @@ class GlbStore:
         original_name: str,
         is_public: bool = False,
         source_digest: str | None = None,
+        thumbnail: bytes | None = None,
     ) -> StoredGlb:
         """Write the file and its row together; on any failure neither remains.
 
-        source_digest: what the GLB was computed from (the result cache's key), if known.
+        source_digest: what the GLB was computed from (the result cache's key), if known;
+        thumbnail: JPEG bytes of the preview picture stored beside the GLB, if any.
         """
         hashed_name = new_hashed_name()
         relative_path = relative_glb_path(utcnow().date(), hashed_name)
@@ -92,8 +96,11 @@ class GlbStore:
                 session.flush()  # a taken hash (or an unknown user) fails here, before any file is written
                 key_is_ours = True
                 self.root.write(relative_path, glb)
+                if thumbnail:
+                    self._write_thumbnail(relative_path, thumbnail)
         except BaseException:
             if key_is_ours:
+                self.root.delete(thumbnail_key(relative_path) or relative_path)
                 self.root.delete(relative_path)
             raise
         if evicted:
@@ -107,6 +114,21 @@ class GlbStore:
         if not self.root.is_file(key):
             raise FileMissingError(f"the file of {PurePosixPath(key).stem} is missing")
         return key
+
+    def locate_thumbnail(self, hash_text: str) -> str:
+        """The key of a typed hash's preview picture; raises as `locate`, FileMissingError when it has none."""
+        key = thumbnail_key(self._served_key(hash_text))
+        if key is None or not self.root.is_file(key):
+            raise FileMissingError(f"no preview picture for {normalize_hash(hash_text)}")
+        return key
+
+    def _write_thumbnail(self, glb_key: str, jpeg: bytes) -> None:
+        """Store the preview picture beside the GLB; a failure is logged, never raised."""
+        key = thumbnail_key(glb_key)
+        try:
+            self.root.write(key, jpeg)
+        except Exception:
+            log.warning("could not store the preview picture %s", self.root.describe(key), exc_info=True)
 
     def path_for(self, hash_text: str) -> Path:
         """The local file of a typed hash (same checks and errors as `locate`); a folder root only."""

@@ -85,3 +85,20 @@ def test_a_bad_frame_number_is_named():
         frame_index(True, 3)
     with pytest.raises(ValueError, match="^frame 3 is out of range: there are 3 frames$"):
         frame_index(3, 3)
+
+
+def test_a_selection_caps_with_seed_0_unless_told():
+    s = selection()
+    default = s.capped(50, "uniform")
+    np.testing.assert_array_equal(default[0], s.capped(50, "uniform", seed=0)[0])
+    assert not np.array_equal(default[0], s.capped(50, "uniform", seed=5)[0])
+
+
+def test_sampling_keys_count_a_confidence_under_the_minimum_or_nan_as_the_minimum():
+    from serve_app.export.points import MIN_CONFIDENCE, sampling_keys
+
+    keys = sampling_keys(5, np.array([0.0, np.nan, -3.0, MIN_CONFIDENCE, 2.0]), seed=2)
+    u = 1 - np.random.default_rng(2).random(5, dtype=np.float32)  # in (0, 1]
+    expected = np.log(u).astype(np.float64) / [MIN_CONFIDENCE, MIN_CONFIDENCE, MIN_CONFIDENCE, MIN_CONFIDENCE, 2.0]
+    assert np.all(np.isfinite(keys))
+    np.testing.assert_allclose(keys, expected, rtol=1e-6)

@@ -216,3 +216,135 @@ def test_viewer_serves_only_three_js_modules(pages, viewer):
     assert pages.viewer_file("examples/jsm/loaders/GLTFLoader.js").status_code == 200
     for path in ("package.json", "../secret.js", "build/../../secret.js", "/etc/passwd", "build/missing.js"):
         assert pages.viewer_file(path).status_code == 404, path
+
+
+def glb_with_points(*counts: int) -> bytes:
+    """A GLB whose JSON chunk declares point primitives of these vertex counts (and one triangle mesh)."""
+    import json
+    import struct
+
+    accessors = [{"count": count, "type": "VEC3", "componentType": 5126} for count in counts] + [{"count": 999}]
+    meshes = [{"primitives": [{"attributes": {"POSITION": i}, "mode": 0}]} for i in range(len(counts))]
+    meshes.append({"primitives": [{"attributes": {"POSITION": len(counts)}}]})  # triangles: not points
+    document = json.dumps({"asset": {"version": "2.0"}, "accessors": accessors, "meshes": meshes}).encode()
+    document += b" " * (-len(document) % 4)
+    chunk = struct.pack("<II", len(document), 0x4E4F534A) + document
+    return struct.pack("<4sII", b"glTF", 2, 12 + len(chunk)) + chunk
+
+
+JPEG = b"\xff\xd8\xff\xe0 preview \xff\xd9"
+PAGE_URL = "https://scans.example/g/"
+
+
+def same_answer_without_body(get, head):
+    """HEAD: the status and headers of the GET, and no body."""
+    got, headed = served(get), served(head)
+    assert headed[0] == got[0] and headed[1] == got[1], (got[:2], headed[:2])
+    assert headed[2] == b""
+    return got
+
+
+def test_head_of_the_page_the_glb_and_the_picture(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan", thumbnail=JPEG)
+    name = stored.hashed_name
+    status, headers, body = same_answer_without_body(pages.page(name, PAGE_URL + name), pages.page(name, PAGE_URL + name, head=True))
+    assert status == 200 and headers["content-length"] == str(len(body)) and headers["content-type"].startswith("text/html")
+    status, headers, body = same_answer_without_body(pages.glb(name, {}), pages.glb(name, {}, head=True))
+    assert status == 200 and body == GLB and headers["content-length"] == str(len(GLB))
+    assert headers["content-type"] == GLB_MEDIA_TYPE and headers["etag"] == f'"{name}"'
+    assert headers["cache-control"] == PRIVATE_FOR_A_YEAR
+    status, headers, body = same_answer_without_body(pages.thumbnail(name, {}), pages.thumbnail(name, {}, head=True))
+    assert status == 200 and body == JPEG and headers["content-type"] == "image/jpeg"
+    assert headers["content-length"] == str(len(JPEG))
+
+
+@pytest.mark.parametrize("request_headers", [{"range": "bytes=0-3"}, {"range": f"bytes={len(GLB)}-"}, "etag"])
+def test_head_of_ranges_and_not_modified(any_root, request_headers):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan")
+    if request_headers == "etag":
+        request_headers = {"if-none-match": f'"{stored.hashed_name}"'}
+    get = pages.glb(stored.hashed_name, request_headers)
+    head = pages.glb(stored.hashed_name, request_headers, head=True)
+    status, headers, _ = same_answer_without_body(get, head)
+    assert status in (206, 304, 416) and headers["cache-control"] == PRIVATE_FOR_A_YEAR
+
+
+@pytest.mark.parametrize("text", ["0" * 64, "not-a-hash"])
+def test_head_of_nothing_is_404(pages, text):
+    for get, head in (
+        (pages.page(text), pages.page(text, head=True)),
+        (pages.glb(text, {}), pages.glb(text, {}, head=True)),
+        (pages.thumbnail(text, {}), pages.thumbnail(text, {}, head=True)),
+    ):
+        assert same_answer_without_body(get, head)[0] == 404
+
+
+def test_picture_served_with_etag_and_not_modified(any_root):
+    store, pages = any_root
+    stored = store.save(GLB, 7, "scan", thumbnail=JPEG)
+    status, headers, body = served(pages.thumbnail(stored.hashed_name, {}))
+    etag = f'"{stored.hashed_name}.jpg"'
+    assert status == 200 and body == JPEG and headers["etag"] == etag
+    assert headers["content-disposition"] == f'inline; filename="{stored.hashed_name}.jpg"'
+    assert pages.thumbnail(stored.hashed_name, {"if-none-match": etag}).status_code == 304
+    assert pages.glb(stored.hashed_name, {"if-none-match": etag}).status_code == 200  # not the GLB's tag
+
+
+def test_a_scan_stored_without_picture_has_no_picture_and_no_image_tag(any_root):
+    store, pages = any_root
+    stored = store.save(glb_with_points(10), 7, "scan")
+    assert pages.thumbnail(stored.hashed_name, {}).status_code == 404
+    body = pages.page(stored.hashed_name, PAGE_URL + stored.hashed_name).body.decode()
+    assert "og:image" not in body and "twitter:image" not in body
+    assert '<meta name="twitter:card" content="summary">' in body
+
+
+def test_a_deleted_scan_takes_its_picture(owned_store, pages):
+    from serve_app.storage.lifecycle import ResultLifecycle
+
+    stored = owned_store.save(GLB, 7, "scan", thumbnail=JPEG)
+    assert pages.thumbnail(stored.hashed_name, {}).status_code == 200
+    ResultLifecycle(owned_store._db, owned_store.root).delete([stored.hashed_name])
+    assert pages.thumbnail(stored.hashed_name, {}).status_code == 404
+    assert not any(path.suffix == ".jpg" for path in owned_store.root.path.rglob("*"))
+
+
+def test_preview_tags_name_points_date_and_picture(pages, owned_store):
+    from serve_app.storage.models import utcnow
+
+    stored = owned_store.save(glb_with_points(1200, 34), 7, "scan", thumbnail=JPEG)
+    url = PAGE_URL + stored.hashed_name
+    body = pages.page(stored.hashed_name, url).body.decode()
+    assert "<title>3D scan, 1,234 points</title>" in body
+    assert '<meta property="og:title" content="3D scan, 1,234 points">' in body
+    assert f'<meta property="og:url" content="{url}">' in body
+    assert f'<meta property="og:image" content="{url}.jpg">' in body
+    assert f'<meta name="twitter:image" content="{url}.jpg">' in body
+    assert '<meta name="twitter:card" content="summary_large_image">' in body
+    assert f"made {utcnow().date().isoformat()}" in body
+
+
+def test_preview_tags_are_escaped(pages, owned_store):
+    stored = owned_store.save(glb_with_points(5), 7, "scan", thumbnail=JPEG)
+    hostile = 'https://x/"><script>alert(1)</script>&/g/' + stored.hashed_name  # a Host header sets this
+    body = pages.page(stored.hashed_name, hostile).body.decode()
+    assert "<script>alert(1)" not in body and "&\"" not in body
+    escaped = f"https://x/&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&amp;/g/{stored.hashed_name}"
+    assert f'<meta property="og:url" content="{escaped}">' in body
+    assert f'<meta property="og:image" content="{escaped}.jpg">' in body
+
+
+@pytest.mark.parametrize(
+    "glb, count",
+    [(glb_with_points(3, 4), 7), (glb_with_points(), 0), (b"glTF" + b"\0" * 16, None), (b"not a glb at all....", None),
+     (b"glTF" + b"\0" * 8 + b"\xff\xff\xff\x7f" + b"JSON", None)],
+)
+def test_point_count_from_the_json_chunk(glb, count):
+    import io
+
+    from serve_app.http.share_pages import glb_point_count
+
+    file = io.BytesIO(glb)
+    assert glb_point_count(file.read(20), file.read) == count

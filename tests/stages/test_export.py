@@ -45,3 +45,18 @@ def test_a_bad_option_stores_nothing(owned_store):
     assert not (owned_store.root.path / "out").exists() or not any((owned_store.root.path / "out").rglob("*"))
     with owned_store._db.session() as session:
         assert session.query(GlbFile).count() == 0
+
+
+def test_a_stored_result_gets_a_preview_picture_of_its_first_frame(owned_store):
+    import io
+
+    from PIL import Image
+
+    from serve_app.export.thumbnail import THUMBNAIL_WIDTH
+
+    item = _predictions(Job(7, "clip.mp4"))
+    result = ExportStage(AppSettings(), owned_store).run(item)
+    file, _size = owned_store.root.open(owned_store.locate_thumbnail(result.hashed_name))
+    with file:
+        picture = Image.open(io.BytesIO(file.read()))
+    assert picture.format == "JPEG" and picture.size[0] == THUMBNAIL_WIDTH
