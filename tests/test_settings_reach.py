@@ -649,9 +649,8 @@ def check_known_address_s(tmp_path, **_):
 def accounts_of(tmp_path: Path, **sections):
     from serve_app.accounts import Accounts
 
-    settings = AppSettings.from_dict(
-        {"storage": {"database_url": f"sqlite:///{tmp_path / 'accounts.db'}", "storage_root": str(tmp_path)}, **sections}
-    )
+    storage = {"database_url": f"sqlite:///{tmp_path / 'accounts.db'}", "storage_root": str(tmp_path)}
+    settings = AppSettings.from_dict({**sections, "storage": {**storage, **sections.get("storage", {})}})
     return run(Accounts.open(settings))
 
 
@@ -914,9 +913,9 @@ def backend_runs(tmp_path: Path, uploads: int = 1, lost: int = 0, sleeps: list |
     from serve_app.storage import Database, GlbStore
 
     user = make_user(tmp_path, f"user{time.monotonic_ns()}")
-    settings = AppSettings.from_dict(
-        {"storage": {"database_url": f"sqlite:///{tmp_path / 'accounts.db'}", "storage_root": str(tmp_path)}, **sections}
-    )
+    storage = {"database_url": f"sqlite:///{tmp_path / 'accounts.db'}", "storage_root": str(tmp_path)}
+    # merged, not replaced: a `storage` section given here keeps the test's own database and root
+    settings = AppSettings.from_dict({**sections, "storage": {**storage, **sections.get("storage", {})}})
     from serve_app.accounts import Accounts
 
     accounts = run(Accounts.open(settings))
