@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from stage_doubles import small_predictions
 
 from serve_app.config import AppSettings
 from serve_app.deployments.glb_exporter import GlbExporter
+from serve_app.deployments.replica_logging import SERVICE_LOGGERS
 from serve_app.stages import Job, Predictions
+
+
+@pytest.fixture(autouse=True)
+def service_loggers_restored():
+    """A deployment sends the service's loggers through Serve's (`use_serve_logging`): undone after each test,
+    so later tests of this process see the records propagate as before."""
+    loggers = [logging.getLogger(name) for name in SERVICE_LOGGERS]
+    saved = [(logger, list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, handlers, propagate, level in saved:
+        logger.handlers = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
 
 
 class StorageErrorCounts:
