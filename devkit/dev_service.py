@@ -102,12 +102,13 @@ class DevService:
         return left
 
 
-def run_with_dev_service(work):
-    """Start the dev service, wait until it answers, call `work(service)`, stop it and whatever it started.
+def run_with_dev_service(work, service: DevService | None = None):
+    """Start the dev service (`service`, else a plain one), wait until it answers, call `work(service)`,
+    stop it and whatever it started.
 
     Prints how long it took to answer, and the processes left behind that had to be killed.
     """
-    service = DevService()
+    service = service or DevService()
     try:
         service.start()
         started = time.monotonic()

@@ -278,7 +278,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def _latency_cell(outcomes: list[Outcome], command: int) -> str:
+def latency_cell(outcomes: list[Outcome], command: int) -> str:
     ms = [o.seconds * 1000 for o in outcomes if o.command == command and o.result == OK]
     return "/".join(f"{percentile(ms, q):.0f}" for q in (50, 95, 99)) if ms else "-"
 
@@ -301,7 +301,7 @@ def summarize(result: RoundResult) -> dict[str, str]:
     other = len(outcomes) - counts[OK] - counts[BUSY] - counts[DROPPED]
     cells = [
         result.clients, len(outcomes), f"{counts[OK] / result.seconds:.2f}",
-        *(_latency_cell(outcomes, c) for c in (IMAGE, VIDEO, GET_GLB, LOGIN)),
+        *(latency_cell(outcomes, c) for c in (IMAGE, VIDEO, GET_GLB, LOGIN)),
         counts[OK], counts[BUSY], other, counts[DROPPED], _mib(result.ingress_peak), _mib(result.total_peak),
     ]  # fmt: skip
     return dict(zip(COLUMNS, map(str, cells)))

@@ -4,9 +4,11 @@
     .venv/bin/python scripts/bench_load.py --start-dev --clients 1,5,20 --duration 60
     .venv/bin/python scripts/bench_load.py --host 127.0.0.1 --port 4567 --clients 1,5,20,50 --requests 20 \\
         --create-users --config config/serve.yaml          # users bench0..bench49 in the service's database
+    .venv/bin/python scripts/bench_load.py --autoscale --clients 6 --requests 8   # 1 VGGTInference replica vs autoscaling 1-2
 
-What each round sends and measures: devkit/load.py. Exit status: 0, or 1 if
-any request was dropped, 2 for bad options.
+What each round sends and measures: devkit/load.py; --autoscale:
+devkit/autoscale_bench.py. Exit status: 0, or 1 if any request was dropped,
+2 for bad options.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devkit import load
+from devkit import autoscale_bench, load
 from serve_app.storage.location import add_location_options
 
 
@@ -35,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="socket timeout of every request, seconds")
     p.add_argument("--create-users", action="store_true", help="create the missing users (VIP) in the database")
     p.add_argument("--start-dev", action="store_true", help="start the dev service (serve.dev.yaml) for the run")
+    p.add_argument(
+        "--autoscale",
+        action="store_true",
+        help="one IMAGE burst of the largest --clients count on two dev services: VGGTInference fixed at 1 replica, "
+        "then autoscaling 1-2; prints both and the throughput ratio",
+    )
+    p.add_argument(
+        "--torch-threads", type=int, default=0, help="--autoscale: model.torch_threads of both services (0: every core)"
+    )
     add_location_options(p)
     return p
 
@@ -44,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.requests is not None and args.requests < 1:
         parser.error("--requests must be at least 1")
+    if args.autoscale:
+        if args.duration is not None:
+            parser.error("--autoscale runs a burst of --requests per client, not --duration")
+        return autoscale_bench.run(args)
     return load.run(args)
 
 

@@ -13,8 +13,11 @@ It is also the TCP server's `tcp_proxy.sessions.SessionStore`: address
 bindings in the database, and each session's account re-read at most
 `auth.account_recheck_s` stale (a disabled account stops acting within
 seconds; VIP is the current one; a session whose LOGIN checked a password
-that has since changed ends). Blocking work runs in threads, off the event
-loop.
+that has since changed ends). Browser sessions (`web_login`, `web_user`,
+`web_logout`: a cookie token per login, `serve_app.storage.web_sessions`)
+go through the same login checks and the same account re-reads; a full
+login queue is `BusyError` there. Blocking work runs in threads, off the
+event loop.
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from serve_app.storage import AddressSessions, Database, GlbStore, UserStore
 from serve_app.storage.blob_root import settings_root
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.users import StampedUser
+from serve_app.storage.web_jobs import WebJobs
+from serve_app.storage.web_results import WebResult, predictions_stored, results_of
+from serve_app.storage.web_sessions import WebSessions
 from tcp_proxy.addresses import client_key
 from tcp_proxy.backend import GlbInfo, Reconstruction, User
-from tcp_proxy.errors import ServiceError
+from tcp_proxy.errors import BusyError, ServiceError
 from tcp_proxy.limits import Limit
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,8 @@ class Accounts:
         self._users = UserStore(self._db, settings.auth)
         self._glbs = GlbStore(self._db, settings_root(settings.storage))
         self._sessions = AddressSessions(self._db, settings.proxy.session_ttl_s)
+        self._web_sessions = WebSessions(self._db, settings.web.session_ttl_s)
+        self.web_jobs = WebJobs(self._db)  # jobs started from a browser (serve_app.web_jobs)
         self._login_slots = asyncio.Semaphore(LOGIN_CONCURRENCY)
         self._logins = Limit(LOGIN_CONCURRENCY + settings.auth.max_login_queue)  # checked now or waiting
         self._ipv6_prefix_length = settings.proxy.ipv6_prefix_length
@@ -66,12 +74,19 @@ class Accounts:
     async def login(self, username: str, password: str, address: str) -> User | None:
         """The account (stamped with its password) for a right password, else None; `address` is the
         client's, throttled under its key."""
+        try:
+            return await self._checked_login(username, password, address)
+        except BusyError:
+            return None
+
+    async def _checked_login(self, username: str, password: str, address: str) -> StampedUser | None:
+        """`login`, raising BusyError when `auth.max_login_queue` logins already wait for a check."""
         client = client_key(address, self._ipv6_prefix_length)
         if await asyncio.to_thread(self._users.throttle.is_blocked, _text(username), client):
             return None  # before a verification slot: a throttled flood does not delay other logins
         if not self._logins.try_acquire():
             log.info("login refused from %s: %d logins wait for a password check", client, self._logins.in_use)
-            return None
+            raise BusyError("too many logins wait for a password check")
         try:
             async with self._login_slots:
                 user = await asyncio.to_thread(self._users.authenticate, username, password, client)
@@ -99,6 +114,37 @@ class Accounts:
         if account is None or (stamp and stamp != account.password_stamp):
             return None
         return account
+
+    async def web_login(self, username: str, password: str, address: str) -> tuple[StampedUser, str] | None:
+        """A browser login, with the checks of `login`: (the account, its new session's cookie token) for
+        a right password, else None; BusyError when too many logins wait for a password check."""
+        user = await self._checked_login(username, password, address)
+        if user is None:
+            return None
+        token = await asyncio.to_thread(self._web_sessions.create, user.id, user.password_stamp)
+        return user, token
+
+    async def web_user(self, token: str) -> StampedUser | None:
+        """The account of a browser session as it is now (VIP now), or None: no such session, expired,
+        logged out, account disabled or gone, or a password changed since the session's login."""
+        row = await asyncio.to_thread(self._web_sessions.get, token)
+        if row is None:
+            return None
+        account = await self._account(row.user_id)
+        if account is None or account.password_stamp != row.password_stamp:
+            return None
+        return account
+
+    async def web_logout(self, token: str) -> None:
+        await asyncio.to_thread(self._web_sessions.end, token)
+
+    async def web_results(self, user: User, limit: int) -> list[WebResult]:
+        """The user's stored results, newest first, at most `limit` (GET /api/results)."""
+        return await asyncio.to_thread(results_of, self._db, user.id, limit)
+
+    async def predictions_stored(self, user_id: int, hashed_name: str) -> bool | None:
+        """None: no result `hashed_name` of the user; else whether it can be exported again."""
+        return await asyncio.to_thread(predictions_stored, self._db, user_id, hashed_name)
 
     async def _account(self, user_id: int) -> StampedUser | None:
         """The account as read from the database at most `auth.account_recheck_s` ago."""

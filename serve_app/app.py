@@ -17,8 +17,14 @@ its GPU there). Their handles go to the `TCPIngress`, which hangs off the
 application's HTTP ingress, `ShareViewer` (share links in a browser).
 
 Replica counts and CPU shares of the stage deployments can be changed in the
-YAML's `deployments:` section; leave `ray_actor_options` of VGGTInference to
-the builder, which decides the GPU.
+YAML's `deployments:` section, a fixed `num_replicas` or an
+`autoscaling_config` (config/serve.cluster.yaml autoscales the three stages).
+Serve lays that section over the options the builder gives, and the builder
+gives a stage `ray_actor_options` and shutdown time only, never a replica
+count, so an `autoscaling_config` there is never fought by one from the code
+(`bind_stage` refuses a placement that sets one). Leave `ray_actor_options`
+of VGGTInference to the builder, which decides the GPU, unless the entry
+repeats `num_gpus`.
 
 Paths: the database URL, storage root, checkpoint and spool dir are used as
 given; relative ones resolve against the replicas' working directory, which
@@ -40,6 +46,7 @@ from serve_app.config import AppSettings
 from serve_app.deployments.serve_deployments import STAGE_DEPLOYMENTS, ShareViewer, TCPIngress
 
 SHUTDOWN_MARGIN_S = 10.0  # for closing the database and the listener after the drain
+REPLICA_COUNT_OPTIONS = frozenset({"num_replicas", "autoscaling_config"})  # the YAML's to give, never the builder's
 
 
 def build_app(args: AppArgs) -> Application:
@@ -70,6 +77,10 @@ def refuse_unknown_preset(settings: AppSettings) -> None:
 def bind_stage(deployment: Deployment, settings: AppSettings) -> Application:
     """A stage deployment bound with its `placement`, allowed to finish a reconstruction on shutdown."""
     bound_settings, options = deployment.func_or_class.placement(settings)
+    given = set(options) | deployment._deployment_config.user_configured_option_names
+    counts = REPLICA_COUNT_OPTIONS & given
+    if counts:  # the YAML's deployments: section decides the count, fixed or autoscaled
+        raise ValueError(f"{deployment.name}: the builder must not set {sorted(counts)}")
     # On a redeploy or scale-down, a replica may finish the reconstruction it is running.
     shutdown = {"graceful_shutdown_timeout_s": settings.proxy.drain_timeout_s}
     return deployment.options(**shutdown, **options).bind(bound_settings)

@@ -33,6 +33,7 @@ from tcp_proxy.field_checks import (
     SettingError,
     check_fields,
 )
+from tcp_proxy.proxy_protocol import parse_trusted
 from tcp_proxy.settings import ProxySettings
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -60,6 +61,9 @@ class StorageSettings:
     quota_policy: Literal["refuse", "evict_oldest"] = "refuse"
     expire_every_s: PositiveFloat = 3600.0  # the export replicas apply retention_days this often
     expire_batch: PositiveInt = 500  # results deleted per expiry run at most (bounded work, short transactions)
+    # the model outputs an export needs, kept beside each GLB (out/<day>/<hash>.npz) for this long so the
+    # result can be exported again with other options (serve_app.storage.predictions); 0 = none stored
+    predictions_ttl_s: NonNegativeInt = 604800
 
     def __post_init__(self) -> None:
         check_fields(self, "storage")
@@ -154,6 +158,27 @@ class ShareSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The browser front's JSON API (`serve_app.http.api`, docs/HTTP_API.md)."""
+
+    session_ttl_s: PositiveFloat = 7 * 86400.0  # a browser login lasts this long (the cookie's Max-Age)
+    events_max_s: PositiveFloat = 300.0  # a job's event stream closes after this; the page reconnects
+    # addresses/networks (comma-separated) of reverse proxies whose X-Forwarded-Proto (the session cookie is
+    # then marked Secure) and X-Forwarded-For (the client address logins are throttled by) are believed; "" = none
+    trusted_proxies: str = ""
+    # uploads being received by one HTTP ingress replica at once, by their Content-Length: each is held in
+    # its memory until handed on, so this bounds that memory; more are refused ERROR_BUSY
+    max_upload_bytes_in_flight: PositiveInt = 1 << 30
+
+    def __post_init__(self) -> None:
+        check_fields(self, "web")
+        try:
+            parse_trusted(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingError("web.trusted_proxies", str(exc)) from None
+
+
+@dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -163,6 +188,7 @@ class AppSettings:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     share: ShareSettings = field(default_factory=ShareSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> AppSettings:

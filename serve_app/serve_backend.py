@@ -64,11 +64,15 @@ LOST_REPLICA_MEMORY_S = 900.0  # how long an upload's lost replicas count: longe
 LOST_REPLICA_KEYS = 4096  # uploads remembered at most (64-hex keys: well under 1 MiB)
 
 
+StageStarted = Callable[[str], None]  # called with a stage's name as it starts (a browser job's progress)
+
+
 class StageRunner(Protocol):
     """Runs the stages of one reconstruction wherever they live."""
 
-    async def run(self, upload: Upload) -> Reconstruction:
-        """The upload's reconstruction (stored by the export stage); raises what a stage raised."""
+    async def run(self, upload: Upload, on_stage: StageStarted | None = None) -> Reconstruction:
+        """The upload's reconstruction (stored by the export stage); raises what a stage raised.
+        on_stage, when given, is called with each stage's name as the stage starts."""
         ...
 
     def is_replica_lost(self, exc: BaseException) -> bool:
@@ -152,17 +156,21 @@ class ServeBackend:
     async def list_glbs(self, user: User, limit: int) -> list[GlbInfo]:
         return await self._accounts.list_glbs(user, limit)
 
-    async def reconstruct_images(self, user: User, images: Sequence[bytes]) -> Reconstruction:
+    async def reconstruct_images(
+        self, user: User, images: Sequence[bytes], on_stage: StageStarted | None = None
+    ) -> Reconstruction:
         # arrays over the caller's buffers (views of the spooled upload): Ray ships them to the decode
         # replica through its object store without a copy in this process
         arrays = tuple(np.frombuffer(image, dtype=np.uint8) for image in images)
-        return await self._reconstruct(Upload(Job(user.id, f"images:{len(arrays)}"), images=arrays))
+        return await self._reconstruct(Upload(Job(user.id, f"images:{len(arrays)}"), images=arrays), on_stage)
 
-    async def reconstruct_video(self, user: User, video_path: str) -> Reconstruction:
+    async def reconstruct_video(
+        self, user: User, video_path: str, on_stage: StageStarted | None = None
+    ) -> Reconstruction:
         upload = Upload.from_video_file(Job(user.id, "video"), video_path)  # bytes, not the node-local path
-        return await self._reconstruct(upload)
+        return await self._reconstruct(upload, on_stage)
 
-    async def _reconstruct(self, upload: Upload) -> Reconstruction:
+    async def _reconstruct(self, upload: Upload, on_stage: StageStarted | None = None) -> Reconstruction:
         started = time.perf_counter()
         user_id = upload.job.user_id
         key = await asyncio.to_thread(self._keys.key, upload)
@@ -175,10 +183,10 @@ class ServeBackend:
         if self._quota is not None and user_id is not None:
             await asyncio.to_thread(self._quota.check_room, user_id)  # before any GPU time is spent
         upload = dataclasses.replace(upload, job=dataclasses.replace(upload.job, source_digest=key))
-        result = await self._run_with_retries(upload, key)
+        result = await self._run_with_retries(upload, key, on_stage)
         return dataclasses.replace(result, timings={**result.timings, "pipeline": time.perf_counter() - started})
 
-    async def _run_with_retries(self, upload: Upload, key: str) -> Reconstruction:
+    async def _run_with_retries(self, upload: Upload, key: str, on_stage: StageStarted | None = None) -> Reconstruction:
         """Run the stages; when the runner lost a stage replica, run them again (Serve routes to a healthy
         or restarted replica) unless this upload had lost one before, and unless the failed run had
         already stored its GLB: then that is the result."""
@@ -188,7 +196,9 @@ class ServeBackend:
         attempt = 1
         while True:
             try:
-                return await self._runner.run(upload)
+                if on_stage is None:  # the TCP path: runners of tests take the upload alone
+                    return await self._runner.run(upload)
+                return await self._runner.run(upload, on_stage)
             except Exception as exc:
                 if not self._runner.is_replica_lost(exc):
                     raise

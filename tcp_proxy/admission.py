@@ -23,6 +23,13 @@ The wait is the queued work ahead of the request times the backend's pace:
   weighted mean, so it follows load and redeploys. While nothing is queued it
   decays (halved every `IDLE_HALF_LIFE_S`), so one slow period is not held
   against the next hour.
+* The pace is kept per backend replica (`Admission.set_replicas`: the
+  inference replicas running now, as the serving layer reports them): each
+  interval is multiplied by the replicas that were busy in it (the running
+  count, at most the requests queued), and the wait divides by the replicas
+  running now. A scale-up from 1 to 2 replicas halves the wait at once, so
+  it admits requests a single replica would have refused; a scale-down
+  doubles it.
 * One user's share is capped: another user's queued work counts at most as
   many requests as fill half of `max_wait_s` at the current pace (at least
   one). No single user can by themselves push everyone else over
@@ -48,26 +55,39 @@ USER_SHARE = 0.5  # of max_wait_s: the most one other user's queued work counts 
 
 
 class WaitEstimate:
-    """Seconds between finished reconstructions while others were queued (the backend's pace)."""
+    """Seconds between finished reconstructions while others were queued (the backend's pace), kept per
+    backend replica so that it follows the replica count."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
-        self._interval_s: float | None = None  # None until one has finished
+        self.replicas = 1  # backend replicas running now (`set_replicas`)
+        self._interval_s: float | None = None  # replica-seconds per reconstruction; None until one has finished
         self._since: float | None = None  # start of the current interval; None while idle
         self._idle_since: float | None = None  # when the queue last became empty
 
     @property
     def interval_s(self) -> float | None:
-        """The pace now: the running mean, decayed by the time nothing has been queued."""
+        """The pace now: seconds between finished reconstructions with `replicas` replicas running."""
+        per_replica = self.replica_interval_s
+        return None if per_replica is None else per_replica / self.replicas
+
+    @property
+    def replica_interval_s(self) -> float | None:
+        """Seconds one replica takes per reconstruction: the running mean, decayed by the time nothing
+        has been queued."""
         if self._interval_s is None or self._idle_since is None:
             return self._interval_s
         idle = max(0.0, self._clock() - self._idle_since)
         return self._interval_s * 0.5 ** (idle / IDLE_HALF_LIFE_S)
 
+    def set_replicas(self, replicas: int) -> None:
+        """The backend replicas running now (at least 1 counts: a request waits for one to start)."""
+        self.replicas = max(1, int(replicas))
+
     def busy(self) -> None:
         """An upload completed while none was queued: an interval starts now."""
         if self._since is None:
-            self._interval_s = self.interval_s  # the decay so far becomes the mean's value
+            self._interval_s = self.replica_interval_s  # the decay so far becomes the mean's value
             self._idle_since = None
             self._since = self._clock()
 
@@ -75,7 +95,9 @@ class WaitEstimate:
         """A reconstruction finished; `still_queued` others remain."""
         now = self._clock()
         if self._since is not None:
-            sample = now - self._since
+            # The replicas that were busy: each finishes one in `busy` intervals of the whole backend.
+            busy = min(self.replicas, still_queued + 1)
+            sample = (now - self._since) * busy
             self._interval_s = (
                 sample if self._interval_s is None else SMOOTHING * sample + (1 - SMOOTHING) * self._interval_s
             )
@@ -138,6 +160,7 @@ class Admission:
         self.estimate = WaitEstimate(clock)
         self._by_user: Counter[int] = Counter()  # pending: uploading, queued or running
         self._queued_by_user: Counter[int] = Counter()  # uploaded: queued or running
+        self._in_line: dict[Slot, None] = {}  # the same slots, in the order their uploads completed
         self.pending = 0
 
     @property
@@ -165,6 +188,18 @@ class Admission:
         """The backlog: every queued request times the pace (what the last in line waits)."""
         return self.estimate.wait_s(self.queued)
 
+    def set_replicas(self, replicas: int) -> None:
+        """The backend's replicas running now: the wait divides by them (see the module docstring)."""
+        self.estimate.set_replicas(replicas)
+
+    def position(self, slot: Slot) -> int | None:
+        """How many queued requests completed their upload before `slot`'s and are still pending
+        (0: first in line); None while its upload is not complete, and once it is released."""
+        for ahead, queued in enumerate(self._in_line):
+            if queued is slot:
+                return ahead
+        return None
+
     def refuse(self, user_id: int, upload_bytes: int = 0) -> bool:
         """Whether a new request of `user_id` announcing `upload_bytes` must be refused now."""
         return (
@@ -187,6 +222,7 @@ class Admission:
         if not self._queued_by_user:
             self.estimate.busy()
         self._queued_by_user[slot.user_id] += 1
+        self._in_line[slot] = None
 
     def _release(self, slot: Slot, finished: bool) -> None:
         self.pending -= 1
@@ -194,6 +230,7 @@ class Admission:
         _decrement(self._by_user, slot.user_id)
         if not slot.queued:
             return
+        self._in_line.pop(slot, None)
         _decrement(self._queued_by_user, slot.user_id)
         if finished:
             self.estimate.finished(self.queued)

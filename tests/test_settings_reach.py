@@ -812,6 +812,18 @@ def check_quota_policy(tmp_path, **_):
     assert export_saves(tmp_path, 2, max_results_per_user=1) == (1, "ERROR_QUOTA_EXCEEDED")
 
 
+@reaches("storage.predictions_ttl_s")
+def check_predictions_ttl_s(tmp_path, **_):
+    def stored_predictions(folder: Path, **storage) -> int:
+        folder.mkdir()
+        assert export_saves(folder, 1, **storage) == (1, None)
+        return len(list(folder.glob("out/*/*.npz")))
+
+    assert stored_predictions(tmp_path / "a", predictions_ttl_s=0) == 0
+    assert stored_predictions(tmp_path / "b", predictions_ttl_s=60) == 1
+    assert stored_predictions(tmp_path / "c") == 1
+
+
 def old_results(tmp_path: Path, count: int = 3, **storage) -> StorageSettings:
     """`count` results stored ten days ago; the storage settings with `storage` that hold them."""
     from datetime import timedelta
@@ -1360,6 +1372,78 @@ def check_viewer_dir(tmp_path, **_):
     default = SharePages(dataclasses.replace(settings, share=dataclasses.replace(settings.share, viewer_dir="")))
     assert default.viewer_dir != pages.viewer_dir
     default.close()
+
+
+
+# == web: the browser API (serve_app.http.api, Accounts' web sessions) ========
+def web_settings(tmp_path, **web) -> AppSettings:
+    storage = {"database_url": f"sqlite:///{tmp_path / 'web.db'}", "storage_root": str(tmp_path)}
+    return AppSettings.from_dict({"storage": storage, "web": web})
+
+
+@reaches("web.session_ttl_s")
+def check_web_session_ttl_s(tmp_path, **_):
+    from serve_app.accounts import Accounts
+
+    # read in the built session store: a login would take a scrypt check for nothing more
+    assert Accounts(web_settings(tmp_path, session_ttl_s=5.0))._web_sessions.ttl_s == 5.0
+    assert Accounts(web_settings(tmp_path))._web_sessions.ttl_s == 7 * 86400.0
+
+
+@reaches("web.events_max_s")
+def check_web_events_max_s(tmp_path, **_):
+    from serve_app.http.api import WebApi
+
+    async def call(*_args):
+        return {}
+
+    # read in the built API: a stream's lifetime needs a job running for as long
+    assert WebApi(web_settings(tmp_path, events_max_s=2.0), call)._events_max_s == 2.0
+    assert WebApi(web_settings(tmp_path), call)._events_max_s == 300.0
+
+
+@reaches("web.trusted_proxies")
+def check_web_trusted_proxies(tmp_path, **_):
+    from starlette.requests import Request
+
+    from serve_app.http.api import WebApi
+
+    async def call(*_args):
+        return {}
+
+    scope = {"type": "http", "scheme": "http", "client": ("10.1.2.3", 5000), "path": "/api/login",
+             "headers": [(b"x-forwarded-proto", b"https")]}
+    assert WebApi(web_settings(tmp_path, trusted_proxies="10.0.0.0/8"), call)._secure(Request(scope))
+    assert not WebApi(web_settings(tmp_path), call)._secure(Request(scope))
+
+
+@reaches("web.max_upload_bytes_in_flight")
+def check_web_max_upload_bytes_in_flight(tmp_path, **_):
+    import asyncio
+
+    from starlette.requests import Request
+
+    from serve_app.http.api import WebApi
+
+    async def call(*_args):
+        return {}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def outcome(**web) -> str:
+        """The error code an upload declaring 4096 bytes gets (an empty body: refused once read)."""
+        scope = {"type": "http", "method": "POST", "scheme": "http", "client": ("192.0.2.1", 5000),
+                 "path": "/api/reconstructions", "query_string": b"",
+                 "headers": [(b"content-length", b"4096"), (b"content-type", b"multipart/form-data; boundary=b")]}
+        try:
+            asyncio.run(WebApi(web_settings(tmp_path, **web), call)._submit(Request(scope, receive), "token"))
+        except Exception as exc:  # refusals are raised as the errors the API answers
+            return getattr(exc, "code", type(exc).__name__)
+        return "accepted"
+
+    assert outcome(max_upload_bytes_in_flight=4095) == "ERROR_BUSY"  # the upload's 4096 bytes do not fit
+    assert outcome(max_upload_bytes_in_flight=4096) == "ERROR_BAD_REQUEST"  # they do: it is read (and found empty)
 
 
 # == the checks, one test per setting =========================================

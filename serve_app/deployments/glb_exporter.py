@@ -3,7 +3,8 @@
 Each replica also applies the results' retention on a timer (`storage.retention_days`, every
 `storage.expire_every_s`, a bounded batch each time: `serve_app.storage.lifecycle.ExpiryTimer`).
 A save that fails in the storage root or the database is counted (`vggt_storage_errors`, operation
-"save": the VGGTStorageErrors alert) before the error goes on to the caller.
+"save": the VGGTStorageErrors alert) before the error goes on to the caller. `reexport` stores a new
+GLB of a stored result from its stored predictions with other export options (`ExportStage.reexport`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ class GlbExporter(StageDeployment):
     def run(self, item: Any) -> Any:
         try:
             return super().run(item)
+        except (OSError, SQLAlchemyError):
+            self.metrics.record_storage_error("save")
+            raise
+
+    def reexport(self, user_id: int, hash: str, options: dict) -> Any:
+        """The user's result `hash` exported again with `options`, stored as a new GLB: a Reconstruction."""
+        try:
+            return self.stage.reexport(user_id, hash, options)
         except (OSError, SQLAlchemyError):
             self.metrics.record_storage_error("save")
             raise

@@ -16,6 +16,16 @@ from there to the GlbExporter replica, through the Ray object store, without
 passing through the ingress. Only the upload and the GLB bytes (reply)
 cross the ingress, once each.
 
+Progress (a browser job's state): given `on_stage`, `run` calls it with
+each stage's name as the stage starts: the first at once, each next one when
+the object the previous stage produced is ready. Readiness is polled with
+`ray.wait(fetch_local=False)`, so the frames and predictions still never
+come into the ingress.
+
+In flight: `in_flight` counts the runs handed to the stages whose result
+has not come back (`TCPIngress.status()` reports it as `in_stages`): with
+it, a caller can wait until requests are really inside the stages.
+
 Errors: a `ServiceError` raised in a replica reaches the caller wrapped in a
 `RayTaskError` (a subclass of both RayTaskError and the original class);
 `unwrap_service_error` turns it back into the plain `ServiceError` so the
@@ -26,13 +36,15 @@ runs again, from any other failure.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+import asyncio
+from typing import Any, Callable, Iterator, Sequence
 
+import ray
 from ray import exceptions as ray_exceptions
 from ray.serve import exceptions as serve_exceptions
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.stages import Reconstruction, Upload
+from serve_app.stages import STAGES, Reconstruction, Upload
 from tcp_proxy.errors import ServiceError
 
 from . import stage_handles
@@ -47,6 +59,8 @@ REPLICA_LOST = (
     ray_exceptions.OutOfMemoryError,  # the worker killed by Ray's memory monitor
     serve_exceptions.DeploymentUnavailableError,
 )
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+READY_POLL_S = 0.2  # how often a stage's output is looked for, while a browser job follows its progress
 
 
 class HandleStageRunner:
@@ -55,20 +69,49 @@ class HandleStageRunner:
     def __init__(self, handles: Sequence[DeploymentHandle]) -> None:
         """handles: one per stage deployment, in the order of STAGES."""
         self._handles = list(handles)
+        self._in_flight = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Runs handed to the stages whose reconstruction (or error) has not come back yet."""
+        return self._in_flight
 
     @classmethod
     def of_app(cls, app_name: str) -> "HandleStageRunner":
         """The runner over a running application's stage deployments (from outside the application)."""
         return cls(stage_handles(app_name))
 
-    async def run(self, upload: Upload) -> Reconstruction:
-        response: Any = upload
-        for handle in self._handles:
-            response = handle.run.remote(response)
-        return await _await(response)
+    async def run(self, upload: Upload, on_stage: Callable[[str], None] | None = None) -> Reconstruction:
+        self._in_flight += 1
+        try:
+            response: Any = upload
+            responses = []
+            for handle in self._handles:
+                response = handle.run.remote(response)
+                responses.append(response)
+            if on_stage is not None:
+                await _follow_stages(responses, on_stage)
+            return await _await(response)
+        finally:
+            self._in_flight -= 1
 
     def is_replica_lost(self, exc: BaseException) -> bool:
         return replica_lost(exc)
+
+
+async def _follow_stages(responses: list[Any], on_stage: Callable[[str], None]) -> None:
+    """Call `on_stage(name)` as each stage starts: when the output of the one before is ready (or failed:
+    the caller's await of the last response reports that)."""
+    for name, response in zip(STAGE_NAMES, responses):
+        on_stage(name)
+        if response is responses[-1]:
+            return
+        try:
+            ref = await response._to_object_ref()
+            while not ray.wait([ref], num_returns=1, timeout=0, fetch_local=False)[0]:
+                await asyncio.sleep(READY_POLL_S)
+        except Exception:
+            return
 
 
 async def _await(response: Any) -> Any:

@@ -3,7 +3,10 @@
 It runs the protocol server on its replica's event loop with a
 `ServeBackend`: LOGIN and GET_GLB through `Accounts` in this replica,
 reconstructions through the stage deployments' handles (a
-`HandleStageRunner`), in the order of `serve_app.stages.STAGES`. Its
+`HandleStageRunner`), in the order of `serve_app.stages.STAGES`. It also
+answers the HTTP API's calls (`web_call`, from `ShareViewer`) with a
+`WebAccess` over the same `Accounts` and a `WebJobRunner` over the same
+server (admission, spool folder) and backend (docs/HTTP_API.md). Its
 listener binds with SO_REUSEPORT: during a redeploy the new replica listens
 on the port while the old one drains.
 The builder sets its `graceful_shutdown_timeout_s` from `proxy.handover_s`
@@ -15,6 +18,11 @@ and the login throttle are database rows, so any replica answers any client.
 Across nodes, one per node (`max_replicas_per_node: 1`) behind a TCP load
 balancer (config/serve.cluster.yaml). The connection, pending-reconstruction
 and per-user limits and the wait estimate are each replica's own.
+
+Autoscaling: it follows the RUNNING VGGTInference replicas in Serve's view
+(`replica_count.follow_running_replicas`, every few seconds, off the event
+loop) and hands the count to its admission, whose wait estimate divides by
+it: when the autoscaler adds an inference replica, more requests are admitted.
 """
 
 from __future__ import annotations
@@ -31,16 +39,19 @@ from ray.serve.schema import ApplicationStatus
 
 from serve_app.accounts import Accounts
 from serve_app.config import AppSettings
+from serve_app.http.web_access import WebAccess
 from serve_app.metrics import service_metrics
 from serve_app.request_history import RequestHistory
 from serve_app.serve_backend import ServeBackend
-from serve_app.stages import STAGES, InferenceStage
+from serve_app.stages import STAGES, ExportStage, InferenceStage
+from serve_app.web_jobs import JobLimits, WebJobRunner
 from tcp_proxy.server import RequestRecord, start_server
 
+from .replica_count import follow_running_replicas
 from .replica_logging import use_serve_logging
 from .stage_deployment import release_free_memory
-from .stage_runner import HandleStageRunner
-from .vggt_inference import WEIGHTS_HINT
+from .stage_runner import HandleStageRunner, unwrap_service_error
+from .vggt_inference import WEIGHTS_HINT, VGGTInference
 
 STATUS_TIMEOUT_S = 5.0  # asking the controller for the application's status
 
@@ -62,9 +73,11 @@ class TCPIngress:
         self._metrics = service_metrics()
         self._history = RequestHistory(self._metrics)
         self._model: DeploymentHandle = dict(zip(STAGES, stages, strict=True))[InferenceStage]
+        self._exporter: DeploymentHandle = dict(zip(STAGES, stages, strict=True))[ExportStage]
         self._model_status: dict[str, Any] | None = None
         self._accounts = await Accounts.open(settings)
-        self._backend = ServeBackend(self._accounts, HandleStageRunner(stages), settings, self._metrics)
+        self._stage_runner = HandleStageRunner(stages)
+        self._backend = ServeBackend(self._accounts, self._stage_runner, settings, self._metrics)
         self._server = await start_server(
             settings.proxy,
             self._backend,
@@ -74,6 +87,39 @@ class TCPIngress:
         )
         log.info("TCP protocol server listening on %s:%d", settings.proxy.host, self._server.port)
         self._status_task = asyncio.get_running_loop().create_task(self._log_model_status())
+        self._replicas_task = asyncio.get_running_loop().create_task(
+            follow_running_replicas(
+                serve.get_replica_context().app_name, VGGTInference.__name__, self._server.admission.set_replicas
+            )
+        )
+        self._web_jobs = self._web_job_runner(settings)
+        self._web = WebAccess(self._accounts, self._web_jobs)  # the HTTP API's calls (web_call)
+
+    def _web_job_runner(self, settings: AppSettings) -> WebJobRunner:
+        """Browser jobs on this replica's TCP server: its admission, spool folder, backend and limits."""
+        server, proxy = self._server, settings.proxy
+        return WebJobRunner(
+            self._accounts.web_jobs,
+            self._backend,
+            server.admission,
+            JobLimits(settings.frames.max_images, proxy.max_payload_bytes, proxy.require_vip_for_video),
+            spool_dir=lambda: server.spool_dir,
+            reexport=self._reexport,
+            result_check=self._accounts.predictions_stored,
+            export_defaults=settings.export,
+            capacity=lambda: server.admission.estimate.replicas,
+            model_loaded=lambda: self._model_status is None or bool(self._model_status.get("loaded")),
+        )
+
+    async def _reexport(self, user_id: int, hashed_name: str, options: dict[str, Any]) -> Any:
+        try:
+            return await self._exporter.reexport.remote(user_id, hashed_name, options)
+        except Exception as exc:  # a replica's ServiceError comes wrapped by Ray
+            raise unwrap_service_error(exc) from None
+
+    async def web_call(self, method: str, *args: Any) -> dict[str, Any]:
+        """One call of the HTTP API (`serve_app.http.web_access.WebAccess`), for the HTTP ingress."""
+        return await self._web.call(method, *args)
 
     async def _log_model_status(self) -> None:
         """Say once whether reconstructions can run (the VGGT replica may still be loading)."""
@@ -130,6 +176,8 @@ class TCPIngress:
             "pid": os.getpid(),
             "model": self._model_status,
             "retries": self._backend.retries,
+            "in_stages": self._stage_runner.in_flight,  # runs inside the stage deployments now
+            "inference_replicas": self._server.admission.estimate.replicas,  # as the wait estimate counts them
             **self._server.stats(),
         }
 
@@ -148,6 +196,9 @@ class TCPIngress:
             proxy = server.settings
             handover_s = proxy.handover_s if await _successor_expected() else 0.0
             await server.drain(handover_s=handover_s, timeout_s=proxy.drain_timeout_s)
+        web_jobs = getattr(self, "_web_jobs", None)
+        if web_jobs is not None:  # browser jobs still running after the drain end failed
+            await web_jobs.close()
         accounts = getattr(self, "_accounts", None)
         if accounts is not None:
             accounts.close()

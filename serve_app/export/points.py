@@ -239,7 +239,7 @@ def cap_points(
     if max_points is None or len(vertices) <= max_points:
         return vertices, colors
     if method == "voxel":
-        vertices, colors = voxel_downsample(vertices, colors, max_points)
+        vertices, colors = voxel_downsample(vertices, colors, max_points, seed=seed)
         if len(vertices) <= max_points:
             return vertices, colors
         method = "uniform"
@@ -250,19 +250,20 @@ def cap_points(
 def voxel_downsample(
     vertices: np.ndarray, colors: np.ndarray, max_points: int, *, rounds: int = 12, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean point and colour per occupied cell of a grid sized for `max_points`.
+    """Mean point and colour per occupied cell of a grid sized for `max_points`, in cell order (x, then y, then z).
 
-    The cell size is found by bisection (on at most SEARCH_SAMPLE points, so
-    the full cloud may give a few more cells than `max_points`, which
-    `cap_points` then thins).
+    The cell size is found by bisection (on at most SEARCH_SAMPLE points drawn
+    with `seed`, so the full cloud may give a few more cells than `max_points`,
+    which `cap_points` then thins). When no size searched leaves `max_points`
+    cells or fewer, one cell holds the whole cloud (its mean point).
     """
     lower = vertices.min(axis=0).astype(np.float64)
     largest = max(float((vertices.max(axis=0) - lower).max()), 1e-12)
     sample = vertices
     if len(vertices) > SEARCH_SAMPLE:
         sample = vertices[np.random.default_rng(seed).choice(len(vertices), SEARCH_SAMPLE, replace=False)]
-    small, large = largest / GRID_LIMIT, largest  # too many cells at `small`, one cell at `large`
-    cell = large
+    small, large = largest / GRID_LIMIT, largest  # too many cells at `small`, at most 2 per axis at `large`
+    cell = float("inf")  # one cell for the whole cloud: the answer when every size searched leaves too many
     for _ in range(rounds):
         middle = float(np.sqrt(small * large))
         count = _cell_ids(sample, lower, middle)[1]

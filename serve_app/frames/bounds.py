@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+
+from serve_app.model_input import Mode, resized_size
 
 # The model input's size (VGGTConfig.img_size and patch_size, the same in every preset;
 # tests/frames/test_decode_bounds.py pins them). Kept here so decoding needs no torch.
@@ -40,24 +41,14 @@ DECODE_OVERSAMPLE = 2.0  # see the module docstring
 # 2048 x 1536 (3.1 MP, 9 MiB as RGB): the most a frame is decoded at, whatever the model needs
 DECODE_MAX_PIXELS = 2048 * 1536
 
-Mode = Literal["crop", "pad"]
 
 
 def model_input_size(
     width: int, height: int, model_size: int = MODEL_SIZE, mode: Mode = "crop", patch_size: int = PATCH_SIZE
 ) -> tuple[int, int]:
-    """(width, height) the model's preprocessing resizes a frame to, before its crop or pad.
-
-    The same arithmetic as `serve_app.vggt.preprocess.resized_size` (the tests
-    compare the two), without importing torch.
-    """
-    if mode == "pad" and height > width:
-        new_height = model_size
-        new_width = round(width * (model_size / height) / patch_size) * patch_size
-    else:
-        new_width = model_size
-        new_height = round(height * (model_size / width) / patch_size) * patch_size
-    return max(new_width, patch_size), max(new_height, patch_size)
+    """(width, height) the model's preprocessing resizes a frame to, before its crop or pad
+    (`serve_app.model_input.resized_size`, the arithmetic the preprocessing itself uses)."""
+    return resized_size(width, height, mode, model_size, patch_size)
 
 
 def model_decode_size(

@@ -5,4 +5,7 @@
 `range_response`: a stored GLB (a local file or an object in a bucket) as a
 response honouring one byte range. `health`: the load balancer's probes,
 `/healthz` and `/readyz` (the readiness checks, each bounded in time).
+`api`: the browser front's JSON API (`/api/...`, docs/HTTP_API.md), whose
+calls `web_access` answers in the TCP ingress; `errors`: its codes and
+HTTP statuses.
 """

@@ -10,7 +10,8 @@ whoever holds its link: the page and the file are `Cache-Control: private`,
 kept by the browser but never by a shared cache. The page draws the cloud
 with three.js, which the set-up script installs from the npm registry
 (`.venv/web/node_modules/three`) and the service serves itself under
-`/viewer/`: no CDN, nothing fetched from elsewhere. The page carries link
+`/viewer/`, with the viewer module the app uses too (`/app/viewer.js`,
+`serve_app.http.app_files`): no CDN, nothing fetched from elsewhere. The page carries link
 preview tags (`serve_app.http.share_template`): title, point count (read from
 the GLB's JSON chunk), date, and `/g/<hash>.jpg`, the preview picture saved
 at export time, when the scan has one (older ones have none: a 404, and the
@@ -140,11 +141,6 @@ class SharePages:
 
     def close(self) -> None:
         self._db.dispose()
-
-
-def _not_found(exc: Exception) -> Response:
-    message = getattr(exc, "code", "ERROR_HASH_NOT_FOUND")
-    return PlainTextResponse(f"no shared 3D scan here ({message})\n", status_code=404)
 
 
 def _not_found(exc: Exception, head: bool = False) -> Response:

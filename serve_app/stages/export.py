@@ -1,16 +1,22 @@
 """Export: predictions to GLB bytes (`serve_app.export`), stored as file + row when the job has an owner,
-with a preview picture of the first frame for the share page (`serve_app.export.thumbnail`)."""
+with a preview picture of the first frame for the share page (`serve_app.export.thumbnail`) and, for
+`storage.predictions_ttl_s`, the predictions a later export with other options reads
+(`serve_app.storage.predictions`; `reexport`, `serve_app.stages.reexport`)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from serve_app.config import AppSettings
 from serve_app.export import export_glb
 from serve_app.export.thumbnail import first_frame_jpeg
 from serve_app.storage import Database, GlbStore
+from serve_app.storage import predictions as stored_predictions
 from serve_app.storage.blob_root import settings_root
 from serve_app.storage.quota import Quota
 
 from .messages import Predictions, Reconstruction
+from .reexport import reexport
 from .stage import Progress, Stage
 
 
@@ -47,6 +53,7 @@ class ExportStage(Stage[Predictions, Reconstruction]):
                 job.original_name,
                 source_digest=job.source_digest,
                 thumbnail=first_frame_jpeg(item.arrays.get("images")),
+                predictions=stored_predictions.pack(item.arrays) if self._storage.predictions_ttl_s > 0 else None,
             ).hashed_name
             report(2, steps)
         return Reconstruction(
@@ -55,3 +62,8 @@ class ExportStage(Stage[Predictions, Reconstruction]):
             frame_count=item.frame_count,
             point_count=exported.point_count,
         )
+
+    def reexport(self, user_id: int, hash_text: str, options: Mapping[str, object]) -> Reconstruction:
+        """A new stored GLB of the user's result `hash_text`, exported from its stored predictions with
+        the export settings changed by `options` (`serve_app.stages.reexport`)."""
+        return reexport(self.store, self.options, user_id, hash_text, options)

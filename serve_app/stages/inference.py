@@ -17,6 +17,7 @@ from typing import Any
 
 from serve_app.config import AppSettings
 from serve_app.export import prediction_keys
+from serve_app.storage import predictions as stored_predictions
 from tcp_proxy.errors import ModelUnavailableError, ServiceError
 
 from .messages import Frames, Predictions
@@ -35,6 +36,8 @@ class InferenceStage(Stage[Frames, Predictions]):
         """runner: an already built InferenceRunner (tests, benchmarks); else built from settings.model."""
         self.settings = settings.model
         self.keep_keys = prediction_keys(settings.export.source)  # the rest would travel for nothing
+        if settings.storage.predictions_ttl_s > 0:  # and those stored for exports with other options
+            self.keep_keys = tuple(dict.fromkeys((*self.keep_keys, *stored_predictions.STORED_KEYS)))
         threads = settings.model.torch_threads
         self.torch_threads = _cpu_count() if threads < 0 else threads
         self.error: ModelUnavailableError | None = None

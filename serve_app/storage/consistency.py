@@ -8,7 +8,9 @@ not yet, `serve_app.storage.deletions`) is neither: it is listed as
 awaiting deletion, storage counts as consistent, and a repair (or any
 expiry sweep) finishes it. A GLB's preview picture (`<hash>.jpg` beside it)
 is accounted for while its GLB is (a row's file, or queued); without it, it
-is an orphan like a GLB without a row. Files younger than `min_age_s` are skipped, so a save in progress (file
+is an orphan like a GLB without a row. So are stored predictions
+(`<hash>.npz`) unless their row still counts them (`predictions_size` set)
+or their GLB is queued for deletion. Files younger than `min_age_s` are skipped, so a save in progress (file
 written, row not yet committed) is never taken for an orphan. The root may
 be a folder or a bucket (`serve_app.storage.blob_root`).
 """
@@ -25,7 +27,14 @@ from sqlalchemy import delete, select
 
 from serve_app.storage.blob_root import TEMP_SUFFIX, BlobRoot, as_root
 from serve_app.storage.database import Database
-from serve_app.storage.deletions import THUMBNAIL_SUFFIX, finish_deletions, pending_deletions, thumbnail_key
+from serve_app.storage.deletions import (
+    PREDICTIONS_SUFFIX,
+    THUMBNAIL_SUFFIX,
+    finish_deletions,
+    pending_deletions,
+    predictions_key,
+    thumbnail_key,
+)
 from serve_app.storage.models import GlbFile
 from serve_app.storage.paths import OUT_DIR
 
@@ -55,15 +64,18 @@ def check_storage(
     root = as_root(storage_root)
     queued = pending_deletions(db)
     with db.session() as session:
-        rows = session.execute(select(GlbFile.hashed_name, GlbFile.file_path)).all()
-    referenced: set[str] = set(queued)  # a queued file is accounted for
+        rows = session.execute(select(GlbFile.hashed_name, GlbFile.file_path, GlbFile.predictions_size)).all()
+    referenced: set[str] = set(queued)  # a queued file is accounted for, and so are its picture and predictions
+    referenced.update({predictions_key(key) for key in queued} - {None})
     rows_without_files = []
-    for hashed_name, stored_path in rows:
+    for hashed_name, stored_path, predictions_size in rows:
         key = root.key_of(stored_path)
         if key is None or not root.is_file(key):
             rows_without_files.append(hashed_name)
         else:
             referenced.add(key)
+            if predictions_size is not None:
+                referenced.add(predictions_key(key))
     referenced.update({thumbnail_key(key) for key in referenced} - {None})
     newest_allowed = time.time() - min_age_s
     files_without_rows = [
@@ -89,8 +101,9 @@ def repair_storage(db: Database, report: StorageReport) -> None:
 
 
 def _is_stored_file(key: str) -> bool:
-    """`out/<day>/*.glb`, a preview picture or a leftover temp file there: what saves write, nothing else."""
+    """`out/<day>/*.glb`, a preview picture, predictions or a leftover temp file there: what saves write."""
     parts = PurePosixPath(key).parts
     suffix = PurePosixPath(key).suffix
-    return len(parts) == 3 and parts[0] == OUT_DIR and (suffix in (".glb", THUMBNAIL_SUFFIX) or key.endswith(TEMP_SUFFIX))
+    saved = suffix in (".glb", THUMBNAIL_SUFFIX, PREDICTIONS_SUFFIX) or key.endswith(TEMP_SUFFIX)
+    return len(parts) == 3 and parts[0] == OUT_DIR and saved
 

@@ -21,7 +21,9 @@ A file referenced by several rows (the same `file_path`) goes with the last
 of them; a queued file that a row references again is kept, its entry
 dropped. Paths that lead outside the storage root are never deleted. A
 GLB's preview picture (`<hash>.jpg` beside `<hash>.glb`, `thumbnail_key`)
-is deleted with it, just before the GLB.
+is deleted with it, just before the GLB, and so are its stored predictions
+(`<hash>.npz`, `predictions_key`). Predictions expiring before their GLB
+are queued here alone (`serve_app.storage.predictions`).
 """
 
 from __future__ import annotations
@@ -40,11 +42,17 @@ from serve_app.storage.models import GlbDeletion, GlbFile
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SUFFIX = ".jpg"
+PREDICTIONS_SUFFIX = ".npz"
 
 
 def thumbnail_key(glb_key: str) -> str | None:
     """The key of the preview picture stored beside a GLB (`out/<day>/<hash>.jpg`); None for other keys."""
     return glb_key[: -len(".glb")] + THUMBNAIL_SUFFIX if glb_key.endswith(".glb") else None
+
+
+def predictions_key(glb_key: str) -> str | None:
+    """The key of the predictions stored beside a GLB (`out/<day>/<hash>.npz`); None for other keys."""
+    return glb_key[: -len(".glb")] + PREDICTIONS_SUFFIX if glb_key.endswith(".glb") else None
 
 
 def delete_rows(session: Session, root: BlobRoot, rows: Iterable[tuple[int, str]]) -> list[str]:
@@ -86,9 +94,9 @@ def finish_deletions(
                 if _is_referenced(session, key, key):  # stored again meanwhile: not ours to delete
                     session.execute(delete(GlbDeletion).where(GlbDeletion.file_key == key))
                     continue
-            thumbnail = thumbnail_key(key)
-            if thumbnail is not None:
-                root.delete(thumbnail)  # first: a failure leaves the GLB queued, so it is tried again
+            for companion in (thumbnail_key(key), predictions_key(key)):
+                if companion is not None:
+                    root.delete(companion)  # first: a failure leaves the GLB queued, so it is tried again
             root.delete(key)
             with db.session() as session:
                 session.execute(delete(GlbDeletion).where(GlbDeletion.file_key == key))

@@ -12,7 +12,11 @@ evicted are deleted after the commit (`serve_app.storage.deletions`).
 Lookups validate the hash first and never open a file outside the storage
 root's `out/`. A save may bring a preview picture (`thumbnail`, JPEG bytes),
 written beside the GLB as `<hash>.jpg`: optional, so a failure to write it
-is logged and the save goes on; it is deleted with the GLB.
+is logged and the save goes on; it is deleted with the GLB. So may the
+predictions a later export needs (`predictions`, npz bytes from
+`serve_app.storage.predictions.pack`), written beside it as `<hash>.npz`,
+their size in the row's `predictions_size` and counted in the quota; a
+failure to write them is logged too and leaves `predictions_size` null.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from sqlalchemy import select
 
 from serve_app.storage.blob_root import BlobRoot, as_root
 from serve_app.storage.database import Database
-from serve_app.storage.deletions import finish_deletions, thumbnail_key
+from serve_app.storage.deletions import finish_deletions, predictions_key, thumbnail_key
 from serve_app.storage.glb_download import FileDownload
 from serve_app.storage.hashes import new_hashed_name, normalize_hash
 from serve_app.storage.models import GlbFile, utcnow
@@ -61,6 +65,10 @@ class GlbStore:
         self.root = as_root(storage_root)
         self.quota = quota
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
     def save(
         self,
         glb: bytes,
@@ -69,11 +77,13 @@ class GlbStore:
         is_public: bool = False,
         source_digest: str | None = None,
         thumbnail: bytes | None = None,
+        predictions: bytes | None = None,
     ) -> StoredGlb:
         """Write the file and its row together; on any failure neither remains.
 
         source_digest: what the GLB was computed from (the result cache's key), if known;
-        thumbnail: JPEG bytes of the preview picture stored beside the GLB, if any.
+        thumbnail: JPEG bytes of the preview picture stored beside the GLB, if any;
+        predictions: npz bytes of the stored predictions (`serve_app.storage.predictions`), if any.
         """
         hashed_name = new_hashed_name()
         relative_path = relative_glb_path(utcnow().date(), hashed_name)
@@ -91,16 +101,19 @@ class GlbStore:
         try:
             with self._db.session() as session:
                 if self.quota is not None:  # the user's row stays locked until this transaction ends
-                    evicted = self.quota.admit(session, self.root, user_id, len(glb))
+                    evicted = self.quota.admit(session, self.root, user_id, len(glb) + len(predictions or b""))
                 session.add(row)
                 session.flush()  # a taken hash (or an unknown user) fails here, before any file is written
                 key_is_ours = True
                 self.root.write(relative_path, glb)
                 if thumbnail:
                     self._write_thumbnail(relative_path, thumbnail)
+                if predictions:
+                    row.predictions_size = self._write_predictions(relative_path, predictions)
         except BaseException:
             if key_is_ours:
                 self.root.delete(thumbnail_key(relative_path) or relative_path)
+                self.root.delete(predictions_key(relative_path) or relative_path)
                 self.root.delete(relative_path)
             raise
         if evicted:
@@ -129,6 +142,16 @@ class GlbStore:
             self.root.write(key, jpeg)
         except Exception:
             log.warning("could not store the preview picture %s", self.root.describe(key), exc_info=True)
+
+    def _write_predictions(self, glb_key: str, npz: bytes) -> int | None:
+        """Store the predictions beside the GLB; their size, or None when the write failed (logged)."""
+        key = predictions_key(glb_key)
+        try:
+            self.root.write(key, npz)
+        except Exception:
+            log.warning("could not store the predictions %s", self.root.describe(key), exc_info=True)
+            return None
+        return len(npz)
 
     def path_for(self, hash_text: str) -> Path:
         """The local file of a typed hash (same checks and errors as `locate`); a folder root only."""

@@ -6,7 +6,9 @@ deletion goes rows first, then files (`serve_app.storage.deletions` says
 why), so a deleted result's share link answers 404 and GET_GLB
 `ERROR_HASH_NOT_FOUND` at once. Expiry (`storage.retention_days`) takes the
 oldest results first, at most `limit` per call, each call one short
-transaction; results without a creation time are never expired.
+transaction; results without a creation time are never expired. Stored
+predictions (`serve_app.storage.predictions`) go with their result, and on
+their own after `storage.predictions_ttl_s` (`expire_predictions`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 
 from serve_app.config import StorageSettings
+from serve_app.storage import predictions as stored_predictions
 from serve_app.storage.blob_root import BlobRoot, settings_root
 from serve_app.storage.database import Database
 from serve_app.storage.deletions import delete_rows, finish_deletions
@@ -120,6 +123,14 @@ class ResultLifecycle:
             log.info("expired %d results stored before %s UTC", len(rows), f"{cutoff:%Y-%m-%d %H:%M}")
         return Deletion([row.hashed_name for row in rows], files)
 
+    def expire_predictions(self, ttl_s: int, *, limit: int = DEFAULT_BATCH) -> list[str]:
+        """Delete the stored predictions of at most `limit` results older than `ttl_s` (their GLBs stay);
+        the keys of the files deleted."""
+        files = stored_predictions.expire(self._db, self.root, ttl_s, limit=limit)
+        if files:
+            log.info("deleted the stored predictions of %d results older than %d s", len(files), ttl_s)
+        return files
+
     def sweep(self, limit: int = DEFAULT_BATCH) -> list[str]:
         """Finish up to `limit` queued file deletions; the keys deleted."""
         return finish_deletions(self._db, self.root, limit=limit)
@@ -160,11 +171,15 @@ class ExpiryTimer:
         return timer
 
     def run_once(self, lifecycle: ResultLifecycle) -> Deletion:
-        """One bounded round: expire a batch (when a retention is set), finish a batch of queued deletions."""
+        """One bounded round: expire a batch (when a retention is set), finish a batch of queued deletions,
+        then delete a batch of predictions older than `storage.predictions_ttl_s` (0: every stored one)."""
         batch = self._storage.expire_batch
         if self._storage.retention_days is None:
-            return Deletion([], lifecycle.sweep(batch))
-        return lifecycle.expire(self._storage.retention_days, limit=batch)
+            done = Deletion([], lifecycle.sweep(batch))
+        else:
+            done = lifecycle.expire(self._storage.retention_days, limit=batch)
+        done.files.extend(lifecycle.expire_predictions(self._storage.predictions_ttl_s, limit=batch))
+        return done
 
     def stop(self) -> None:
         self._stop.set()

@@ -4,8 +4,8 @@
 their names and columns match the databases of earlier deployments
 (`vggt_app.db`), so those keep working. Their times are naive UTC; columns
 that an older database may hold as NULL are typed optional. The session,
-login-throttle (migration 0004) and pending file deletion (0005) tables hold
-Unix seconds instead.
+login-throttle (migration 0004), pending file deletion (0005) and browser
+session and job (0007) tables hold Unix seconds instead.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class GlbFile(Base):
     created_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow)
     is_public: Mapped[bool | None] = mapped_column(Boolean, default=False, server_default=false())
     source_digest: Mapped[str | None] = mapped_column(String(64))  # result cache key (serve_app.result_cache)
+    # bytes of the stored predictions `<file_path stem>.npz` (migration 0006); None: none stored
+    predictions_size: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_glb_files_user_id_source_digest", "user_id", "source_digest"),
@@ -115,3 +117,35 @@ class LoginAddress(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     address: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_login_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class WebSession(Base):
+    """A browser's login (`serve_app.storage.web_sessions`): only digests of its cookie and CSRF token."""
+
+    __tablename__ = "web_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    password_stamp: Mapped[str] = mapped_column(String(64), nullable=False)  # the password's at login
+    csrf_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix time
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+class WebJob(Base):
+    """A reconstruction or re-export started from a browser, and where it stands (`serve_app.storage.web_jobs`)."""
+
+    __tablename__ = "web_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 32 hex
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # photos | video | export
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # queued ... done | failed
+    hashed_name: Mapped[str | None] = mapped_column(String(64))
+    point_count: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)  # Unix time
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+    __table_args__ = (Index("ix_web_jobs_user_id_created_at", "user_id", "created_at"),)

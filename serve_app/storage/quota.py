@@ -19,6 +19,9 @@ Checked twice, with `storage.quota_policy` saying what happens over a limit:
   `created_at`, then id) are deleted in the same transaction until the new
   one fits, their files after the commit (`serve_app.storage.deletions`).
   A GLB larger than `max_bytes_per_user` on its own is refused either way.
+
+A result's bytes are its GLB's and its stored predictions' (`file_size +
+predictions_size`, `serve_app.storage.predictions`).
 """
 
 from __future__ import annotations
@@ -45,9 +48,14 @@ class Usage:
     bytes: int
 
 
+def stored_bytes():
+    """A row's bytes in the storage root as an SQL expression: its GLB's and its stored predictions'."""
+    return func.coalesce(GlbFile.file_size, 0) + func.coalesce(GlbFile.predictions_size, 0)
+
+
 def usage(session: Session, user_id: int) -> Usage:
     count, total = session.execute(
-        select(func.count(GlbFile.id), func.coalesce(func.sum(GlbFile.file_size), 0)).where(GlbFile.user_id == user_id)
+        select(func.count(GlbFile.id), func.coalesce(func.sum(stored_bytes()), 0)).where(GlbFile.user_id == user_id)
     ).one()
     return Usage(int(count), int(total))
 
@@ -103,7 +111,7 @@ class Quota:
         if self.policy != "evict_oldest":
             raise QuotaExceededError(f"quota exceeded: {why}")
         oldest = session.execute(
-            select(GlbFile.id, GlbFile.file_path, GlbFile.file_size)
+            select(GlbFile.id, GlbFile.file_path, stored_bytes())
             .where(GlbFile.user_id == user_id)
             .order_by(GlbFile.created_at, GlbFile.id)
         ).all()

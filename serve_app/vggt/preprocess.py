@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from serve_app import model_input
+from serve_app.model_input import Mode
 
 from .config import VGGTConfig
 
@@ -28,7 +30,6 @@ from .config import VGGTConfig
 PATCH_SIZE = VGGTConfig.patch_size
 TARGET_SIZE = VGGTConfig.img_size
 
-Mode = Literal["crop", "pad"]
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,8 @@ def preprocess_images(
 def resized_size(
     width: int, height: int, mode: Mode, target_size: int = TARGET_SIZE, patch_size: int = PATCH_SIZE
 ) -> tuple[int, int]:
-    """(new_width, new_height) before any crop or pad; Python round (half to even)."""
-    if mode == "pad" and height > width:
-        new_h = target_size
-        new_w = round(width * (new_h / height) / patch_size) * patch_size
-    else:
-        new_w = target_size
-        new_h = round(height * (new_w / width) / patch_size) * patch_size
-    # Extreme aspect ratios would round to 0 (the reference loader then fails); keep one patch.
-    return max(new_w, patch_size), max(new_h, patch_size)
+    """(new_width, new_height) before any crop or pad (`serve_app.model_input`), VGGT-1B's sizes by default."""
+    return model_input.resized_size(width, height, mode, target_size, patch_size)
 
 
 def to_rgb_image(img: np.ndarray) -> Image.Image:

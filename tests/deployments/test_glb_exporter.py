@@ -70,3 +70,25 @@ def test_a_bad_option_is_not_a_storage_error(tmp_path):
     with pytest.raises(ValueError, match="frame 5 is out of range"):
         deployment.run(Predictions(Job(7, "x"), small_predictions(2), 2))
     assert counts.operations == []
+
+
+def test_reexport_stores_a_new_glb_from_the_stored_predictions(tmp_path):
+    from serve_app.stages.reexport import PredictionsExpiredError
+    from serve_app.storage import Database
+    from serve_app.storage.models import User
+
+    db = Database(f"sqlite:///{tmp_path / 'service.db'}")
+    db.upgrade()
+    with db.session() as session:
+        session.add(User(id=7, username="alice", password_hash="x"))
+    db.dispose()
+    deployment, counts = exporter(tmp_path, tmp_path / "root")
+    stored = deployment.run(Predictions(Job(7, "clip.mp4"), small_predictions(2), 2))
+
+    again = deployment.reexport(user_id=7, hash=stored.hashed_name, options={"conf_percentile": 0, "max_points": 5})
+
+    assert again.point_count == 5 and again.hashed_name not in (None, stored.hashed_name)
+    assert deployment.stage.store.read(again.hashed_name) == again.glb
+    with pytest.raises(PredictionsExpiredError):  # a re-export keeps no predictions of its own
+        deployment.reexport(7, again.hashed_name, {})
+    assert counts.operations == []  # refusals are not storage errors

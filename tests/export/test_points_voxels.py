@@ -1,7 +1,8 @@
 """Voxel merging against a slow reference of its documented search: the cell size is bisected (geometrically)
 between largest/GRID_LIMIT and the cloud's largest extent, on a seeded sample of SEARCH_SAMPLE distinct points
-when the cloud is larger, stopping at the first cell leaving between 95 % and 100 % of `max_points` cells;
-each occupied cell then gives its mean point and rounded mean colour."""
+when the cloud is larger, stopping at the first cell leaving between 95 % and 100 % of `max_points` cells
+(one cell for the whole cloud when no size searched leaves `max_points` or fewer); each occupied cell then
+gives its mean point and rounded mean colour, in cell order (x, then y, then z)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def reference_cell(vertices: np.ndarray, max_points: int, *, rounds: int = 12, s
     if len(points) > SEARCH_SAMPLE:
         points = points[np.random.default_rng(seed).choice(len(points), SEARCH_SAMPLE, replace=False)]
     small, large = largest / GRID_LIMIT, largest
-    cell = large
+    cell = math.inf
     for _ in range(rounds):
         middle = math.sqrt(small * large)
         occupied = len(np.unique(cell_numbers(np.floor((points - lower) / middle).astype(np.int64))))
@@ -164,5 +165,79 @@ def test_a_selection_over_the_search_sample_thins_a_merge_left_over_its_cap(big)
     capped = selection.capped(2_000, "voxel", seed=5)
     assert len(capped[0]) == 2_000
     expected = cap_points(vertices, selection.colors(selection.kept), 2_000, method="voxel", seed=5)
+    np.testing.assert_array_equal(capped[0], expected[0])
+    np.testing.assert_array_equal(capped[1], expected[1])
+
+
+def corners() -> tuple[np.ndarray, np.ndarray]:
+    """The 8 corners of a unit cube: every cell smaller than the cube leaves 8 cells."""
+    vertices = np.array([[x, y, z] for x in (0.0, 1.0) for y in (0.0, 1.0) for z in (0.0, 1.0)])
+    return vertices, (np.arange(24).reshape(8, 3) * 10).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("max_points", "cells"), [(1, 1), (7, 1), (8, 8), (9, 8)])
+def test_a_cap_no_grid_reaches_merges_the_whole_cloud_into_one_point(max_points, cells):
+    # under 8 no cell size leaves few enough cells: the whole cloud becomes its mean point; at 8 and over each
+    # corner keeps its own cell
+    vertices, colors = corners()
+    merged, merged_colors = voxel_downsample(vertices, colors, max_points)
+    assert len(merged) == cells
+    if cells == 1:
+        np.testing.assert_array_equal(merged, [[0.5, 0.5, 0.5]])
+        np.testing.assert_array_equal(merged_colors, [np.round(colors.mean(axis=0))])
+    else:
+        assert_same_cloud((merged, merged_colors), (vertices, colors))
+
+
+def test_a_cap_of_one_merges_a_lattice_into_its_mean():
+    vertices, colors = lattice(100)
+    merged, merged_colors = voxel_downsample(vertices, colors, 1)
+    np.testing.assert_array_equal(merged, [[49.5, 0.0, 0.0]])
+    np.testing.assert_array_equal(merged_colors, [np.round(colors.astype(np.float64).mean(axis=0))])
+    capped, _ = cap_points(vertices, colors, 1, method="voxel")
+    np.testing.assert_array_equal(capped, merged)  # the mean, not one of two half-cloud means picked at random
+
+
+def test_merged_cells_come_out_in_grid_order_across_the_whole_grid():
+    # a cap no search reaches ends at the finest cells, about 1/GRID_LIMIT of the extent: x = 1 lies past
+    # 2**20 cells along x, x = 0.25 under it; the cells still come out ordered by x, then y, then z
+    vertices = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.25, 0.0, 1.0], [0.25, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    colors = np.arange(15, dtype=np.uint8).reshape(5, 3)
+    merged, merged_colors = voxel_downsample(vertices, colors, 1_000_000)
+    order = [4, 1, 3, 2, 0]
+    np.testing.assert_array_equal(merged, vertices[order])
+    np.testing.assert_array_equal(merged_colors, colors[order])
+
+
+def lattice_hidden_from_the_sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """1000 lattice points far apart and a clump of identical points, over SEARCH_SAMPLE in all; only 10 of
+    the lattice points are in the documented sample for `seed`."""
+    count, lone = SEARCH_SAMPLE + 100_000, 1_000
+    sampled = np.zeros(count, bool)
+    sampled[np.random.default_rng(seed).choice(count, SEARCH_SAMPLE, replace=False)] = True
+    places = np.concatenate([np.flatnonzero(sampled)[:10], np.flatnonzero(~sampled)[: lone - 10]])
+    vertices = np.full((count, 3), 4.5, np.float32)
+    vertices[places] = np.stack(np.meshgrid(*[np.arange(10.0)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    colors = np.zeros((count, 3), np.uint8)
+    colors[places] = 200
+    return vertices, colors
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_the_search_sees_only_the_sample_drawn_with_its_seed(seed):
+    # only 10 lattice points are in the sample, so the search stops at its first size (11 cells there) and
+    # the whole cloud keeps 1001 cells; any other sample holds about 909 of them and ends coarser
+    vertices, colors = lattice_hidden_from_the_sample(seed)
+    cell = reference_cell(vertices, 11, seed=seed)
+    merged = voxel_downsample(vertices, colors, 11, seed=seed)
+    assert len(merged[0]) == 1_000 + 1
+    assert_same_cloud(merged, reference_merge(vertices, colors, cell))
+
+
+def test_cap_points_hands_its_seed_to_the_voxel_search():
+    vertices, colors = lattice_hidden_from_the_sample(7)
+    capped = cap_points(vertices, colors, 11, method="voxel", seed=7)
+    merged = voxel_downsample(vertices, colors, 11, seed=7)  # 1001 cells, then thinned with the same seed
+    expected = cap_points(*merged, 11, method="uniform", seed=7)
     np.testing.assert_array_equal(capped[0], expected[0])
     np.testing.assert_array_equal(capped[1], expected[1])

@@ -24,6 +24,8 @@ STAGE_DEPLOYMENTS = ("FrameExtractor", "VGGTInference", "GlbExporter")
 # call finds the dead replica or its replacement: either way every client must get its GLB.
 SURELY_IN_FLIGHT = {"VGGTInference"}
 PHOTOS_PER_REQUEST = 12  # long enough on the tiny model that the kill lands mid-request
+STALLED_TIMEOUT_S = 30  # a client's own read timeout: its connection must end well before
+RESTART_DEADLINE_S = 60  # a killed listener's port must answer again by then (a deadline, not a goal)
 
 
 def replica_names(app: str, deployment: str) -> list[str]:
@@ -87,11 +89,11 @@ def test_a_stage_replica_killed_mid_request_every_client_still_gets_its_glb(serv
     threads = [threading.Thread(target=client, args=(i, u)) for i, u in enumerate(users)]
     for t in threads:
         t.start()
+    # kill once every request is inside the stages (handed to them, no result back yet), none before
     deadline = time.monotonic() + 60
-    while service.handle.status.remote().result()["pending_reconstructions"] < len(users):
-        assert time.monotonic() < deadline, "the requests never reached the backend"
+    while service.handle.status.remote().result()["in_stages"] < len(users):
+        assert time.monotonic() < deadline, "the requests never reached the stages"
         time.sleep(0.05)
-    time.sleep(0.3)  # into the stages
     killed = kill_replica(service.name, deployment)
     for t in threads:
         t.join(300)
@@ -114,20 +116,19 @@ def test_the_listener_replica_killed_clients_reset_port_back_sessions_kept(servi
     with Conn(service.port) as c:
         assert c.login("carol", PASSWORD)[0] is True
         address = c.source
-    stalled = Conn(service.port, source=address, timeout=30)  # mid-upload when the listener dies
+    stalled = Conn(service.port, source=address, timeout=STALLED_TIMEOUT_S)  # mid-upload when the listener dies
     stalled.send(frame(IMAGE, images_payload(jpegs[:2]))[:20])
     killed = kill_replica(service.name, "TCPIngress")
     killed_at = time.monotonic()
-    started = time.monotonic()
     try:  # the client in flight sees its connection end: no hang until its own timeout
         ended = stalled.sock.recv(1) == b""
     except (ConnectionResetError, socket.timeout) as exc:
         ended = not isinstance(exc, socket.timeout)
     finally:
         stalled.close()
-    assert ended and time.monotonic() - started < 10
+    assert ended, f"the stalled upload's connection was still open after its {STALLED_TIMEOUT_S} s timeout"
     back_after = None
-    while time.monotonic() - killed_at < 60:
+    while time.monotonic() - killed_at < RESTART_DEADLINE_S:
         try:
             with Conn(service.port, timeout=2) as probe:  # a connection the new replica has not served yet: try again
                 if probe.login("alice", "wrong") == [False, False]:
@@ -135,10 +136,10 @@ def test_the_listener_replica_killed_clients_reset_port_back_sessions_kept(servi
                     break
         except OSError:
             time.sleep(0.1)
-    print(f"listener killed: port answering again after {back_after:.2f} s")
-    # Serve restarts the replica in a few seconds (printed above); the bound only catches a port that
+    # Serve restarts the replica in a few seconds (printed below); the deadline only catches a port that
     # stays down, with room for a loaded 2-core machine (the replica imports torch as it starts)
-    assert back_after is not None and back_after < 20.0, back_after
+    assert back_after is not None, f"the port did not answer again within {RESTART_DEADLINE_S} s"
+    print(f"listener killed: port answering again after {back_after:.2f} s")
     with Conn(service.port, source=address) as again:  # the address binding outlived the replica
         reply = again.images([jpegs[0] + b"after-restart", jpegs[1]])
     assert reply.error is None and reply.name.endswith(".glb")

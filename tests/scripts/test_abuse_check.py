@@ -45,7 +45,7 @@ class SlowLogins(fakes.FakeBackend):
     """Every LOGIN takes longer than the goal allows."""
 
     async def login(self, username, password, address):
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.2)  # the slowness under test: over LOGIN_GOAL_S (1 s)
         return await super().login(username, password, address)
 
 
@@ -73,7 +73,12 @@ def users(monkeypatch):
         monkeypatch.setitem(fakes.USERS, name, (PASSWORD, False))
 
 
-def _slow_check(target, seconds=3.0, baseline_logins=3):
+SLOW_RUN_S = 3.0
+SMALL_FRAME_TIMEOUT_S = 1.0
+REVOCATION_LIMIT_S = 5.0
+
+
+def _slow_check(target, seconds=SLOW_RUN_S, baseline_logins=3):
     return asyncio.run(
         abuse.check_slow_connections(
             target, LEGIT, PASSWORD, connections=12, addresses=2, seconds=seconds, dribble_s=0.3, login_every_s=0.5,
@@ -83,15 +88,19 @@ def _slow_check(target, seconds=3.0, baseline_logins=3):
 
 
 def test_slow_connections_are_cut_off_and_legit_logins_pass(tmp_path):
-    with serving(fakes.FakeBackend(), spool_dir=str(tmp_path), small_frame_timeout_s=1.0) as target:
+    with serving(fakes.FakeBackend(), spool_dir=str(tmp_path), small_frame_timeout_s=SMALL_FRAME_TIMEOUT_S) as target:
         finding = _slow_check(target)
 
     assert finding.met, finding
     assert finding.figures["logins"] >= 3
     assert finding.figures["answered"] == finding.figures["in_time"] == finding.figures["logins"]
-    assert finding.figures["opened"] > 12  # cut off after 1 s, each reconnected
-    assert finding.figures["held_s"] and max(finding.figures["held_s"]) < 2.5
-    assert finding.figures["baseline_ms"] < 1000 and "before the attack" in finding.measured
+    opened, held = finding.figures["opened"], finding.figures["held_s"]
+    assert opened > 12  # cut off, then reconnected
+    # every connection the run's end did not close (one per slow client at most) was cut off by the server,
+    # each no sooner than the small-frame timeout and before the run ended (never held to the end)
+    assert len(held) >= opened - 12
+    assert all(SMALL_FRAME_TIMEOUT_S <= seconds < SLOW_RUN_S for seconds in held), held
+    assert finding.figures["baseline_ms"] > 0 and "before the attack" in finding.measured
     assert finding.scenario.startswith("1 ") and "p50" in finding.measured
 
 
@@ -108,12 +117,16 @@ def test_revocation_is_measured_from_the_disabling(tmp_path):
     sessions = RevocableSessions()
     with serving(fakes.FakeBackend(), sessions, spool_dir=str(tmp_path)) as target:
         finding = asyncio.run(
-            abuse.check_revocation(target, LEGIT, PASSWORD, lambda: sessions.disabled.add(LEGIT), limit_s=5.0)
+            abuse.check_revocation(
+                target, LEGIT, PASSWORD, lambda: sessions.disabled.add(LEGIT), limit_s=REVOCATION_LIMIT_S
+            )
         )
 
     assert finding.met, finding
-    assert 0 <= finding.figures["seconds"] < 1.0
+    # the first upload probed after the disabling is refused (no clock needed: none was admitted), and the
+    # time is measured from the disabling, inside the check's limit
     assert "0 uploads admitted before" in finding.measured
+    assert 0 <= finding.figures["seconds"] < REVOCATION_LIMIT_S
 
 
 def test_revocation_not_applied_fails_the_goal(tmp_path):

@@ -21,13 +21,22 @@ TINY = {"model": {"preset": "tiny", "device": "cpu"}}
 
 @pytest.mark.parametrize("source", ["pointmap", "depth"])
 def test_passes_on_only_what_the_export_reads(source):
-    stage = InferenceStage(AppSettings.from_dict({**TINY, "export": {"source": source}}))
+    settings = {**TINY, "export": {"source": source}, "storage": {"predictions_ttl_s": 0}}
+    stage = InferenceStage(AppSettings.from_dict(settings))
     out = stage.run(_frames())
     assert set(out.arrays) == set(prediction_keys(source))
     assert out.frame_count == 2 and out.job == Job(3, "x")
     points = out.arrays["world_points" if source == "pointmap" else "world_points_from_depth"]
     assert points.shape[0] == 2 and points.shape[-1] == 3 and points.dtype == np.float32
     assert stage.ready and stage.status()["loaded"] and stage.status()["device"] == "cpu"
+
+
+@pytest.mark.parametrize("source", ["pointmap", "depth"])
+def test_with_stored_predictions_it_also_passes_on_what_they_keep(source):
+    from serve_app.storage.predictions import STORED_KEYS
+
+    stage = InferenceStage(AppSettings.from_dict({**TINY, "export": {"source": source}}))
+    assert set(stage.run(_frames()).arrays) == set(prediction_keys(source)) | set(STORED_KEYS)
 
 
 def test_without_checkpoint_it_starts_degraded_and_refuses(tmp_path):

@@ -8,7 +8,7 @@ from serve_app.config import AuthSettings
 from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
 from serve_app.storage.models import Base
 
-HEAD = "0005"
+HEAD = "0007"
 FAST = ScryptParams(n=2**10, r=8, p=1)
 
 

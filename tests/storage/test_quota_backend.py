@@ -30,6 +30,7 @@ from serve_app.storage import Database, GlbStore, check_storage
 from serve_app.storage.blob_root import LocalRoot
 from serve_app.storage.lifecycle import ResultLifecycle
 from serve_app.storage.models import User as UserRow
+from serve_app.storage.quota import usage
 from serve_app.storage.users import UserStore
 from tcp_proxy.backend import User
 from tcp_proxy.codec import GET_GLB, IMAGE, LOGIN
@@ -106,7 +107,11 @@ def test_refused_before_the_stages_run_and_a_stored_result_still_answers(tmp_pat
 def test_the_store_refuses_what_the_early_check_could_not_know(tmp_path, photo_bytes):
     settings = settings_for(tmp_path)
     (first,) = uploads(settings, PipelineRunner(settings), photo_bytes[:2])
-    limited = settings_for(tmp_path, max_bytes_per_user=len(first.glb) + 10)  # room left, not a whole GLB
+    db = Database(settings.storage.database_url)
+    with db.session() as session:  # the GLB and its stored predictions
+        used = usage(session, ANN.id).bytes
+    db.dispose()
+    limited = settings_for(tmp_path, max_bytes_per_user=used + 10)  # room left, not a whole result
     runner = PipelineRunner(limited)
     (second,) = uploads(limited, runner, photo_bytes[1:])
     assert isinstance(second, QuotaExceededError) and runner.runs == 1  # it ran, then storing was refused

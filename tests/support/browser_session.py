@@ -1,4 +1,5 @@
-"""Debian's Chromium, headless, driven over the DevTools protocol: load a page, click, drag, take screenshots.
+"""Debian's Chromium, headless, driven over the DevTools protocol: load a page, fill and click, choose files,
+drag, take screenshots; a fresh browser context (no cookies) on request.
 
 For tests that use a page's controls (`browser.render` only loads and dumps).
 WebGL runs on SwiftShader, as in `browser`. The browser prints its DevTools
@@ -11,6 +12,7 @@ import base64
 import io
 import itertools
 import json
+import math
 import subprocess
 import threading
 from pathlib import Path
@@ -48,10 +50,21 @@ class BrowserSession:
         threading.Thread(target=self._process.stderr.read, daemon=True).start()  # keep its stderr flowing
         self._socket = sync_client.connect(address, max_size=None, open_timeout=60).__enter__()
         self._ids = itertools.count(1)
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self._size = size
+        self._new_tab()
+
+    def _new_tab(self, **target_options) -> None:
+        """Open a blank tab (in the browser context `target_options` name, if any) and talk to it from now on."""
+        self._session = None
+        target = self.call("Target.createTarget", url="about:blank", **target_options)["targetId"]
         self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.call("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1, mobile=False)
+        width, height = self._size
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         self.call("Page.enable")
+
+    def use_fresh_context(self) -> None:
+        """Move to a new tab in a new browser context: none of the cookies or storage of the pages before."""
+        self._new_tab(browserContextId=self.call("Target.createBrowserContext")["browserContextId"])
 
     def call(self, method: str, **params) -> dict:
         """Send one command (to the tab once attached) and return its result; events in between are skipped."""
@@ -103,13 +116,34 @@ class BrowserSession:
         png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
-    def click(self, selector: str) -> None:
-        """A real mouse click in the middle of the element."""
-        box = self.evaluate(
-            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    def fill(self, selector: str, value: str) -> None:
+        """Set a form field's value as typing would: its `input` and `change` events fire."""
+        self.evaluate(
+            f"(() => {{ const field = document.querySelector({json.dumps(selector)}); field.value = {json.dumps(value)};"
+            " for (const kind of ['input', 'change']) field.dispatchEvent(new Event(kind, { bubbles: true })); })()"
         )
-        self.drag(box, box)
+
+    def choose_files(self, selector: str, paths: list[Path]) -> None:
+        """Put files into a file input, as the file chooser would (its `change` event fires)."""
+        root = self.call("DOM.getDocument", depth=0)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        assert node, f"no {selector} in the page"
+        self.call("DOM.setFileInputFiles", files=[str(path) for path in paths], nodeId=node)
+
+    def box(self, selector: str) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in CSS pixels of the element on the screen (scrolled into view), rounded inwards."""
+        left, top, right, bottom = self.evaluate(
+            f"(() => {{ const element = document.querySelector({json.dumps(selector)});"
+            " element.scrollIntoView({ block: 'nearest' }); const r = element.getBoundingClientRect();"
+            " return [r.left, r.top, r.right, r.bottom]; })()"
+        )
+        return math.ceil(left), math.ceil(top), math.floor(right), math.floor(bottom)
+
+    def click(self, selector: str) -> None:
+        """A real mouse click in the middle of the element (scrolled into view first, if need be)."""
+        left, top, right, bottom = self.box(selector)
+        middle = ((left + right) / 2, (top + bottom) / 2)
+        self.drag(middle, middle)
 
     def drag(self, start: tuple[float, float], end: tuple[float, float], steps: int = 8) -> None:
         """Press the left button at `start`, move to `end`, release."""

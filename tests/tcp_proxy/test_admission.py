@@ -125,3 +125,38 @@ def test_announced_upload_bytes_are_budgeted_together():
     assert small is not None and admission.upload_bytes == 1000
     big.release()
     assert admission.admit(3, 500) is not None
+
+
+def test_the_pace_is_kept_per_replica_busy():
+    clock = Clock()
+    estimate = WaitEstimate(clock)
+    estimate.set_replicas(2)
+    estimate.busy()
+    clock.now += 2.0
+    estimate.finished(still_queued=3)  # two replicas busy, one finished every 2 s: 4 s each
+    assert estimate.replica_interval_s == 4.0 and estimate.interval_s == 2.0
+    clock.now += 3.0
+    estimate.finished(still_queued=0)  # the last one ran alone: 3 s of one replica
+    assert abs(estimate.replica_interval_s - (0.3 * 3.0 + 0.7 * 4.0)) < 1e-9
+    estimate.set_replicas(0)  # none running (restarting): a request waits for one, counted as one
+    assert estimate.replicas == 1 and estimate.interval_s == estimate.replica_interval_s
+
+
+def test_a_scale_up_from_one_to_two_replicas_admits_what_one_refused():
+    clock = Clock()
+    admission = Admission(max_pending=20, max_per_user=10, max_wait_s=10.0, clock=clock)
+    first = queued(admission, 1)
+    waiting = [queued(admission, 1) for _ in range(5)]  # no estimate yet: only the counts apply
+    clock.now += 4.0
+    first.release(finished=True)  # one replica: 4 s per reconstruction
+    assert admission.wait_s(1) == 20.0 and admission.admit(1) is None  # over max_wait_s at one replica
+    admission.set_replicas(2)
+    assert admission.wait_s(1) == 10.0 and admission.estimated_wait_s == 10.0  # at max_wait_s: admitted
+    extra = admission.admit(1)
+    assert extra is not None
+    extra.uploaded()
+    assert admission.wait_s(1) == 12.0 and admission.admit(1) is None  # over it at two replicas too
+    admission.set_replicas(1)  # scaled back down: the wait doubles again
+    assert admission.wait_s(1) == 24.0
+    for slot in waiting + [extra]:
+        slot.release()

@@ -15,7 +15,8 @@ def _codes_in_code() -> set[str]:
     found = set()
     while classes:
         cls = classes.pop()
-        found.add(cls.code)
+        if cls.__module__.startswith("tcp_proxy."):  # serve_app's own codes are the HTTP API's (docs/HTTP_API.md)
+            found.add(cls.code)
         classes.extend(cls.__subclasses__())
     constants = {value for name, value in vars(codec).items() if name.startswith(("ERROR_", "UNKNOWN_"))}
     return found | constants
