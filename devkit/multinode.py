@@ -80,6 +80,7 @@ def check_config(cluster: TwoNodeCluster, database_url: str, storage_root: Path,
     )
     app["args"]["proxy"].update(host="127.0.0.1", port=cluster.tcp_port, spool_dir=str(spool_dir))
     for deployment in app["deployments"]:
+        deployment.pop("autoscaling_config", None)  # Serve takes a replica count or autoscaling, not both
         deployment["num_replicas"] = 1
         options = deployment["ray_actor_options"]
         # the CPU shares are sized for real nodes (docs/BENCHMARKS.md "Cores per GPU"); node B has 2 CPUs
