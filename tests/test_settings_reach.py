@@ -50,6 +50,7 @@ from serve_app.export.options import ExportOptions
 from tcp_proxy.codec import GET_GLB, IMAGE, LIST, LOGIN, VIDEO
 from tcp_proxy.server import start_server
 from tcp_proxy.settings import ProxySettings
+from clock import Clock
 
 Check = Callable[..., None]
 REACH: dict[str, Check] = {}
@@ -596,17 +597,9 @@ def user_store(tmp_path: Path, auth: AuthSettings, clock=None):
     return users
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def refused_after(tmp_path, auth: AuthSettings, failures: int, gap_s: float = 0.0, address: str = "10.0.0.9") -> bool:
     """`failures` wrong passwords, `gap_s` apart; then whether the right one is refused."""
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     users = user_store(tmp_path, auth, clock)
     for _ in range(failures):
         assert users.authenticate("owner", "wrong", "10.0.0.1") is None
@@ -635,7 +628,7 @@ def check_lockout_s(tmp_path, **_):
 @reaches("auth.known_address_s")
 def check_known_address_s(tmp_path, **_):
     def owner_refused_at_home(auth: AuthSettings) -> bool:
-        clock = Clock()
+        clock = Clock(1_000_000.0)
         users = user_store(tmp_path, auth, clock)
         assert users.authenticate("owner", "right password", "10.0.0.5") is not None  # home address
         clock.now += 60.0
@@ -1372,7 +1365,6 @@ def check_viewer_dir(tmp_path, **_):
     default = SharePages(dataclasses.replace(settings, share=dataclasses.replace(settings.share, viewer_dir="")))
     assert default.viewer_dir != pages.viewer_dir
     default.close()
-
 
 
 # == web: the browser API (serve_app.http.api, Accounts' web sessions) ========

@@ -15,6 +15,7 @@ import pytest
 from serve_app.config import AuthSettings
 from serve_app.storage import Database, LoginThrottle, ScryptParams, UserStore
 from serve_app.storage.users import InvalidUsernameError, PasswordTooLongError
+from clock import Clock
 
 USERNAME_CAP = 80
 PASSWORD_CAP = 1024
@@ -82,12 +83,6 @@ def test_a_wrong_login_at_the_caps_is_checked_and_counted(users, username, passw
 
 
 # -- the throttle: auth.max_failures, auth.failure_window_s, auth.lockout_s, auth.known_address_s ----
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -104,7 +99,7 @@ def throttle_of(database, clock, **auth) -> LoginThrottle:
 
 @pytest.mark.parametrize("failures, blocked", [(4, False), (5, True), (6, True)])
 def test_the_default_max_failures_locks_at_the_fifth(database, failures, blocked):
-    throttle = throttle_of(database, Clock())
+    throttle = throttle_of(database, Clock(1_000_000.0))
     for _ in range(failures):
         throttle.record_failure("alice", "10.0.0.1")
     assert throttle.is_blocked("alice", None) is blocked  # the username's count
@@ -113,7 +108,7 @@ def test_the_default_max_failures_locks_at_the_fifth(database, failures, blocked
 
 @pytest.mark.parametrize("after_s, blocked", [(29.5, True), (30.0, False), (30.5, False)])
 def test_the_default_lockout_ends_30_s_after_the_failure_that_locked(database, after_s, blocked):
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     throttle = throttle_of(database, clock, max_failures=1)
     throttle.record_failure("alice", "10.0.0.1")
     clock.now += after_s
@@ -122,7 +117,7 @@ def test_the_default_lockout_ends_30_s_after_the_failure_that_locked(database, a
 
 @pytest.mark.parametrize("gap_s, blocked", [(299.5, True), (300.0, False), (300.5, False)])
 def test_the_default_failure_window_forgets_a_failure_300_s_old(database, gap_s, blocked):
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     throttle = throttle_of(database, clock, max_failures=2, lockout_s=1000.0)
     throttle.record_failure("alice", "10.0.0.1")
     clock.now += gap_s
@@ -132,7 +127,7 @@ def test_the_default_failure_window_forgets_a_failure_300_s_old(database, gap_s,
 
 @pytest.mark.parametrize("since_s, spared", [(99.5, True), (100.5, False)])
 def test_known_address_s_spares_the_users_address_up_to_its_age(database, since_s, spared):
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     throttle = throttle_of(database, clock, max_failures=1, lockout_s=1000.0, known_address_s=100.0)
     users = UserStore(database, AuthSettings(), password_params=FAST)
     user = users.create("alice", "password")

@@ -5,18 +5,11 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from serve_app.storage import AddressSessions
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from clock import Clock
 
 
 def test_a_binding_ends_ttl_after_the_login_however_often_it_is_read(db, user_id):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     sessions = AddressSessions(db, ttl_s=60, clock=clock)
     sessions.bind("10.0.0.1", user_id)
     for _ in range(5):
@@ -28,7 +21,7 @@ def test_a_binding_ends_ttl_after_the_login_however_often_it_is_read(db, user_id
 
 
 def test_bindings_are_seen_by_another_process_and_after_a_restart(db, users, user_id):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     AddressSessions(db, ttl_s=60, clock=clock).bind("10.0.0.1", user_id)
     other = users.create("other", "pw").id
     replica = AddressSessions(db, ttl_s=60, clock=clock)
@@ -38,7 +31,7 @@ def test_bindings_are_seen_by_another_process_and_after_a_restart(db, users, use
 
 
 def test_expired_bindings_are_purged(db, user_id):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     sessions = AddressSessions(db, ttl_s=10, clock=clock)
     for i in range(3):
         sessions.bind(f"10.0.0.{i}", user_id)
@@ -51,7 +44,7 @@ def test_expired_bindings_are_purged(db, user_id):
 
 
 def test_unbind_ends_only_that_users_binding(db, users, user_id):
-    sessions = AddressSessions(db, ttl_s=60, clock=Clock())
+    sessions = AddressSessions(db, ttl_s=60, clock=Clock(1_800_000_000.0))
     other = users.create("other", "pw").id
     sessions.bind("10.0.0.1", user_id)
     sessions.unbind("10.0.0.1", other)  # rebound meanwhile by someone else: theirs stays

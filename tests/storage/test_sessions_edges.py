@@ -6,14 +6,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from serve_app.storage import AddressSessions
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from clock import Clock
 
 
 def rows(db) -> int:
@@ -22,11 +15,11 @@ def rows(db) -> int:
 
 
 def test_no_bindings_count_as_none_live(db):
-    assert AddressSessions(db, ttl_s=60, clock=Clock()).live() == 0
+    assert AddressSessions(db, ttl_s=60, clock=Clock(1_800_000_000.0)).live() == 0
 
 
 def test_a_binding_expires_exactly_ttl_s_after_its_login(db, user_id):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     sessions = AddressSessions(db, ttl_s=60, clock=clock)
     sessions.bind("10.0.0.1", user_id)
     clock.now += 60
@@ -37,7 +30,7 @@ def test_a_binding_expires_exactly_ttl_s_after_its_login(db, user_id):
 
 
 def test_unbind_ends_only_that_address(db, user_id):
-    sessions = AddressSessions(db, ttl_s=60, clock=Clock())
+    sessions = AddressSessions(db, ttl_s=60, clock=Clock(1_800_000_000.0))
     sessions.bind("10.0.0.1", user_id)
     sessions.bind("10.0.0.2", user_id)
     sessions.unbind("10.0.0.1", user_id)
@@ -45,7 +38,7 @@ def test_unbind_ends_only_that_address(db, user_id):
 
 
 def test_expired_bindings_are_swept_every_100_bindings_this_process_makes(db, user_id):
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     sessions = AddressSessions(db, ttl_s=10, clock=clock)
     for cycle in range(2):
         sessions.bind(f"10.9.9.{cycle}", user_id)  # the first of the next 100

@@ -4,22 +4,15 @@ from sqlalchemy import text
 from serve_app.config import AuthSettings
 from serve_app.storage import LoginThrottle, ScryptParams, UserStore
 from serve_app.storage import users as users_module
+from clock import Clock
 
 FAST_PARAMS = ScryptParams(n=2**10, r=8, p=1)
 SETTINGS = AuthSettings(max_failures=3, failure_window_s=60.0, lockout_s=10.0)
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

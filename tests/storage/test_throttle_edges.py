@@ -8,21 +8,14 @@ from sqlalchemy import text
 
 from serve_app.config import AuthSettings
 from serve_app.storage import LoginThrottle
+from clock import Clock
 
 SETTINGS = AuthSettings(max_failures=3, failure_window_s=60.0, lockout_s=10.0, known_address_s=100.0)
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return Clock(1000.0)
 
 
 @pytest.fixture

@@ -3,14 +3,7 @@
 from __future__ import annotations
 
 from tcp_proxy.admission import IDLE_HALF_LIFE_S, Admission, WaitEstimate
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from clock import Clock
 
 
 def queued(admission: Admission, user_id: int, upload_bytes: int = 0):
@@ -22,13 +15,13 @@ def queued(admission: Admission, user_id: int, upload_bytes: int = 0):
 
 
 def test_no_estimate_until_a_reconstruction_finished():
-    estimate = WaitEstimate(Clock())
+    estimate = WaitEstimate(Clock(100.0))
     assert estimate.interval_s is None
     assert estimate.wait_s(50) == 0.0
 
 
 def test_the_pace_is_measured_only_while_busy_and_decays_while_idle():
-    clock = Clock()
+    clock = Clock(100.0)
     estimate = WaitEstimate(clock)
     estimate.busy()
     clock.now += 2.0
@@ -49,7 +42,7 @@ def test_the_pace_is_measured_only_while_busy_and_decays_while_idle():
 
 
 def test_refuses_by_wait_per_user_and_in_all():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=6, max_per_user=3, max_wait_s=10.0, clock=clock)
     a1, a2 = queued(admission, 1), queued(admission, 1)
     b1 = queued(admission, 2)
@@ -73,7 +66,7 @@ def test_one_user_has_at_most_max_per_user_pending():
 
 
 def test_uploads_still_arriving_do_not_count_in_the_wait():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=10, max_per_user=4, max_wait_s=10.0, clock=clock)
     first = queued(admission, 1)
     clock.now += 6.0
@@ -85,7 +78,7 @@ def test_uploads_still_arriving_do_not_count_in_the_wait():
 
 
 def test_the_pace_is_timed_from_the_upload_not_the_header():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=10, max_per_user=4, max_wait_s=10.0, clock=clock)
     slot = admission.admit(1)
     clock.now += 500.0  # a slow upload
@@ -96,7 +89,7 @@ def test_the_pace_is_timed_from_the_upload_not_the_header():
 
 
 def test_one_users_queued_work_counts_at_most_half_the_allowed_wait_for_others():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=20, max_per_user=8, max_wait_s=10.0, clock=clock)
     pace = queued(admission, 1)
     clock.now += 2.0
@@ -128,7 +121,7 @@ def test_announced_upload_bytes_are_budgeted_together():
 
 
 def test_the_pace_is_kept_per_replica_busy():
-    clock = Clock()
+    clock = Clock(100.0)
     estimate = WaitEstimate(clock)
     estimate.set_replicas(2)
     estimate.busy()
@@ -143,7 +136,7 @@ def test_the_pace_is_kept_per_replica_busy():
 
 
 def test_a_scale_up_from_one_to_two_replicas_admits_what_one_refused():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=20, max_per_user=10, max_wait_s=10.0, clock=clock)
     first = queued(admission, 1)
     waiting = [queued(admission, 1) for _ in range(5)]  # no estimate yet: only the counts apply

@@ -6,14 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tcp_proxy.admission import IDLE_HALF_LIFE_S, Admission, WaitEstimate
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from clock import Clock
 
 
 def queued(admission: Admission, user_id: int):
@@ -24,7 +17,7 @@ def queued(admission: Admission, user_id: int):
 
 
 def test_the_running_mean_weights_the_newest_interval_by_0_3():
-    clock = Clock()
+    clock = Clock(100.0)
     estimate = WaitEstimate(clock)
     estimate.busy()
     clock.now += 2.0
@@ -35,7 +28,7 @@ def test_the_running_mean_weights_the_newest_interval_by_0_3():
 
 
 def test_the_decay_runs_from_when_the_queue_first_became_empty():
-    clock = Clock()
+    clock = Clock(100.0)
     estimate = WaitEstimate(clock)
     estimate.busy()
     clock.now += 2.0
@@ -57,7 +50,7 @@ def test_a_slot_is_not_queued_until_uploaded_and_never_after_its_release():
 
 
 def test_a_release_is_not_a_finished_reconstruction_unless_said():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=4, max_per_user=4, max_wait_s=60, clock=clock)
     slot = queued(admission, 1)
     clock.now += 5.0
@@ -73,7 +66,7 @@ def test_a_request_that_announces_no_upload_counts_no_bytes():
 
 
 def test_another_users_share_is_at_least_one_request_and_no_more_when_the_pace_is_slow():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=10, max_per_user=10, max_wait_s=10, clock=clock)
     first = queued(admission, 1)  # no estimate yet: only the counts apply
     queued(admission, 1)
@@ -94,7 +87,7 @@ def test_a_users_count_comes_back_when_its_slot_is_released():
 
 
 def test_the_next_interval_starts_when_a_reconstruction_finishes_with_others_queued():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=4, max_per_user=4, max_wait_s=600, clock=clock)
     a, b = queued(admission, 1), queued(admission, 2)
     clock.now += 2.0
@@ -105,7 +98,7 @@ def test_the_next_interval_starts_when_a_reconstruction_finishes_with_others_que
 
 
 def test_the_pace_decays_once_the_last_queued_request_leaves_unfinished():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=4, max_per_user=4, max_wait_s=600, clock=clock)
     a, b, c = queued(admission, 1), queued(admission, 2), queued(admission, 3)
     clock.now += 2.0
@@ -119,7 +112,7 @@ def test_the_pace_decays_once_the_last_queued_request_leaves_unfinished():
 
 
 def test_an_upload_after_the_queue_emptied_starts_a_new_interval():
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=4, max_per_user=4, max_wait_s=600, clock=clock)
     queued(admission, 1).release()
     slot = queued(admission, 1)

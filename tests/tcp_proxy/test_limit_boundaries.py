@@ -42,6 +42,7 @@ from tcp_proxy.codec import GET_GLB, IMAGE, LIST, LOGIN, VIDEO
 from tcp_proxy.errors import ServiceError
 from tcp_proxy.server import start_server
 from tcp_proxy.settings import ProxySettings
+from clock import Clock
 
 SMALL_CAP = 65536  # docs/PROTOCOL.md: LOGIN, GET_GLB and LIST payloads
 APP_MAX_IMAGES = 20  # what the phone app sends at most, frames.max_images' default
@@ -163,12 +164,6 @@ def test_a_reply_name_of_none_or_over_1024_bytes_is_refused(size):
 
 
 # == admission =================================================================
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.parametrize("max_pending, admitted", [(2, 2), (3, 3)])
@@ -201,7 +196,7 @@ def test_max_upload_bytes_counts_the_held_and_the_new_upload(held, announced, ad
 
 @pytest.mark.parametrize("max_wait_s, admitted", [(4.999, False), (5.0, True), (5.001, True)])
 def test_max_wait_s_refuses_only_a_wait_over_it(max_wait_s, admitted):
-    clock = Clock()
+    clock = Clock(100.0)
     admission = Admission(max_pending=10, max_per_user=10, max_wait_s=max_wait_s, clock=clock)
     first, second = admission.admit(1), admission.admit(1)
     first.uploaded()
@@ -218,7 +213,7 @@ def test_an_address_binding_ends_session_ttl_s_after_its_login(age_s, bound):
     from tcp_proxy.backend import User
     from tcp_proxy.sessions import MemorySessionStore
 
-    clock = Clock()
+    clock = Clock(100.0)
     store = MemorySessionStore(10.0, clock=clock)
     user = User(1, "demo", False)
 

@@ -7,24 +7,17 @@ import asyncio
 from tcp_proxy.addresses import normalize_address
 from tcp_proxy.backend import User
 from tcp_proxy.sessions import MemorySessionStore, Sessions
+from clock import Clock
 
 ALICE = User(1, "alice", False)
 BOB = User(2, "bob", True)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Driver:
     """Sessions over a MemorySessionStore with a settable clock, called synchronously."""
 
     def __init__(self, ttl_s: float = 60.0, bind_to_address: bool = True, ipv6_prefix_length: int = 64) -> None:
-        self.clock = Clock()
+        self.clock = Clock(1000.0)
         self.store = MemorySessionStore(ttl_s, clock=self.clock)
         self.sessions = Sessions(self.store, bind_to_address=bind_to_address, ipv6_prefix_length=ipv6_prefix_length)
 

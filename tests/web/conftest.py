@@ -6,18 +6,9 @@ import pytest
 
 from serve_app.config import AuthSettings
 from serve_app.storage import Database, ScryptParams, UserStore
+from clock import Clock
 
 FAST = ScryptParams(n=2**10, r=8, p=1)
-
-
-class Clock:
-    """Unix seconds that a test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -45,4 +36,4 @@ def bob(users):
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return Clock(1_800_000_000.0)
