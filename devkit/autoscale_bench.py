@@ -39,7 +39,6 @@ import yaml
 from devkit import load
 from devkit.dev_service import DevService, run_with_dev_service
 from devkit.memory import PeakSampler
-from devkit.ports import free_port_outside_ephemeral
 from devkit.processes import replica_processes
 from devkit.users import create_users
 from tcp_proxy.codec import IMAGE
@@ -64,8 +63,7 @@ class ScaledDevService(DevService):
     """The dev service with VGGTInference's replica count given in the YAML's `deployments:`."""
 
     def __init__(self, scaling: dict, torch_threads: int = 0) -> None:
-        super().__init__()
-        self.port = free_port_outside_ephemeral()  # two services in a row: a port Ray's own sockets never take
+        super().__init__()  # its ports are outside the kernel's ephemeral range (devkit.ports)
         self.scaling = scaling
         self.torch_threads = torch_threads  # 0: the dev config's (every core, in each replica)
 
@@ -76,7 +74,6 @@ class ScaledDevService(DevService):
         config["applications"][0]["deployments"] = [entry]
         if self.torch_threads:
             config["applications"][0]["args"]["model"]["torch_threads"] = self.torch_threads
-        config["http_options"]["port"] = free_port_outside_ephemeral((self.port,))
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 

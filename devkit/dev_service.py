@@ -50,7 +50,7 @@ class DevService:
         import yaml
 
         config = yaml.safe_load((ROOT / "config" / "serve.dev.yaml").read_text())
-        config["http_options"]["port"] = free_port()
+        config["http_options"]["port"] = free_port((self.port,))
         config["applications"][0]["args"]["proxy"]["port"] = self.port
         path = self.dir / "serve.dev.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))

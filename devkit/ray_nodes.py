@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from devkit.ports import free_port_outside_ephemeral as free_port
+from devkit.ports import free_port
 from devkit.processes import kill, pids_naming
 
 BIN = Path(sys.executable).parent  # ray and serve of this venv

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
 from serve_app.database_url_source import DEFAULT_DATABASE_URL, resolve_database_url
 from serve_app.export.options import ExportOptions
@@ -166,9 +166,6 @@ class WebSettings:
     # addresses/networks (comma-separated) of reverse proxies whose X-Forwarded-Proto (the session cookie is
     # then marked Secure) and X-Forwarded-For (the client address logins are throttled by) are believed; "" = none
     trusted_proxies: str = ""
-    # uploads being received by one HTTP ingress replica at once, by their Content-Length: each is held in
-    # its memory until handed on, so this bounds that memory; more are refused ERROR_BUSY
-    max_upload_bytes_in_flight: PositiveInt = 1 << 30
 
     def __post_init__(self) -> None:
         check_fields(self, "web")
@@ -176,6 +173,20 @@ class WebSettings:
             parse_trusted(self.trusted_proxies)
         except ValueError as exc:
             raise SettingError("web.trusted_proxies", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The readiness probe `GET /readyz` (`serve_app.http.health`, docs/OPERATIONS.md)."""
+
+    # each readiness check's time to answer (TCP listener, model, database incl. its connect, storage root), so
+    # /readyz answers 503 within about this long of a hung component. At most 4 s: a database that hangs rather
+    # than refusing is seen only after it, and /readyz must turn 503 within 5 s of the database going away
+    # with a second left for the balancer's probe interval; 2 s leaves a slow but healthy database time to answer
+    check_timeout_s: Annotated[float, Gt(0), Le(4.0)] = 2.0
+
+    def __post_init__(self) -> None:
+        check_fields(self, "health")
 
 
 @dataclass(frozen=True)
@@ -189,6 +200,7 @@ class AppSettings:
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     share: ShareSettings = field(default_factory=ShareSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> AppSettings:

@@ -1,16 +1,21 @@
 """`WebJobRunner`: reconstructions and re-exports started from a browser, run as jobs on the TCP path's means.
 
-The HTTP API (`serve_app.http.api`) hands an accepted upload here, in the
-ingress replica that hosts the TCP server, and gets a job id back at once.
-Nothing of the TCP path is copied: the upload takes a slot of the server's
-own `tcp_proxy.admission.Admission` (refused `ERROR_BUSY` exactly where an
-IMAGE/VIDEO request would be: the same per-user and total caps, the same
-wait bound), a video is written to the server's spool folder first, and the
-reconstruction is the same `ServeBackend.reconstruct_images` /
-`reconstruct_video` call (result cache, quota, retries). The slot is given
-back when the job ends, whatever happens. A re-export calls the GlbExporter
-deployment's `reexport`; it takes a slot too (so it counts in the caps) but
-never queues for the model.
+The HTTP API (`serve_app.http.api`) streams a browser's upload here, in the
+ingress replica that hosts the TCP server, as the TCP path receives an
+IMAGE/VIDEO request: `begin` admits it from its Content-Length before a
+byte of it is read (a slot of the server's own
+`tcp_proxy.admission.Admission`: refused `ERROR_BUSY` exactly where an
+IMAGE/VIDEO header would be, the same per-user and total caps, the same
+wait bound, and its bytes count in the bytes in flight), `receive` writes
+each piece to a file of the server's spool folder
+(`serve_app.web_upload.MultipartUpload` checks each part as it arrives) and
+`finish` starts the job and answers its id. The reconstruction is the same
+`ServeBackend.reconstruct_images` / `reconstruct_video` call (result cache,
+quota, retries) on the spooled photos or video. The slot is given back when
+the upload is dropped (an error, `abort`, nothing received for
+`upload_idle_s`) or the job ends, whatever happens. A re-export calls the
+GlbExporter deployment's `reexport`; it takes a slot too (so it counts in
+the caps) but never queues for the model.
 
 Job states, stored in `web_jobs` at each change (`serve_app.storage.web_jobs`):
 
@@ -37,27 +42,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from serve_app.export.options import ExportOptions
-from serve_app.http.errors import BadRequestError
 from serve_app.stages.reexport import PredictionsExpiredError, export_options
 from serve_app.storage.web_jobs import JobRecord, WebJobs
 from tcp_proxy.admission import Admission, Slot
 from tcp_proxy.backend import Reconstruction, User
-from tcp_proxy.errors import (
-    BusyError,
-    HashNotFoundError,
-    ModelUnavailableError,
-    PayloadTooLargeError,
-    ServiceError,
-    TooManyImagesError,
-    VipRequiredError,
-)
+from serve_app.web_upload import MultipartUpload
+from tcp_proxy.errors import BusyError, HashNotFoundError, ModelUnavailableError, PayloadTooLargeError, ServiceError
 from tcp_proxy.spool import Spool
+from tcp_proxy.upload_rules import may_send_video
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,9 @@ HEARTBEAT_S = 15.0  # a running job's row is touched this often
 STALE_S = 4 * HEARTBEAT_S  # unchanged this long: its replica is gone (a few missed beats, not one slow write)
 LOST_MESSAGE = "the server running this job stopped before it finished; send the upload again"
 RUNNING_STATES = ("decoding", "inferring")  # a job in these waits in line while others fill the capacity
+# upload and job ids start with the replica that holds them: "<replica>.<random or row id>"; the HTTP
+# ingress routes their calls there (`serve_app.deployments.owner_router`)
+OWNER_SEPARATOR = "."
 Reexport = Callable[[int, str, dict], Awaitable[Reconstruction]]
 
 
@@ -87,6 +89,24 @@ class JobLimits:
     max_images: int  # frames.max_images
     max_payload_bytes: int  # proxy.max_payload_bytes: an upload's files together
     require_vip_for_video: bool  # proxy.require_vip_for_video
+    upload_idle_s: float  # an upload that sends nothing this long is dropped (its HTTP ingress replica is gone)
+
+
+class UploadGoneError(ServiceError):
+    """A piece of an upload that this replica is not receiving (dropped after an error or idle, or another
+    replica's whose owner is gone)."""
+
+    code = "ERROR_INCOMPLETE_REQUEST"
+
+
+@dataclass
+class Receiving:
+    """An upload being received: whose, its admission slot, its parser and file, its idle timer."""
+
+    user: User
+    slot: Slot
+    upload: MultipartUpload
+    idle: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -117,11 +137,15 @@ class WebJobRunner:
         export_defaults: ExportOptions | None = None,
         capacity: Callable[[], int] = lambda: 1,
         model_loaded: Callable[[], bool] = lambda: True,
+        owner: str = "local",
     ) -> None:
         """spool_dir: the TCP server's upload folder; reexport: the GlbExporter's `reexport`;
         result_check: whether a hash is the user's and still has its predictions; capacity:
         reconstructions that run at once (the inference replicas running); model_loaded: false once
-        the model is known not to load (uploads are then refused ERROR_MODEL_NOT_LOADED at once)."""
+        the model is known not to load (uploads are then refused ERROR_MODEL_NOT_LOADED at once); owner:
+        this replica's id, the start of its upload ids (no separator in it)."""
+        if OWNER_SEPARATOR in owner:
+            raise ValueError(f"an owner id has no {OWNER_SEPARATOR!r}")
         self._jobs = jobs
         self._backend = backend
         self._admission = admission
@@ -132,38 +156,100 @@ class WebJobRunner:
         self._export_defaults = export_defaults or ExportOptions()
         self._capacity = capacity
         self._model_loaded = model_loaded
+        self._owner = owner
+        self._receiving: dict[str, Receiving] = {}
         self._live: dict[str, LiveJob] = {}
         self._heartbeat: asyncio.Task | None = None
 
     # -- starting ----------------------------------------------------------------------------
 
-    async def submit(self, user: User, kind: str, files: Sequence[bytes]) -> str:
-        """Start a reconstruction of `files` (photos, or one video) for `user`; its job id.
+    async def begin(self, user: User, size: int, boundary: str) -> str:
+        """Admit an upload of `size` bytes (its Content-Length) for `user` before any of it is read, as an
+        IMAGE/VIDEO header is; its upload id. Its pieces then go to `receive`, and `finish` starts the job.
 
-        Raises the error an IMAGE/VIDEO request would get before its upload runs."""
-        self._check_upload(user, kind, files)
+        Raises the error an IMAGE/VIDEO request would get at its header."""
         if not self._model_loaded():
             raise ModelUnavailableError("the model is not loaded: reconstructions cannot run")
-        size = sum(len(data) for data in files)
+        if size > self._limits.max_payload_bytes:
+            raise PayloadTooLargeError(f"uploads are limited to {self._limits.max_payload_bytes} bytes")
+        folder = self._spool_dir()
+        if folder is None:
+            raise ServiceError("no spool folder")
         slot = self._admit(user, size)
-        spool = None
         try:
-            if kind == "video":
-                spool = await self._spool(files[0])
-            record = await asyncio.to_thread(self._jobs.create, user.id, kind)
+            spool = Spool(folder, ".upload")
         except BaseException:
             slot.release()
-            if spool is not None:
-                spool.discard()
+            raise
+        video_allowed = may_send_video(user, self._limits.require_vip_for_video)
+        upload = MultipartUpload(boundary, size, spool, max_images=self._limits.max_images, video_allowed=video_allowed)
+        upload_id = f"{self._owner}{OWNER_SEPARATOR}{secrets.token_hex(16)}"
+        self._receiving[upload_id] = Receiving(user, slot, upload)
+        self._keep_alive(upload_id)
+        return upload_id
+
+    async def receive(self, upload_id: str, piece: bytes) -> None:
+        """The next piece of the upload's body; on any error the upload is dropped (slot and file)."""
+        receiving = self._receiving_now(upload_id)
+        self._keep_alive(upload_id)
+        try:
+            await receiving.upload.feed(piece)
+        except BaseException:
+            self.abort(upload_id)
+            raise
+
+    async def finish(self, upload_id: str) -> str:
+        """The upload's body is whole: start its reconstruction; its job id."""
+        receiving = self._receiving_now(upload_id)
+        self._forget(upload_id)
+        user, slot, upload = receiving.user, receiving.slot, receiving.upload
+        try:
+            path = await upload.finish()
+            kind = upload.kind or "photos"
+            record = await asyncio.to_thread(self._jobs.create, user.id, kind)
+            if kind == "video":
+                run = lambda on_stage: self._backend.reconstruct_video(user, path, on_stage=on_stage)
+            else:
+                photos = upload.spool.map_parts(upload.sizes)
+                run = lambda on_stage: self._backend.reconstruct_images(user, photos, on_stage=on_stage)
+        except BaseException:
+            slot.release()
+            upload.spool.discard()
             raise
         slot.uploaded()  # the upload is complete: it waits for the backend from now on
-        if kind == "video":
-            assert spool is not None
-            run = lambda on_stage: self._backend.reconstruct_video(user, spool.path, on_stage=on_stage)
-        else:
-            run = lambda on_stage: self._backend.reconstruct_images(user, list(files), on_stage=on_stage)
-        self._start(LiveJob(record, slot, "decoding"), run, spool)
-        return record.id
+        self._start(LiveJob(record, slot, "decoding"), run, upload.spool)
+        return self._public_id(record.id)
+
+    def abort(self, upload_id: str) -> None:
+        """Drop an upload under way: its admission slot and its file (nothing if it is not here)."""
+        receiving = self._forget(upload_id)
+        if receiving is not None:
+            receiving.slot.release()
+            receiving.upload.spool.discard()
+
+    def _receiving_now(self, upload_id: str) -> Receiving:
+        receiving = self._receiving.get(upload_id)
+        if receiving is None:
+            raise UploadGoneError("this upload is no longer being received; send it again")
+        return receiving
+
+    def _keep_alive(self, upload_id: str) -> None:
+        """(Re)start the upload's idle timer: dropped if nothing arrives for `upload_idle_s`."""
+        receiving = self._receiving[upload_id]
+        if receiving.idle is not None:
+            receiving.idle.cancel()
+        loop = asyncio.get_running_loop()
+        receiving.idle = loop.call_later(self._limits.upload_idle_s, self._idle, upload_id)
+
+    def _idle(self, upload_id: str) -> None:
+        log.warning("browser upload %s sent nothing for %.0f s: dropped", upload_id, self._limits.upload_idle_s)
+        self.abort(upload_id)
+
+    def _forget(self, upload_id: str) -> Receiving | None:
+        receiving = self._receiving.pop(upload_id, None)
+        if receiving is not None and receiving.idle is not None:
+            receiving.idle.cancel()
+        return receiving
 
     async def export(self, user: User, hashed_name: str, options: Any) -> str:
         """Start a re-export of the user's result `hashed_name` with `options` (JSON); its job id."""
@@ -184,39 +270,13 @@ class WebJobRunner:
             raise
         reexport = self._reexport
         self._start(LiveJob(record, slot, "exporting"), lambda _on_stage: reexport(user.id, hashed_name, dict(options)), None)
-        return record.id
-
-    def _check_upload(self, user: User, kind: str, files: Sequence[bytes]) -> None:
-        if kind not in ("photos", "video") or not files:
-            raise BadRequestError("send photos, or one video")
-        if kind == "video" and len(files) != 1:
-            raise BadRequestError("send exactly one video")
-        if kind == "photos" and len(files) > self._limits.max_images:
-            raise TooManyImagesError(f"at most {self._limits.max_images} photos per reconstruction")
-        if sum(len(data) for data in files) > self._limits.max_payload_bytes:
-            raise PayloadTooLargeError(f"uploads are limited to {self._limits.max_payload_bytes} bytes")
-        if kind == "video" and self._limits.require_vip_for_video and not user.is_vip:
-            raise VipRequiredError("videos are for VIP accounts")
+        return self._public_id(record.id)
 
     def _admit(self, user: User, size: int) -> Slot:
         slot = self._admission.admit(user.id, size)
         if slot is None:
             raise BusyError("the service is busy; try again shortly")
         return slot
-
-    async def _spool(self, video: bytes) -> Spool:
-        """The video in a file of the TCP server's spool folder (the backend maps it, as for VIDEO)."""
-        folder = self._spool_dir()
-        if folder is None:
-            raise ServiceError("no spool folder")
-        spool = Spool(folder, ".video")
-        try:
-            await spool.write(video)
-            await spool.finish()
-        except BaseException:
-            spool.discard()
-            raise
-        return spool
 
     def _start(self, job: LiveJob, run: Callable[[Callable[[str], None]], Awaitable[Any]], spool: Spool | None) -> None:
         self._live[job.record.id] = job
@@ -289,17 +349,22 @@ class WebJobRunner:
 
     async def status(self, user: User, job_id: str) -> dict[str, Any] | None:
         """The job as GET /api/reconstructions/{id} answers it; None if it is not the user's."""
-        live = self._live.get(job_id)
+        row_id = record_id(job_id)
+        live = self._live.get(row_id)
         if live is not None and live.record.user_id == user.id:
-            record = live.record
             position = self._position(live)
             state = self._shown_state(live)
             self._store_shown(live)  # queued -> decoding as those ahead finish: other replicas read the row
-            return _status(record, state, position=position, wait_s=self._wait_s(position))
-        record = await asyncio.to_thread(self._jobs.get, job_id, user.id)
-        if record is not None and job_id not in self._live and self._jobs.stale(record, STALE_S):
+            return _status(job_id, live.record, state, position=position, wait_s=self._wait_s(position))
+        record = await asyncio.to_thread(self._jobs.get, row_id, user.id)
+        if record is not None and row_id not in self._live and self._jobs.stale(record, STALE_S):
             record = await asyncio.to_thread(self._jobs.fail_stale, record, STALE_S, "ERROR_INTERNAL", LOST_MESSAGE)
-        return None if record is None else _status(record, record.state)
+        return None if record is None else _status(job_id, record, record.state)
+
+    def _public_id(self, row_id: str) -> str:
+        """A job's id as the API shows it: "<this replica>.<its row's id>", so that its status calls reach
+        the replica running it (which alone knows its place in the queue)."""
+        return f"{self._owner}{OWNER_SEPARATOR}{row_id}"
 
     def _position(self, job: LiveJob) -> int | None:
         """The job's place among those waiting for capacity (1: it runs next), or None when it is not waiting."""
@@ -317,7 +382,9 @@ class WebJobRunner:
         return None if position is None else self._admission.estimate.wait_s(position)
 
     async def close(self) -> None:
-        """Cancel the jobs under way (their rows end failed); for shutdown."""
+        """Drop the uploads being received; cancel the jobs under way (their rows end failed); for shutdown."""
+        for upload_id in list(self._receiving):
+            self.abort(upload_id)
         tasks = [job.task for job in self._live.values() if job.task is not None]
         if self._heartbeat is not None:
             tasks.append(self._heartbeat)
@@ -326,10 +393,21 @@ class WebJobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _status(record: JobRecord, state: str, *, position: int | None = None, wait_s: float | None = None) -> dict:
+def record_id(job_id: str) -> str:
+    """The row id of a job id ("<owner>.<row id>")."""
+    return job_id.rpartition(OWNER_SEPARATOR)[2]
+
+
+def owner_of_id(some_id: str) -> str:
+    """The replica id at the start of an upload or job id ("" when there is none)."""
+    owner, separator, _ = some_id.partition(OWNER_SEPARATOR)
+    return owner if separator else ""
+
+
+def _status(job_id: str, record: JobRecord, state: str, *, position: int | None = None, wait_s: float | None = None) -> dict:
     done = state == "done"
     return {
-        "id": record.id,
+        "id": job_id,
         "kind": record.kind,
         "state": state,
         "position": position,

@@ -26,6 +26,7 @@ from typing import Sequence, Union
 
 from . import errors
 from .backend import GlbInfo
+from .upload_rules import too_many_images
 
 LOGIN = 1
 IMAGE = 2
@@ -322,7 +323,7 @@ class RequestReader:
             if len(self._buf) < U32.size:
                 return self._starved(IMAGE)
             (count,) = U32.unpack(self._take(U32.size))
-            if count > self.max_images:
+            if too_many_images(count, self.max_images):
                 return self._reject(ERROR_TOO_MANY_IMAGES)
             if count * U32.size > self._remaining:
                 return self._reject(ERROR_IMAGE_REQUEST)

@@ -15,8 +15,8 @@ runs while a request is computed. Where its request stands is a
   limit). An over-limit LOGIN, GET_GLB or LIST is closed after its reply;
   the rest of an over-limit IMAGE/VIDEO is discarded at the minimum upload
   rate, within `max_discard_bytes` and `max_discard_s`. Refused IMAGE/VIDEO
-  requests (not logged in, not VIP, busy, bad framing) are answered as soon
-  as that is known and their payload skipped.
+  requests (not logged in, model known not to be loaded, not VIP, busy, bad
+  framing) are answered as soon as that is known and their payload skipped.
 * Read deadlines (`deadlines.ReadDeadlines`): a first byte soon after the
   connect, small frames complete within a bound, uploads at a minimum
   average rate; a client that misses one gets `ERROR_READ_TIMEOUT` in its
@@ -64,8 +64,9 @@ from .connection_state import (
     Uploading,
 )
 from .deadlines import MinRate, ReadDeadlines
-from .errors import NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
+from .errors import ModelUnavailableError, NotLoggedInError, ResultTooLargeError, ServiceError, VipRequiredError
 from .spool import Spool
+from .upload_rules import may_send_video
 
 if TYPE_CHECKING:
     from .server import ProxyServer
@@ -74,6 +75,7 @@ log = logging.getLogger("tcp_proxy")
 
 ERROR_NOT_LOGGED_IN = NotLoggedInError.code
 ERROR_VIP_REQUIRED = VipRequiredError.code
+ERROR_MODEL_NOT_LOADED = ModelUnavailableError.code
 OUTCOME_OK = "OK"
 OUTCOME_LOGIN_FAILED = "LOGIN_FAILED"
 OUTCOME_DISCONNECTED = "DISCONNECTED"  # computed, but the reply could not be delivered
@@ -254,7 +256,9 @@ class Connection:
         it cannot run now, as its error code."""
         if user is None:
             return ERROR_NOT_LOGGED_IN
-        if request.command == VIDEO and self.settings.require_vip_for_video and not user.is_vip:
+        if not self.server.model_loaded():
+            return ERROR_MODEL_NOT_LOADED
+        if request.command == VIDEO and not may_send_video(user, self.settings.require_vip_for_video):
             return ERROR_VIP_REQUIRED
         slot = self.server.admission.admit(user.id, request.length)
         if slot is None:

@@ -63,6 +63,10 @@ PROXY_HEADER_READ = 256  # a PROXY header is at most 107 bytes (v1) or 16 + 216 
 LOGGED_TEXT_CHARS = 64  # user-controlled text in a log line is cut to this many characters
 
 
+def _always_loaded() -> bool:
+    return True
+
+
 def loggable(text: str | None) -> str:
     """User-controlled text for a log line: escaped (no newline or control character gets through),
     non-ASCII as escapes, at most LOGGED_TEXT_CHARS characters; "-" for none."""
@@ -83,12 +87,16 @@ class ProxyServer:
         max_images: int,
         on_request: Callable[[RequestRecord], Any] | None = None,
         sessions: SessionStore | None = None,
+        model_loaded: Callable[[], bool] | None = None,
     ):
-        """sessions: where address bindings live (default: this process, ending with it)."""
+        """sessions: where address bindings live (default: this process, ending with it); model_loaded:
+        false once the service knows its model did not load, so IMAGE/VIDEO are refused at the header
+        (default: always true; the backend then answers ERROR_MODEL_NOT_LOADED itself)."""
         self.settings = settings
         self.backend = backend
         self.max_images = max_images
         self.on_request = on_request
+        self.model_loaded: Callable[[], bool] = model_loaded or _always_loaded
         store = sessions if sessions is not None else MemorySessionStore(settings.session_ttl_s)
         self.sessions = Sessions(
             store, bind_to_address=settings.bind_sessions_to_ip, ipv6_prefix_length=settings.ipv6_prefix_length
@@ -302,13 +310,16 @@ async def start_server(
     on_request: Callable[[RequestRecord], Any] | None = None,
     sessions: SessionStore | None = None,
     share_port: bool = True,
+    model_loaded: Callable[[], bool] | None = None,
 ) -> ProxyServer:
     """Listen on `host:port` (default: the settings'; port 0 picks a free one) on the running loop.
 
     share_port: bind with SO_REUSEPORT, next to other listeners that do (a replica and its successor
     during a redeploy); without it a port already listened on raises OSError (EADDRINUSE).
     """
-    server = ProxyServer(settings, backend, max_images=max_images, on_request=on_request, sessions=sessions)
+    server = ProxyServer(
+        settings, backend, max_images=max_images, on_request=on_request, sessions=sessions, model_loaded=model_loaded
+    )
     host, port = settings.host if host is None else host, settings.port if port is None else port
     try:
         await server._listen(host, port, share_port=share_port)

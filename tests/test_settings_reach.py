@@ -1409,33 +1409,26 @@ def check_web_trusted_proxies(tmp_path, **_):
     assert not WebApi(web_settings(tmp_path), call)._secure(Request(scope))
 
 
-@reaches("web.max_upload_bytes_in_flight")
-def check_web_max_upload_bytes_in_flight(tmp_path, **_):
-    import asyncio
+# == health: the readiness checks of /readyz (serve_app.http.health) ==========
+@reaches("health.check_timeout_s")
+def check_health_check_timeout_s(tmp_path, **_):
+    from serve_app.http.health import ServiceReadiness
 
-    from starlette.requests import Request
+    async def slow_listener() -> dict:
+        await asyncio.sleep(0.5)  # the slowness under test: over the changed limit, well under the default
+        return {"listening": True, "port": 4567}
 
-    from serve_app.http.api import WebApi
+    async def model_status() -> dict:
+        return {"loaded": True, "preset": "tiny", "device": "cpu"}
 
-    async def call(*_args):
-        return {}
+    def listener_check(**health) -> dict:
+        storage = {"database_url": f"sqlite:///{tmp_path / 'health.db'}", "storage_root": str(tmp_path)}
+        settings = AppSettings.from_dict({"storage": storage, "health": health})
+        _, body = asyncio.run(ServiceReadiness(settings, slow_listener, model_status)())
+        return body["checks"]["tcp_listener"]
 
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    def outcome(**web) -> str:
-        """The error code an upload declaring 4096 bytes gets (an empty body: refused once read)."""
-        scope = {"type": "http", "method": "POST", "scheme": "http", "client": ("192.0.2.1", 5000),
-                 "path": "/api/reconstructions", "query_string": b"",
-                 "headers": [(b"content-length", b"4096"), (b"content-type", b"multipart/form-data; boundary=b")]}
-        try:
-            asyncio.run(WebApi(web_settings(tmp_path, **web), call)._submit(Request(scope, receive), "token"))
-        except Exception as exc:  # refusals are raised as the errors the API answers
-            return getattr(exc, "code", type(exc).__name__)
-        return "accepted"
-
-    assert outcome(max_upload_bytes_in_flight=4095) == "ERROR_BUSY"  # the upload's 4096 bytes do not fit
-    assert outcome(max_upload_bytes_in_flight=4096) == "ERROR_BAD_REQUEST"  # they do: it is read (and found empty)
+    assert listener_check(check_timeout_s=0.1)["detail"] == "no answer within 0.1 s"
+    assert listener_check()["ok"]  # the default 2 s waits for it
 
 
 # == the checks, one test per setting =========================================

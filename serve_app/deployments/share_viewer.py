@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from serve_app.config import AppSettings
 from serve_app.http.api import WebApi
 from serve_app.http.app_files import AppFiles
-from serve_app.http.health import readiness, service_checks
+from serve_app.http.health import ServiceReadiness
 from serve_app.http.share_pages import SharePages
 
 from .replica_logging import use_serve_logging
@@ -41,7 +41,7 @@ class ShareViewer:
         use_serve_logging()
         await tcp_ingress.get_port.remote()  # returns once the TCP ingress (and so the schema) is ready
         self.pages = SharePages(settings)
-        self.checks = service_checks(settings, tcp_ingress.listening.remote, tcp_ingress.model_status.remote)
+        self.readiness = ServiceReadiness(settings, tcp_ingress.listening.remote, tcp_ingress.model_status.remote)
         self.api = WebApi(settings, tcp_ingress.web_call.remote)
 
     @share_api.get("/healthz")
@@ -50,7 +50,7 @@ class ShareViewer:
 
     @share_api.get("/readyz")
     async def readyz(self) -> Response:
-        ready, body = await readiness(self.checks)
+        ready, body = await self.readiness()
         return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
 
     @share_api.api_route("/g/{name}", methods=["GET", "HEAD"])

@@ -31,6 +31,7 @@ class StageDeployment:
 
     def __init__(self, settings: AppSettings) -> None:
         use_serve_logging()
+        tune_malloc()
         self.stage = self.stage_class(settings)
         self.metrics = service_metrics()
 
@@ -93,6 +94,29 @@ def release_free_memory() -> None:
     if trim is not None:
         trim(0)
     drop_mapped_pages(object_store_mappings())
+
+
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # mallopt parameters, <malloc.h>
+OWN_MAPPING_BYTES = 1 << 20  # heap blocks this large or larger get a mapping of their own, unmapped when freed
+MALLOC_ARENAS = 2  # glibc's default is up to 8 per core, one per allocating thread
+
+
+def tune_malloc() -> bool:
+    """Keep a replica's heap from holding freed memory under a long stream of big requests; whether it
+    applied (False off glibc). Called once, as a replica starts.
+
+    glibc maps a block of 128 KiB or more on its own, but each time such a block is freed it raises
+    that threshold to the block's size (up to 32 MiB), so the frames, GLBs and npz buffers of later
+    requests (a few MiB each) come from the heap instead, and the holes they leave between smaller
+    long-lived blocks are kept. An hour's soak showed it: the export replica's own memory rose by
+    ~1.5 MiB a minute while its Python objects stayed the same, with more of its heap free than in
+    use. A fixed threshold (which also stops that raising) gives every block of OWN_MAPPING_BYTES or
+    more back to the OS when freed; two arenas bound the free memory kept beside the replica's
+    threads (37 in an export replica)."""
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, OWN_MAPPING_BYTES)) and bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS))
 
 
 MADV_DONTNEED = 4  # <sys/mman.h> on Linux

@@ -34,6 +34,7 @@ import shutil
 from typing import Any
 
 from ray import serve
+from ray.serve.config import RequestRouterConfig
 from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ApplicationStatus
 
@@ -47,13 +48,17 @@ from serve_app.stages import STAGES, ExportStage, InferenceStage
 from serve_app.web_jobs import JobLimits, WebJobRunner
 from tcp_proxy.server import RequestRecord, start_server
 
+from .owner_router import OwnerRouter
 from .replica_count import follow_running_replicas
 from .replica_logging import use_serve_logging
-from .stage_deployment import release_free_memory
+from .stage_deployment import release_free_memory, tune_malloc
 from .stage_runner import HandleStageRunner, unwrap_service_error
 from .vggt_inference import WEIGHTS_HINT, VGGTInference
 
+OWNER_ROUTER = f"{OwnerRouter.__module__}.{OwnerRouter.__qualname__}"
+UPLOAD_IDLE_READS = 2  # an upload is dropped after this many read timeouts without a piece (the HTTP ingress has one)
 STATUS_TIMEOUT_S = 5.0  # asking the controller for the application's status
+MODEL_RECHECK_S = 10.0  # while the model is reported not loaded, VGGTInference is asked again this often
 
 log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` output and the replica logs
 
@@ -65,11 +70,14 @@ log = logging.getLogger("ray.serve")  # Serve's logger: shows in `serve run` out
     max_ongoing_requests=64,  # handle calls only (status, recent_requests, get_port)
     health_check_period_s=1,  # a dead listener is noticed (and replaced) within a second or two
     health_check_timeout_s=10,
+    # a browser upload's pieces reach the replica receiving it (its `route_to`): owner_router.py
+    request_router_config=RequestRouterConfig(request_router_class=OWNER_ROUTER),
 )
 class TCPIngress:
     async def __init__(self, settings: AppSettings, *stages: DeploymentHandle) -> None:
         """stages: one handle per stage deployment, in the order of STAGES."""
         use_serve_logging()
+        tune_malloc()
         self._metrics = service_metrics()
         self._history = RequestHistory(self._metrics)
         self._model: DeploymentHandle = dict(zip(STAGES, stages, strict=True))[InferenceStage]
@@ -84,6 +92,7 @@ class TCPIngress:
             max_images=settings.frames.max_images,
             on_request=self._on_request,
             sessions=self._accounts,  # in the database: kept through restarts, shared by replicas
+            model_loaded=self._model_may_run,
         )
         log.info("TCP protocol server listening on %s:%d", settings.proxy.host, self._server.port)
         self._status_task = asyncio.get_running_loop().create_task(self._log_model_status())
@@ -102,13 +111,19 @@ class TCPIngress:
             self._accounts.web_jobs,
             self._backend,
             server.admission,
-            JobLimits(settings.frames.max_images, proxy.max_payload_bytes, proxy.require_vip_for_video),
+            JobLimits(
+                settings.frames.max_images,
+                proxy.max_payload_bytes,
+                proxy.require_vip_for_video,
+                upload_idle_s=UPLOAD_IDLE_READS * proxy.read_timeout_s,
+            ),
             spool_dir=lambda: server.spool_dir,
             reexport=self._reexport,
             result_check=self._accounts.predictions_stored,
             export_defaults=settings.export,
             capacity=lambda: server.admission.estimate.replicas,
-            model_loaded=lambda: self._model_status is None or bool(self._model_status.get("loaded")),
+            model_loaded=self._model_may_run,
+            owner=serve.get_replica_context().replica_id.unique_id,
         )
 
     async def _reexport(self, user_id: int, hashed_name: str, options: dict[str, Any]) -> Any:
@@ -117,22 +132,33 @@ class TCPIngress:
         except Exception as exc:  # a replica's ServiceError comes wrapped by Ray
             raise unwrap_service_error(exc) from None
 
-    async def web_call(self, method: str, *args: Any) -> dict[str, Any]:
-        """One call of the HTTP API (`serve_app.http.web_access.WebAccess`), for the HTTP ingress."""
+    async def web_call(self, method: str, *args: Any, route_to: str = "") -> dict[str, Any]:
+        """One call of the HTTP API (`serve_app.http.web_access.WebAccess`), for the HTTP ingress; `route_to`
+        names the replica that must answer it (read by `OwnerRouter`, not here)."""
         return await self._web.call(method, *args)
 
+    def _model_may_run(self) -> bool:
+        """False once VGGTInference has said its model is not loaded: uploads over TCP and from the browser
+        are then refused ERROR_MODEL_NOT_LOADED at their header; true while not known yet."""
+        return self._model_status is None or bool(self._model_status.get("loaded"))
+
     async def _log_model_status(self) -> None:
-        """Say once whether reconstructions can run (the VGGT replica may still be loading)."""
-        try:
-            status = await self._model.status.remote()
-        except Exception:
-            log.exception("could not ask VGGTInference for its status")
-            return
-        self._model_status = status
-        if status.get("loaded"):
-            log.info("VGGT model %r ready on %s", status.get("preset"), status.get("device"))
-        else:
-            log.error("VGGT model not loaded: %s; %s", status.get("error"), WEIGHTS_HINT)
+        """Say once whether reconstructions can run (the VGGT replica may still be loading); while the
+        model is not loaded, ask again every MODEL_RECHECK_S, so that a replica which loads it later
+        (replaced, added by the autoscaler) lifts the refusal at the header."""
+        while True:
+            try:
+                status = await self._model.status.remote()
+            except Exception:
+                log.exception("could not ask VGGTInference for its status")
+                return
+            known, self._model_status = self._model_status, status
+            if status.get("loaded"):
+                log.info("VGGT model %r ready on %s", status.get("preset"), status.get("device"))
+                return
+            if known is None:
+                log.error("VGGT model not loaded: %s; %s", status.get("error"), WEIGHTS_HINT)
+            await asyncio.sleep(MODEL_RECHECK_S)
 
     def _on_request(self, record: RequestRecord) -> None:
         self._history.record(record)
@@ -166,15 +192,16 @@ class TCPIngress:
         return self._history.recent()
 
     async def status(self) -> dict[str, Any]:
-        if self._model_status is None or not self._model_status.get("loaded"):
+        model = self._model_status
+        if model is None or not model.get("loaded"):
             try:
-                self._model_status = await self._model.status.remote()
-            except Exception as exc:  # pragma: no cover - reported, not raised
-                self._model_status = {"loaded": False, "error": repr(exc)}
+                model = self._model_status = await self._model.status.remote()
+            except Exception as exc:  # pragma: no cover - reported, not raised, nor taken for the model's state
+                model = {"loaded": False, "error": repr(exc)}
         return {
             "port": self._server.port,
             "pid": os.getpid(),
-            "model": self._model_status,
+            "model": model,
             "retries": self._backend.retries,
             "in_stages": self._stage_runner.in_flight,  # runs inside the stage deployments now
             "inference_replicas": self._server.admission.estimate.replicas,  # as the wait estimate counts them

@@ -1,38 +1,53 @@
 """`WebApi`: the browser front's JSON API (docs/HTTP_API.md) as HTTP, over the TCP ingress's `WebAccess` calls.
 
 This layer only speaks HTTP: it routes `/api/...`, reads the session cookie
-and the CSRF header, bounds and parses bodies (JSON; multipart uploads with
-`python-multipart`, counted against `proxy.max_payload_bytes` from
-Content-Length and again while reading), and turns each call's answer into
-a response: an error `{"error", "message"}` with the status of
+and the CSRF header, bounds JSON bodies, streams uploads to the TCP ingress
+and turns each call's answer into a response: an error `{"error", "message"}` with the status of
 `serve_app.http.errors.STATUS`. Logins, sessions, uploads and jobs are the
 TCP ingress's (`call`: `TCPIngress.web_call` in the app; a `WebAccess`'s
 `call` in tests). Order of checks on a state-changing request: session
 (401), then CSRF (403), then the body.
+
+An upload is admitted by the TCP ingress from its Content-Length before a
+byte of it is read (`upload_begin`, as an IMAGE/VIDEO header is), then
+handed on in pieces of `UPLOAD_PIECE_BYTES` as they arrive (`upload_write`,
+to the replica that admitted it: `route_to`), each within
+`proxy.read_timeout_s` of the one before and the whole at the TCP path's
+least upload rate (`proxy.upload_grace_s`, `proxy.min_upload_bytes_per_s`),
+then `upload_finish` starts its job, whose id names that replica too, so
+the job's status calls reach it (it alone knows the job's place in the
+queue; another replica answers from the job's row if it is gone). It is parsed and written to disk
+there; this replica holds one piece of it at a time. A body that ends
+early, stalls or breaks off drops the upload there (`upload_abort`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from serve_app.config import AppSettings
 from serve_app.http.errors import BadRequestError, CsrfError, http_status
 from serve_app.storage.web_sessions import csrf_matches
-from tcp_proxy.errors import BusyError, PayloadTooLargeError, ServiceError, TooManyImagesError
+from serve_app.web_jobs import owner_of_id
+from tcp_proxy.deadlines import MinRate
+from tcp_proxy.errors import IncompleteRequestError, PayloadTooLargeError, ReadTimeoutError, ServiceError
 from tcp_proxy.proxy_protocol import is_trusted, parse_trusted
+
+log = logging.getLogger(__name__)
 
 COOKIE = "vggt_session"
 CSRF_HEADER = "x-csrf-token"
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_JSON_BYTES = 64 * 1024  # a login or export options body
+UPLOAD_PIECE_BYTES = 1 << 20  # an upload goes on to the TCP ingress in pieces of this size (one handle call each)
 RESULTS_LIMIT, RESULTS_MAX = 50, 200
 EVENT_POLL_S = 0.5  # how often an event stream looks at its job
 KEEP_ALIVE_S = 15.0
@@ -40,7 +55,7 @@ BUSY_RETRY_AFTER_S = 5
 FINAL_STATES = ("done", "failed")
 LOGIN_FIELDS = {"username", "password"}
 
-Call = Callable[..., Awaitable[dict[str, Any]]]  # call(method, *args) -> the answer dict
+Call = Callable[..., Awaitable[dict[str, Any]]]  # call(method, *args, route_to="") -> the answer dict
 
 
 class WebApi:
@@ -49,12 +64,11 @@ class WebApi:
     def __init__(self, settings: AppSettings, call: Call) -> None:
         self._call = call
         self._max_payload = settings.proxy.max_payload_bytes
-        self._max_files = settings.frames.max_images + 1  # one more reads as ERROR_TOO_MANY_IMAGES
+        self._read_timeout_s = settings.proxy.read_timeout_s
+        self._upload_rate = MinRate.upload(settings.proxy)
         self._ttl_s = settings.web.session_ttl_s
         self._events_max_s = settings.web.events_max_s
         self._proxies = parse_trusted(settings.web.trusted_proxies)
-        self._max_in_flight = settings.web.max_upload_bytes_in_flight
-        self.upload_bytes_in_flight = 0  # declared by the uploads this replica is receiving now
 
     async def handle(self, path: str, request: Request) -> Response:
         parts, method = path.strip("/").split("/"), request.method
@@ -66,13 +80,16 @@ class WebApi:
             if parts == ["results"] and method == "GET":
                 return answer(await self._call("results", _token(request), _limit(request)))
             if parts[0] == "reconstructions" and len(parts) == 2 and method == "GET":
-                return answer(await self._call("job", _token(request), parts[1]))
+                return answer(await self._call("job", _token(request), parts[1], route_to=owner_of_id(parts[1])))
             if parts[0] == "reconstructions" and len(parts) == 3 and parts[2] == "events" and method == "GET":
                 return await self._events(request, parts[1])
             if method == "POST":
                 return await self._changing(parts, request)
         except ServiceError as exc:
             return error_response(exc.code, exc.message)
+        except Exception:  # the TCP ingress could not be reached, or failed: still a JSON answer
+            log.exception("API call %s %s failed", method, path)
+            return error_response("ERROR_INTERNAL", "internal error")
         return error_response("ERROR_NOT_FOUND", "no such API endpoint")
 
     async def _changing(self, parts: list[str], request: Request) -> Response:
@@ -132,59 +149,72 @@ class WebApi:
         return forwarded == "https" and bool(client) and is_trusted(client, self._proxies)
 
     async def _submit(self, request: Request, token: str) -> dict[str, Any]:
-        """A multipart upload read within the payload limit and handed to the TCP ingress: its answer.
-
-        Its bytes are counted in `upload_bytes_in_flight` from its Content-Length until the ingress has
-        them (they are held in this replica's memory meanwhile)."""
+        """A multipart upload streamed to the TCP ingress that admitted it: its answer (the job id)."""
         declared = request.headers.get("content-length")
         if declared is None or not declared.isdigit():
             raise BadRequestError("send the upload with a Content-Length header")
         size = int(declared)
         if size > self._max_payload:
             raise PayloadTooLargeError(f"uploads are limited to {self._max_payload} bytes")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        content_type, options = parse_options_header(request.headers.get("content-type", ""))
+        boundary = options.get(b"boundary", b"").decode("latin-1")
+        if content_type != b"multipart/form-data" or not boundary:
             raise BadRequestError("send the files as multipart/form-data")
-        if self.upload_bytes_in_flight + size > self._max_in_flight:
-            raise BusyError("too many uploads are being received; try again shortly")
-        self.upload_bytes_in_flight += size
+        begun = await self._call("upload_begin", token, size, boundary)
+        if is_error(begun):
+            return begun
+        upload_id = begun["upload"]
+        owner = owner_of_id(upload_id)
+        handed_on = False  # the upload is the ingress's to end: finished, or dropped after an error there
         try:
-            kind, files = await self._parse_upload(request, size)
-            return await self._call("submit", token, kind, files)
+            async for piece in self._pieces(request, size):
+                answered = await self._call("upload_write", upload_id, piece, route_to=owner)
+                if is_error(answered):
+                    handed_on = True
+                    return answered
+            handed_on = True
+            return await self._call("upload_finish", upload_id, route_to=owner)
         finally:
-            self.upload_bytes_in_flight -= size
+            if not handed_on:
+                await asyncio.shield(self._abort(upload_id, owner))
 
-    async def _parse_upload(self, request: Request, size: int) -> tuple[str, list[bytes]]:
-        """("photos" | "video", the files' bytes) of a multipart body of `size` bytes."""
-        parser = MultiPartParser(request.headers, self._bounded(request, size), max_files=self._max_files, max_fields=0)
+    async def _abort(self, upload_id: str, owner: str) -> None:
         try:
-            form = await parser.parse()
-        except MultiPartException as exc:
-            if "files" in exc.message.lower():
-                raise TooManyImagesError(exc.message) from None
-            raise BadRequestError(exc.message) from None
-        try:
-            names = {name for name, _ in form.multi_items()}
-            values = [value for _, value in form.multi_items()]
-            if not names or not names <= {"photos", "video"} or len(names) > 1:
-                raise BadRequestError("send files in field photos, or one in field video")
-            if not all(isinstance(value, UploadFile) for value in values):
-                raise BadRequestError("only files are accepted")
-            return names.pop(), [await value.read() for value in values]  # type: ignore[union-attr]
-        finally:
-            await form.close()
+            await self._call("upload_abort", upload_id, route_to=owner)
+        except Exception:  # its replica is gone (the upload with it) or cannot be reached: its idle timer ends it
+            pass
 
-    async def _bounded(self, request: Request, size: int) -> AsyncIterator[bytes]:
-        """The body, refused (ERROR_PAYLOAD_TOO_LARGE) once it passes its declared `size`."""
-        received = 0
-        async for chunk in request.stream():
+    async def _pieces(self, request: Request, size: int) -> AsyncIterator[bytes]:
+        """The body in pieces of UPLOAD_PIECE_BYTES (the last one shorter), each byte within the read
+        timeout of the one before and on time for the least upload rate; ERROR_PAYLOAD_TOO_LARGE past
+        its Content-Length, ERROR_INCOMPLETE_REQUEST when the client breaks off."""
+        loop = asyncio.get_running_loop()
+        started, received, buffered = loop.time(), 0, bytearray()
+        stream = request.stream().__aiter__()
+        while True:
+            due = self._upload_rate.due(started, received + 1)
+            wait_s = min(self._read_timeout_s, max(0.0, due - loop.time()))
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), wait_s)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise ReadTimeoutError("the upload arrived too slowly") from None
+            except ClientDisconnect:
+                raise IncompleteRequestError("the upload broke off") from None
             received += len(chunk)
             if received > size:
                 raise PayloadTooLargeError(f"the upload is longer than its Content-Length ({size} bytes)")
-            yield chunk
+            buffered += chunk
+            while len(buffered) >= UPLOAD_PIECE_BYTES:
+                yield bytes(buffered[:UPLOAD_PIECE_BYTES])
+                del buffered[:UPLOAD_PIECE_BYTES]
+        if buffered:
+            yield bytes(buffered)
 
     async def _events(self, request: Request, job_id: str) -> Response:
         token = _token(request)
-        first = await self._call("job", token, job_id)
+        first = await self._call("job", token, job_id, route_to=owner_of_id(job_id))
         if is_error(first):
             return answer(first)
         return StreamingResponse(
@@ -203,7 +233,7 @@ class WebApi:
             await asyncio.sleep(EVENT_POLL_S)
             if await request.is_disconnected():
                 return
-            status = await self._call("job", token, job_id)
+            status = await self._call("job", token, job_id, route_to=owner_of_id(job_id))
             if is_error(status):
                 return  # logged out or expired meanwhile: the page reconnects and reads the 401
             if status != last:

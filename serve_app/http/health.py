@@ -9,8 +9,9 @@ VGGT model is loaded (the untrained "tiny" preset counts only because the
 config asks for it), the database answers a query and the storage root
 takes a write.
 
-Each check is bounded in time (`CHECK_TIMEOUT_S`): a hung database makes
-its check fail after that long, never the endpoint hang. A blocking check
+Each check is bounded in time (the setting `health.check_timeout_s`, read
+once by `ServiceReadiness`): a hung database makes its check fail after
+that long, never the endpoint hang. A blocking check
 (database, storage) runs in a thread of its own; while one is still under
 way the next probe waits on it instead of starting another, and one that
 stays stuck past `ABANDON_AFTER_S` is left behind (at most `MAX_ABANDONED`
@@ -30,7 +31,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-CHECK_TIMEOUT_S = 2.0  # one check's answer; /readyz answers within about this long
 ABANDON_AFTER_S = 30.0  # a blocking check still stuck after this is left behind and a new one started
 MAX_ABANDONED = 4  # stuck threads kept at most; beyond that the check waits on the stuck one
 PROBE_KEY_PREFIX = ".readyz-"  # the storage check's file, beside out/ (which the consistency check owns)
@@ -52,7 +52,7 @@ class CheckFailed(Exception):
     """A check that ran and found its component not ready; the message says why."""
 
 
-async def run_check(probe: Probe, timeout_s: float = CHECK_TIMEOUT_S) -> CheckResult:
+async def run_check(probe: Probe, timeout_s: float) -> CheckResult:
     """`probe`'s result within `timeout_s`; a timeout or any error is a failed check, never raised."""
     start = time.monotonic()
     try:
@@ -64,7 +64,7 @@ async def run_check(probe: Probe, timeout_s: float = CHECK_TIMEOUT_S) -> CheckRe
     return CheckResult(True, detail, time.monotonic() - start)
 
 
-async def readiness(checks: Mapping[str, Probe], timeout_s: float = CHECK_TIMEOUT_S) -> tuple[bool, dict[str, Any]]:
+async def readiness(checks: Mapping[str, Probe], timeout_s: float) -> tuple[bool, dict[str, Any]]:
     """Run every check at once; (all passed, the `/readyz` body)."""
     names = list(checks)
     results = await asyncio.gather(*(run_check(checks[name], timeout_s) for name in names))
@@ -140,7 +140,7 @@ def _retrieve(future: asyncio.Future[str]) -> None:
         future.exception()
 
 
-def database_check(url: str, timeout_s: float = CHECK_TIMEOUT_S) -> Callable[[], str]:
+def database_check(url: str, timeout_s: float) -> Callable[[], str]:
     """`SELECT 1` on a new connection each time (no pooled connection to go stale), connecting within `timeout_s`."""
     from serve_app.storage.database import ping, probe_engine
 
@@ -202,7 +202,7 @@ def service_checks(
     settings: Any,
     listening: Callable[[], Awaitable[Mapping[str, Any]]],
     model_status: Callable[[], Awaitable[Mapping[str, Any]]],
-    timeout_s: float = CHECK_TIMEOUT_S,
+    timeout_s: float,
 ) -> dict[str, Probe]:
     """The service's readiness checks, in the order `/readyz` lists them."""
     from serve_app.storage.blob_root import settings_root
@@ -213,6 +213,23 @@ def service_checks(
         "database": ThreadProbe(database_check(settings.storage.database_url, timeout_s)),
         "storage_root": ThreadProbe(storage_check(settings_root(settings.storage))),
     }
+
+
+class ServiceReadiness:
+    """`/readyz` of the service: `service_checks`, each bounded by `health.check_timeout_s` (read once, here)."""
+
+    def __init__(
+        self,
+        settings: Any,
+        listening: Callable[[], Awaitable[Mapping[str, Any]]],
+        model_status: Callable[[], Awaitable[Mapping[str, Any]]],
+    ) -> None:
+        self.timeout_s: float = settings.health.check_timeout_s
+        self.checks = service_checks(settings, listening, model_status, self.timeout_s)
+
+    async def __call__(self) -> tuple[bool, dict[str, Any]]:
+        """(all passed, the `/readyz` body)."""
+        return await readiness(self.checks, self.timeout_s)
 
 
 def _one_line(exc: BaseException) -> str:

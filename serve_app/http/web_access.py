@@ -26,7 +26,8 @@ from tcp_proxy.errors import NotLoggedInError, ServiceError
 
 log = logging.getLogger(__name__)
 
-METHODS = ("login", "session", "logout", "submit", "job", "results", "export")  # what web_call may call
+# what web_call may call
+METHODS = ("login", "session", "logout", "upload_begin", "upload_write", "upload_finish", "upload_abort", "job", "results", "export")
 
 
 def error(exc: ServiceError) -> dict[str, str]:
@@ -57,8 +58,9 @@ class WebAccess:
         self._accounts = accounts
         self._runner = runner
 
-    async def call(self, method: str, *args: Any) -> dict[str, Any]:
-        """`method(*args)` for a name of METHODS; ERROR_NOT_FOUND for any other name."""
+    async def call(self, method: str, *args: Any, route_to: str = "") -> dict[str, Any]:
+        """`method(*args)` for a name of METHODS; ERROR_NOT_FOUND for any other name. (`route_to` picks
+        the replica that answers, in the app: `serve_app.deployments.owner_router`.)"""
         if method not in METHODS:
             return error(NotFoundError(f"no such call {method!r}"))
         return await getattr(self, method)(*args)
@@ -83,11 +85,26 @@ class WebAccess:
 
         return await self._as_user(token, end)
 
-    async def submit(self, token: str, kind: str, files: list[bytes]) -> dict[str, Any]:
-        async def start(user: User) -> dict[str, Any]:
-            return {"id": await self._runner.submit(user, kind, files)}
+    async def upload_begin(self, token: str, size: int, boundary: str) -> dict[str, Any]:
+        """Admit an upload of `size` bytes for the session's user: `{"upload": id}`, its later calls' key."""
 
-        return await self._as_user(token, start)
+        async def begin(user: User) -> dict[str, Any]:
+            return {"upload": await self._runner.begin(user, size, boundary)}
+
+        return await self._as_user(token, begin)
+
+    # An upload id is known only to the HTTP ingress that began it with a valid session: the calls
+    # below take it alone (no session lookup per piece).
+
+    async def upload_write(self, upload_id: str, piece: bytes) -> dict[str, Any]:
+        return await _answering(self._runner.receive(upload_id, piece), lambda _: {})
+
+    async def upload_finish(self, upload_id: str) -> dict[str, Any]:
+        return await _answering(self._runner.finish(upload_id), lambda job_id: {"id": job_id})
+
+    async def upload_abort(self, upload_id: str) -> dict[str, Any]:
+        self._runner.abort(upload_id)
+        return {}
 
     async def job(self, token: str, job_id: str) -> dict[str, Any]:
         async def read(user: User) -> dict[str, Any]:
@@ -111,17 +128,25 @@ class WebAccess:
         return await self._as_user(token, start)
 
     async def _as_user(self, token: str, then: Callable[[User], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        try:
+        async def checked() -> dict[str, Any]:
             user = await self._accounts.web_user(token)
             if user is None:
                 raise NotLoggedInError("log in first")
             return await then(user)
-        except ServiceError as exc:
-            return error(exc)
-        except Exception:
-            log.exception("web call failed")
-            return error(ServiceError("internal error"))
+
+        return await _answering(checked(), lambda body: body)
 
 
 async def _now(value: dict[str, Any]) -> dict[str, Any]:
     return value
+
+
+async def _answering(work: Awaitable[Any], body: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """`body(result of work)`, or the error it raised as an answer."""
+    try:
+        return body(await work)
+    except ServiceError as exc:
+        return error(exc)
+    except Exception:
+        log.exception("web call failed")
+        return error(ServiceError("internal error"))

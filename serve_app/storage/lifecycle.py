@@ -6,7 +6,8 @@ deletion goes rows first, then files (`serve_app.storage.deletions` says
 why), so a deleted result's share link answers 404 and GET_GLB
 `ERROR_HASH_NOT_FOUND` at once. Expiry (`storage.retention_days`) takes the
 oldest results first, at most `limit` per call, each call one short
-transaction; results without a creation time are never expired. Stored
+transaction, by creation time (results stored before dates were kept were
+given the time of the upgrade that dated them, migration 0008). Stored
 predictions (`serve_app.storage.predictions`) go with their result, and on
 their own after `storage.predictions_ttl_s` (`expire_predictions`).
 """

@@ -9,8 +9,10 @@ import threading
 
 import pytest
 
+from serve_app.config import AppSettings
 from serve_app.http.health import (
     CheckFailed,
+    ServiceReadiness,
     ThreadProbe,
     database_check,
     listener_probe,
@@ -39,6 +41,11 @@ async def fails() -> str:
 async def hangs() -> str:
     await asyncio.Event().wait()
     return "never"
+
+
+async def hangs_mapping() -> dict:
+    await asyncio.Event().wait()
+    return {}
 
 
 def test_all_passing_checks_are_ready_with_each_detail():
@@ -120,8 +127,51 @@ def test_a_stuck_blocking_check_is_left_behind_so_a_recovered_component_is_seen(
     assert abandoned == 1
 
 
+def service_settings(tmp_path, **health) -> AppSettings:
+    storage = {"database_url": f"sqlite:///{tmp_path / 'app.db'}", "storage_root": str(tmp_path / "store")}
+    return AppSettings.from_dict({"storage": storage, "health": health})
+
+
+def test_the_service_checks_are_each_bounded_by_the_setting(tmp_path):
+    service = ServiceReadiness(service_settings(tmp_path, check_timeout_s=0.3), hangs_mapping, hangs_mapping)
+    ready, body = run(service())
+    assert service.timeout_s == 0.3
+    assert ready is False and body["failing"] == ["tcp_listener", "model"]
+    assert body["checks"]["tcp_listener"]["detail"] == "no answer within 0.3 s"
+    assert body["checks"]["model"]["detail"] == "no answer within 0.3 s"
+    assert (body["checks"]["database"]["ok"], body["checks"]["database"]["detail"]) == (True, "sqlite answers")
+    assert body["checks"]["storage_root"]["ok"] is True
+
+
+def test_the_service_is_ready_when_every_check_passes(tmp_path):
+    listening = status_of(listening=True, port=4567)
+    model = status_of(loaded=True, preset="vggt-1b", device="cuda")
+    ready, body = run(ServiceReadiness(service_settings(tmp_path), listening, model)())
+    assert ready is True and list(body["checks"]) == ["tcp_listener", "model", "database", "storage_root"]
+
+
+READY_GOAL_S = 5.0  # /readyz turns 503 within this long of the database going away (tests/integration/test_readiness.py)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [(0.0, False), (0.001, True), (2.0, True), (4.0, True), (4.001, False), (READY_GOAL_S, False)],
+)
+def test_the_check_timeout_is_over_0_and_at_most_4_s(tmp_path, value, accepted):
+    """A hung database is seen only after the timeout: at most 4 s keeps a second for the probe interval."""
+    if accepted:
+        assert service_settings(tmp_path, check_timeout_s=value).health.check_timeout_s == value
+    else:
+        with pytest.raises(ValueError, match="health.check_timeout_s"):
+            service_settings(tmp_path, check_timeout_s=value)
+
+
+def test_the_check_timeout_defaults_to_2_s(tmp_path):
+    assert ServiceReadiness(service_settings(tmp_path), hangs_mapping, hangs_mapping).timeout_s == 2.0
+
+
 def test_the_database_check_answers_on_sqlite(tmp_path):
-    check = database_check(f"sqlite:///{tmp_path / 'app.db'}")
+    check = database_check(f"sqlite:///{tmp_path / 'app.db'}", timeout_s=2.0)
     assert check() == "sqlite answers"
 
 

@@ -12,10 +12,11 @@ replicas fit beside another app on the cluster's 4 logical CPUs. The app is dele
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from service_users import PASSWORD, create_users, free_port
+from config_apps import app_args, config_app, wait_until
+from config_apps import running_replicas as running_replicas_of
+from service_users import PASSWORD
 from wire_client import Conn
 
 from devkit.autoscale_bench import BURST_AUTOSCALING, INFERENCE_CPUS
@@ -29,63 +30,22 @@ SCALE_S = 240  # the most a scale-up or scale-down may take on a loaded 2-core m
 
 
 def running_replicas(deployment: str = INFERENCE) -> int:
-    from ray import serve
-    from ray.serve._private.common import ReplicaState
-
-    return serve.status().applications[APP].deployments[deployment].replica_states.get(ReplicaState.RUNNING, 0)
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(1)
+    return running_replicas_of(APP, deployment)
 
 
 @pytest.fixture(scope="module")
 def autoscaled(ray_cluster, tmp_path_factory):
     """(TCP port, TCPIngress handle) of the app with VGGTInference autoscaling 1-2."""
     from ray import serve
-    from ray.serve.context import _get_global_client
-    from ray.serve.schema import ServeDeploySchema
 
-    tmp = tmp_path_factory.mktemp("autoscale")
-    (tmp / "spool").mkdir()
-    args = {
-        "model": {"preset": "tiny", "device": "cpu"},
-        "storage": {"database_url": f"sqlite:///{tmp / 'service.db'}", "storage_root": str(tmp / "store")},
-        "frames": {"max_frames": 4},
-        "proxy": {"host": "127.0.0.1", "port": free_port(), "spool_dir": str(tmp / "spool")},
-    }
-    create_users(args["storage"]["database_url"])
+    args = app_args(tmp_path_factory.mktemp("autoscale"))
     inference = {
         "name": INFERENCE,
         "autoscaling_config": BURST_AUTOSCALING,
         "ray_actor_options": {"num_cpus": INFERENCE_CPUS},
     }
-    application = {
-        "name": APP,
-        "import_path": "serve_app.app:build_app",
-        "route_prefix": f"/{APP}",
-        "args": args,
-        "deployments": [inference],
-    }
-    _get_global_client().deploy_apps(ServeDeploySchema(applications=[application]))
-    try:
-        wait_until(_answers, 300, "the app is built and its TCP ingress answers")
+    with config_app(APP, args, [inference]):
         yield args["proxy"]["port"], serve.get_deployment_handle("TCPIngress", APP)
-    finally:
-        serve.delete(APP)
-
-
-def _answers() -> bool:
-    from ray import serve
-
-    try:  # the controller builds the app in a task of its own: the deployment exists only then
-        serve.get_deployment_handle("TCPIngress", APP).get_port.remote().result(timeout_s=30)
-    except Exception:  # noqa: BLE001 - not answering yet, whatever the reason
-        return False
-    return True
 
 
 def ingress_counts(handle, replicas: int) -> bool:

@@ -16,57 +16,9 @@ import uuid
 from contextlib import ExitStack
 
 import pytest
+from api_client import Browser, multipart
 from service_users import MAX_PAYLOAD, PASSWORD
 from wire_client import IMAGE, Conn
-
-
-class Browser:
-    """A cookie jar and CSRF token over one HTTP port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.cookie = ""
-        self.csrf = ""
-
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, csrf: bool = True):
-        """(status, headers, body) of one request; a JSON body is decoded."""
-        sent = dict(headers or {})
-        if self.cookie:
-            sent["Cookie"] = self.cookie
-        if csrf and self.csrf:
-            sent["X-CSRF-Token"] = self.csrf
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            data = response.read()
-            received = {k.lower(): v for k, v in response.getheaders()}
-        finally:
-            connection.close()
-        if received.get("content-type", "").startswith("application/json"):
-            data = json.loads(data)
-        return response.status, received, data
-
-    def login(self, username: str, password: str = PASSWORD):
-        body = json.dumps({"username": username, "password": password}).encode()
-        status, headers, data = self.request("POST", "/api/login", body, {"Content-Type": "application/json"})
-        if status == 200:
-            self.cookie = headers["set-cookie"].split(";", 1)[0]
-            self.csrf = data["csrf_token"]
-        return status, headers, data
-
-    def upload(self, field: str, files: list[bytes], **kwargs):
-        body, content_type = multipart(field, files)
-        return self.request("POST", "/api/reconstructions", body, {"Content-Type": content_type}, **kwargs)
-
-
-def multipart(field: str, files: list[bytes]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = []
-    for n, data in enumerate(files):
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="f{n}.bin"\r\n'
-        parts.append(head.encode() + b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def events_until_final(browser: Browser, job_id: str) -> list[dict]:
@@ -111,7 +63,8 @@ def test_login_sets_a_strict_http_only_cookie_and_a_wrong_password_is_401(servic
 def test_photos_become_a_glb_followed_over_the_event_stream(service, alice, jpegs):
     photos = [jpegs[0] + uuid.uuid4().bytes, jpegs[1], jpegs[2]]  # never seen before: no stored result
     status, _, data = alice.upload("photos", photos)
-    assert status == 202 and len(data["id"]) == 32
+    owner, _, row_id = data["id"].partition(".")
+    assert status == 202 and owner and len(row_id) == 32  # the replica running it, then its row
     events = events_until_final(alice, data["id"])
     final = events[-1]
     assert final["state"] == "done" and final["error"] is None, final

@@ -100,7 +100,9 @@ def test_expire_takes_the_oldest_first_in_bounded_batches(any_store, lifecycle, 
     assert [found.key for found in root.list_out()] == [fresh.key]
 
 
-def test_a_result_without_creation_time_is_never_expired(any_store, lifecycle, db, user_id):
+def test_expire_compares_creation_times_and_leaves_a_row_without_one(any_store, lifecycle, db, user_id):
+    """Rows stored before dates were kept got the upgrade's time (migration 0008, tests/storage/test_migrations.py);
+    the service writes one on every row, so an undated row can only come from outside it."""
     legacy = any_store.save(b"glTF legacy", user_id, "a.jpg")
     with db.session() as session:
         session.execute(update(GlbFile).values(created_at=None))

@@ -1,14 +1,22 @@
 """Schema upgrades on an empty database and on databases of earlier deployments."""
 
+from datetime import datetime, timedelta
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text, update
 
 from serve_app.config import AuthSettings
 from serve_app.storage import Database, GlbStore, ScryptParams, UserStore
-from serve_app.storage.models import Base
+from serve_app.storage import lifecycle as lifecycle_module
+from serve_app.storage.blob_root import LocalRoot
+from serve_app.storage.database import _alembic_config
+from serve_app.storage.lifecycle import ResultLifecycle
+from serve_app.storage.models import Base, GlbFile, utcnow
 
-HEAD = "0007"
+HEAD = "0008"
 FAST = ScryptParams(n=2**10, r=8, p=1)
 
 
@@ -214,3 +222,70 @@ def test_threads_upgrading_one_fresh_database_at_once_all_succeed(database_url):
     assert UserStore(databases[-1], AuthSettings(), password_params=FAST).authenticate("alice", "pw") is not None
     for db in databases:
         db.dispose()
+
+
+# -- 0008: results stored before dates were kept get the upgrade's time --------------------------
+def upgrade_to(db: Database, revision: str) -> None:
+    config = _alembic_config(db.url)
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def dates(db: Database) -> dict[str, datetime | None]:
+    with db.session() as session:
+        return dict(session.execute(select(GlbFile.hashed_name, GlbFile.created_at)).all())
+
+
+@pytest.fixture
+def undated(database_url, tmp_path):
+    """A database at 0007 holding an undated result ("aa"...) and a dated one ("bb"...), then upgraded;
+    (database, storage folder, the upgrade's start and end)."""
+    db = Database(database_url)
+    upgrade_to(db, "0007")
+    storage_root = tmp_path / "storage"
+    user = UserStore(db, AuthSettings(), password_params=FAST).create("alice", "pw")
+    store = GlbStore(db, storage_root)
+    for name in ("undated", "dated"):
+        store.save(f"glTF {name}".encode(), user.id, f"{name}.jpg")
+    with db.session() as session:
+        session.execute(update(GlbFile).where(GlbFile.original_name == "undated.jpg").values(created_at=None))
+        session.execute(
+            update(GlbFile).where(GlbFile.original_name == "dated.jpg").values(created_at=datetime(2020, 1, 2, 3, 4, 5))
+        )
+    before = utcnow()
+    db.upgrade()
+    after = utcnow()
+    yield db, storage_root, before, after
+    db.dispose()
+
+
+def names_by_original(db: Database) -> dict[str, str]:
+    with db.session() as session:
+        return dict(session.execute(select(GlbFile.original_name, GlbFile.hashed_name)).all())
+
+
+def test_an_undated_result_gets_the_upgrade_time_and_a_dated_one_keeps_its_own(undated):
+    db, _, before, after = undated
+    assert current_revision(db) == HEAD
+    names = names_by_original(db)
+    stamped = dates(db)
+    assert before - timedelta(seconds=1) <= stamped[names["undated.jpg"]] <= after + timedelta(seconds=1)
+    assert stamped[names["dated.jpg"]] == datetime(2020, 1, 2, 3, 4, 5)
+    db.upgrade()  # a second start changes nothing
+    assert dates(db) == stamped
+
+
+@pytest.mark.parametrize(
+    ("after_days", "expired"),
+    [(timedelta(days=30) - timedelta(seconds=1), False), (timedelta(days=30), False), (timedelta(days=30, seconds=1), True)],
+    ids=["under", "at", "over"],
+)
+def test_retention_counts_from_the_upgrade_for_an_undated_result(undated, monkeypatch, after_days, expired):
+    db, storage_root, _, _ = undated
+    names = names_by_original(db)
+    stamp = dates(db)[names["undated.jpg"]]
+    monkeypatch.setattr(lifecycle_module, "utcnow", lambda: stamp + after_days)
+    gone = ResultLifecycle(db, LocalRoot(storage_root)).expire(30).hashes
+    # the dated result (2020) is long past 30 days whatever the clock says here
+    assert sorted(gone) == sorted([names["dated.jpg"]] + ([names["undated.jpg"]] if expired else []))

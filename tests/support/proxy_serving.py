@@ -32,11 +32,14 @@ def async_test(fn):
 
 
 @asynccontextmanager
-async def serving(backend=None, **overrides):
-    """A server on a free loopback port; its answered requests collect in `server.records`."""
+async def serving(backend=None, *, model_loaded=None, **overrides):
+    """A server on a free loopback port; its answered requests collect in `server.records`.
+    model_loaded: what the server is told of the model's state (default: nothing)."""
     settings = ProxySettings(host="127.0.0.1", port=0, **overrides)
     records = []
-    server = await start_server(settings, backend or FakeBackend(), max_images=5, port=0, on_request=records.append)
+    server = await start_server(
+        settings, backend or FakeBackend(), max_images=5, port=0, on_request=records.append, model_loaded=model_loaded
+    )
     server.records = records
     try:
         yield server

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devkit.ports import free_port_outside_ephemeral as free_port  # noqa: F401  (the suite's fixed ports)
+from devkit.ports import free_port  # noqa: F401  (the suite's fixed ports, outside the ephemeral range)
 
 PASSWORD = "s3cret-pass"
 USERS = {"alice": False, "vip": True, "carol": False}  # username -> is_vip

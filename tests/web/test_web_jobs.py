@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from serve_app.storage.web_jobs import WebJobs
-from serve_app.web_jobs import JobLimits, WebJobRunner
+from multipart_body import boundary_of, multipart, upload
+from serve_app.web_jobs import JobLimits, WebJobRunner, owner_of_id, record_id
 from tcp_proxy.admission import Admission
 from tcp_proxy.backend import Reconstruction, User
 from tcp_proxy.errors import (
@@ -21,7 +22,7 @@ from tcp_proxy.errors import (
     VipRequiredError,
 )
 
-LIMITS = JobLimits(max_images=3, max_payload_bytes=100, require_vip_for_video=True)
+LIMITS = JobLimits(max_images=3, max_payload_bytes=1000, require_vip_for_video=True, upload_idle_s=60.0)
 HASH = "a" * 64
 
 
@@ -90,8 +91,9 @@ def test_a_job_goes_through_the_stages_and_its_row_follows(runner_parts):
     async def scenario():
         backend = SteppedBackend()
         runner = make_runner(runner_parts, backend)
-        job_id = await runner.submit(ALICE, "photos", [b"p1", b"p2"])
-        assert len(job_id) == 32 and admission.pending == 1 and admission.queued == 1
+        job_id = await upload(runner, ALICE, "photos", [b"p1", b"p2"])
+        owner, _, row_id = job_id.partition(".")
+        assert (owner, len(row_id)) == ("local", 32) and admission.pending == 1 and admission.queued == 1
         seen = [(await settled(runner, ALICE, job_id, "decoding"))["state"]]
         for state in ("decoding", "inferring", "exporting"):
             await backend.advance()
@@ -103,7 +105,9 @@ def test_a_job_goes_through_the_stages_and_its_row_follows(runner_parts):
             "hash": HASH, "point_count": 42, "error": None, "message": None,
         }
         assert admission.pending == 0  # the slot is back
-        assert jobs.get(job_id, ALICE.id).state == "done"  # any replica reads this
+        assert jobs.get(row_id, ALICE.id).state == "done"  # any replica reads this
+        elsewhere = make_runner(runner_parts, backend)  # another replica, asked about it: from the row
+        assert (await elsewhere.status(ALICE, job_id))["state"] == "done"
         assert await runner.status(VIP, job_id) is None  # another user's job is unknown to them
 
     asyncio.run(scenario())
@@ -116,7 +120,7 @@ def test_a_failed_job_keeps_its_error_code_and_gives_its_slot_back(runner_parts)
         backend = SteppedBackend()
         backend.fail = BadImageError("image 2 of 2 cannot be decoded")
         runner = make_runner(runner_parts, backend)
-        job_id = await runner.submit(VIP, "video", [b"video bytes"])
+        job_id = await upload(runner, VIP, "video", [b"video bytes"])
         await backend.advance(4)
         failed = await settled(runner, VIP, job_id, "failed")
         assert (failed["error"], failed["message"], failed["hash"]) == ("ERROR_BAD_IMAGE", "image 2 of 2 cannot be decoded", None)
@@ -128,22 +132,74 @@ def test_a_failed_job_keeps_its_error_code_and_gives_its_slot_back(runner_parts)
 
 
 def test_uploads_are_refused_as_over_tcp_before_any_job_exists(runner_parts, db):
-    _, admission, _ = runner_parts
+    _, admission, spool = runner_parts
 
     async def scenario():
         runner = make_runner(runner_parts, SteppedBackend())
         with pytest.raises(TooManyImagesError):
-            await runner.submit(ALICE, "photos", [b"x"] * 4)  # over max_images 3
-        await runner.submit(ALICE, "photos", [b"x"] * 3)  # at
-        with pytest.raises(PayloadTooLargeError):
-            await runner.submit(VIP, "photos", [b"x" * 50, b"y" * 51])  # 101 > 100
-        await runner.submit(VIP, "photos", [b"x" * 50, b"y" * 50])  # at
+            await upload(runner, ALICE, "photos", [b"x"] * 4)  # over max_images 3
+        await upload(runner, ALICE, "photos", [b"x"] * 3)  # at
         with pytest.raises(VipRequiredError):
-            await runner.submit(ALICE, "video", [b"v"])
-        await runner.submit(ALICE, "photos", [b"x"])  # alice's second: her cap of 2
+            await upload(runner, ALICE, "video", [b"v"])
+        assert admission.pending == 1  # the refused uploads gave their slots back
+        body, headers = multipart([("photos", b"x")])
+        filler = LIMITS.max_payload_bytes - len(body)
+        at, at_headers = multipart([("photos", b"x" * (filler + 1))])  # the body is exactly the limit
+        assert len(at) == LIMITS.max_payload_bytes
+        with pytest.raises(PayloadTooLargeError):
+            await runner.begin(VIP, len(at) + 1, boundary_of(at_headers))  # one over, from the header alone
+        assert admission.pending == 1
+        await upload(runner, VIP, "photos", [b"x" * (filler + 1)])  # at
+        await upload(runner, ALICE, "photos", [b"x"])  # alice's second: her cap of 2
         with pytest.raises(BusyError):
-            await runner.submit(ALICE, "photos", [b"x"])  # the admission's per-user cap
+            await runner.begin(ALICE, len(body), boundary_of(headers))  # the admission's per-user cap, before the body
         assert admission.pending == 3
+        assert len([path for path in spool.iterdir() if path.name.startswith("upload-")]) == 3  # the admitted ones only
+
+    asyncio.run(scenario())
+
+
+def spooled(folder) -> list:
+    return [path for path in folder.iterdir() if path.name.startswith("upload-")]
+
+
+def test_an_upload_takes_its_slot_at_begin_and_gives_it_back_when_dropped(runner_parts):
+    _, admission, spool = runner_parts
+
+    async def scenario():
+        limits = JobLimits(max_images=3, max_payload_bytes=1000, require_vip_for_video=True, upload_idle_s=1.0)
+        jobs, _, folder = runner_parts
+        runner = WebJobRunner(jobs, SteppedBackend(), admission, limits, spool_dir=lambda: folder, owner="r1")
+        body, headers = multipart([("photos", b"p" * 10)])
+        aborted = await runner.begin(ALICE, len(body), boundary_of(headers))
+        assert aborted.startswith("r1.") and admission.pending == 1  # counted before a byte of it arrived
+        await runner.receive(aborted, body[:20])
+        runner.abort(aborted)  # the browser went away
+        assert admission.pending == 0 and not spooled(spool)
+        with pytest.raises(ServiceError) as raised:
+            await runner.receive(aborted, body[20:])
+        assert raised.value.code == "ERROR_INCOMPLETE_REQUEST"
+        short = await runner.begin(ALICE, len(body), boundary_of(headers))
+        await runner.receive(short, body[:-1])
+        with pytest.raises(ServiceError) as raised:
+            await runner.finish(short)  # one byte short of its Content-Length
+        assert raised.value.code == "ERROR_INCOMPLETE_REQUEST" and admission.pending == 0
+        longer = await runner.begin(ALICE, len(body) - 1, boundary_of(headers))
+        with pytest.raises(PayloadTooLargeError):
+            await runner.receive(longer, body)
+        assert admission.pending == 0 and not spooled(spool)
+        idle = await runner.begin(ALICE, len(body), boundary_of(headers))
+        first_due = runner._receiving[idle].idle.when()
+        await asyncio.sleep(0.05)
+        await runner.receive(idle, body[:5])
+        assert runner._receiving[idle].idle.when() > first_due  # a piece restarts the idle timer
+        for _ in range(2000):  # then silent: dropped once upload_idle_s (1 s) passed
+            if admission.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert admission.pending == 0 and not spooled(spool)  # dropped once silent for upload_idle_s
+        with pytest.raises(ValueError):
+            WebJobRunner(jobs, SteppedBackend(), admission, limits, spool_dir=lambda: folder, owner="a.b")
 
     asyncio.run(scenario())
 
@@ -154,7 +210,7 @@ def test_a_job_beyond_the_capacity_is_queued_first_in_line(runner_parts, capacit
         backend = SteppedBackend()
         runner = make_runner(runner_parts, backend, capacity=lambda: capacity)
         users = [ALICE, VIP, VIP][: capacity + 1]
-        jobs = [await runner.submit(user, "photos", [bytes([n])]) for n, user in enumerate(users)]
+        jobs = [await upload(runner, user, "photos", [bytes([n])]) for n, user in enumerate(users)]
         statuses = [await runner.status(user, job) for user, job in zip(users, jobs)]
         assert [s["state"] for s in statuses] == ["decoding"] * capacity + ["queued"]  # `capacity` run at once
         assert [s["position"] for s in statuses] == [None] * capacity + [1]  # 1: it runs next
@@ -202,10 +258,10 @@ def test_uploads_are_refused_at_once_while_the_model_is_known_not_loaded(runner_
     async def scenario():
         runner = make_runner(runner_parts, SteppedBackend(), model_loaded=lambda: loaded[0])
         with pytest.raises(ServiceError) as raised:
-            await runner.submit(ALICE, "photos", [b"x"])
+            await upload(runner, ALICE, "photos", [b"x"])
         assert raised.value.code == "ERROR_MODEL_NOT_LOADED" and admission.pending == 0
         loaded[0] = True
-        assert await runner.submit(ALICE, "photos", [b"x"])
+        assert await upload(runner, ALICE, "photos", [b"x"])
 
     asyncio.run(scenario())
 
@@ -220,16 +276,22 @@ def test_a_job_whose_replica_died_ends_failed_and_a_running_one_is_kept_alive(ru
         await asyncio.to_thread(jobs.update, orphan.id, "inferring")
         backend = SteppedBackend()
         runner = make_runner(runner_parts, backend)  # the replica asked about it later
-        running = await runner.submit(ALICE, "photos", [b"p"])
+        running = await upload(runner, ALICE, "photos", [b"p"])
         await settled(runner, ALICE, running, "decoding")
         await asyncio.sleep(2.0)  # twice STALE_S: only beats keep a row fresh now
         lost = await runner.status(ALICE, orphan.id)
         assert (lost["state"], lost["error"]) == ("failed", "ERROR_INTERNAL")
         assert jobs.get(orphan.id, ALICE.id).state == "failed"  # stored: every replica now says so
-        record = await asyncio.to_thread(jobs.get, running, ALICE.id)
+        record = await asyncio.to_thread(jobs.get, record_id(running), ALICE.id)
         assert record.state == "decoding" and not jobs.stale(record, 1.0)  # its own replica beats
         await backend.advance(4)
         assert (await settled(runner, ALICE, running, "done"))["hash"] == HASH
         await runner.close()
 
     asyncio.run(scenario())
+
+
+def test_ids_name_their_replica():
+    assert (owner_of_id("r1.abc"), record_id("r1.abc")) == ("r1", "abc")
+    assert (owner_of_id("abc"), record_id("abc")) == ("", "abc")  # no owner: any replica, the row's id
+    assert owner_of_id("") == ""

@@ -41,14 +41,20 @@ export function setupUpload({ isVip, onAccepted, onError, onProgress }) {
     drop.classList.remove("over");
     const files = [...event.dataTransfer.files];
     const isVideo = files.length === 1 && files[0].type.startsWith("video/");
+    // a known type that is not an image is refused here; an unknown one (HEIC on some systems) is for the service
+    const strays = isVideo ? [] : files.filter((file) => file.type && !file.type.startsWith("image/"));
+    photos.value = "";
+    video.value = "";
     if (isVideo && !isVip()) {
       choose("photos", []);
       errorLine.textContent = "Sending a video needs a VIP account; drop photos instead.";
-      return;
+    } else if (strays.length) {
+      choose("photos", []);
+      const what = isVip() ? "photos or one video" : "photos";
+      errorLine.textContent = `Not a photo: ${strays.map((file) => file.name).join(", ")}; drop ${what} only.`;
+    } else {
+      choose(isVideo ? "video" : "photos", files);
     }
-    photos.value = "";
-    video.value = "";
-    choose(isVideo ? "video" : "photos", files);
   });
 
   $("upload-form").addEventListener("submit", async (event) => {
