@@ -7,7 +7,7 @@ routed to it by `OwnerRouter`; without that routing, each piece would reach
 either replica, and an upload of four routed calls would land whole on its
 replica one time in sixteen. The uploads here hold three ~0.9 MB photos
 each (three pieces and the finish), so they complete only if the routing
-holds; one is followed to done, proving the spooled photos were whole.
+holds; each is followed to done, proving the spooled photos were whole.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ def noise_png(seed: int) -> bytes:
 @pytest.fixture(scope="module")
 def two_ingresses(ray_cluster, tmp_path_factory):
     """A logged-in `Browser` on the app whose TCPIngress runs two replicas."""
-    with config_app(APP, app_args(tmp_path_factory.mktemp("routing")), [{"name": "TCPIngress", "num_replicas": 2}]):
+    small = {"ray_actor_options": {"num_cpus": 0.1}}  # beside the session's two apps on the cluster's 4 CPUs
+    deployments = [{"name": "TCPIngress", "num_replicas": 2}] + [
+        {"name": name, **small} for name in ("FrameExtractor", "VGGTInference", "GlbExporter")
+    ]
+    with config_app(APP, app_args(tmp_path_factory.mktemp("routing")), deployments):
         wait_until(lambda: running_replicas(APP, "TCPIngress") == 2, 300, "two TCP ingress replicas run")
         browser = Browser(ray_cluster, prefix=f"/{APP}")
         wait_until(lambda: browser.login("alice")[0] == 200, 120, "the API answers a login")
@@ -55,11 +59,12 @@ def test_every_piece_of_an_upload_reaches_the_replica_that_admitted_it(two_ingre
         assert status == 202, body
         jobs.append(body["id"])
     deadline = time.monotonic() + 300
-    while True:
-        status, _, job = browser.request("GET", f"/api/reconstructions/{jobs[0]}")
-        assert status == 200 and job["state"] != "failed", job
-        if job["state"] == "done":
-            break
-        assert time.monotonic() < deadline, job
-        time.sleep(1)
-    assert len(job["hash"]) == 64
+    for job_id in jobs:  # every upload's photos arrived whole; and nothing is left running at teardown
+        while True:
+            status, _, job = browser.request("GET", f"/api/reconstructions/{job_id}")
+            assert status == 200 and job["state"] != "failed", job
+            if job["state"] == "done":
+                break
+            assert time.monotonic() < deadline, job
+            time.sleep(1)
+        assert len(job["hash"]) == 64
