@@ -57,6 +57,18 @@ function dispose(root) {
   });
 }
 
+// A quantized attribute (normalized int16 positions, uint8 colours) as plain floats with the same
+// values: software renderers convert quantized attributes on every draw; this converts them once.
+function asFloat32(attribute) {
+  if (attribute.array instanceof Float32Array && !attribute.normalized) return attribute;
+  const { count, itemSize } = attribute;
+  const values = new Float32Array(count * itemSize);
+  for (let i = 0; i < count; i++) {
+    for (let k = 0; k < itemSize; k++) values[i * itemSize + k] = attribute.getComponent(i, k);
+  }
+  return new THREE.BufferAttribute(values, itemSize);
+}
+
 export class CloudViewer {
   constructor(canvas) {
     this.canvas = canvas;
@@ -94,6 +106,10 @@ export class CloudViewer {
     let points = 0;
     gltf.scene.traverse((object) => {
       if (object.isPoints) {
+        for (const name of ["position", "color"]) {
+          const attribute = object.geometry.attributes[name];
+          if (attribute) object.geometry.setAttribute(name, asFloat32(attribute));
+        }
         object.material.sizeAttenuation = false;
         object.material.size = this.pointSize;
         this.materials.push(object.material);
