@@ -183,7 +183,7 @@ class WebJobRunner:
             raise
         video_allowed = may_send_video(user, self._limits.require_vip_for_video)
         upload = MultipartUpload(boundary, size, spool, max_images=self._limits.max_images, video_allowed=video_allowed)
-        upload_id = f"{self._owner}{OWNER_SEPARATOR}{secrets.token_hex(16)}"
+        upload_id = self._owned_id(secrets.token_hex(16))
         self._receiving[upload_id] = Receiving(user, slot, upload)
         self._keep_alive(upload_id)
         return upload_id
@@ -218,7 +218,7 @@ class WebJobRunner:
             raise
         slot.uploaded()  # the upload is complete: it waits for the backend from now on
         self._start(LiveJob(record, slot, "decoding"), run, upload.spool)
-        return self._public_id(record.id)
+        return self._owned_id(record.id)
 
     def abort(self, upload_id: str) -> None:
         """Drop an upload under way: its admission slot and its file (nothing if it is not here)."""
@@ -270,7 +270,7 @@ class WebJobRunner:
             raise
         reexport = self._reexport
         self._start(LiveJob(record, slot, "exporting"), lambda _on_stage: reexport(user.id, hashed_name, dict(options)), None)
-        return self._public_id(record.id)
+        return self._owned_id(record.id)
 
     def _admit(self, user: User, size: int) -> Slot:
         slot = self._admission.admit(user.id, size)
@@ -361,10 +361,10 @@ class WebJobRunner:
             record = await asyncio.to_thread(self._jobs.fail_stale, record, STALE_S, "ERROR_INTERNAL", LOST_MESSAGE)
         return None if record is None else _status(job_id, record, record.state)
 
-    def _public_id(self, row_id: str) -> str:
-        """A job's id as the API shows it: "<this replica>.<its row's id>", so that its status calls reach
-        the replica running it (which alone knows its place in the queue)."""
-        return f"{self._owner}{OWNER_SEPARATOR}{row_id}"
+    def _owned_id(self, local_id: str) -> str:
+        """An upload's or job's id as the API shows it: "<this replica>.<local id>", so that its later calls
+        reach this replica (which alone holds the upload, or knows the job's place in the queue)."""
+        return f"{self._owner}{OWNER_SEPARATOR}{local_id}"
 
     def _position(self, job: LiveJob) -> int | None:
         """The job's place among those waiting for capacity (1: it runs next), or None when it is not waiting."""
