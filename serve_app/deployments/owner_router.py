@@ -16,15 +16,20 @@ readiness check's calls unanswered for seconds.)
 Serve's default router hands a replica it found to the oldest waiting call
 (FIFO), not necessarily the call it was chosen for: that would send one
 upload's piece to another upload's replica. This router hands each replica
-to the very call it was chosen for (the base router's matching).
+to the very call it was chosen for. That call is found by its own metadata
+object, not by Serve's internal request id: calls made while one request is
+handled share that id (the readiness check asks the ingress two things at
+once), and matching by it handed both replicas to the first call and left
+the second waiting forever.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ray.serve._private.request_router.pow_2_router import PowerOfTwoChoicesRequestRouter
-from ray.serve.request_router import PendingRequest, RequestRouter, RunningReplica
+from ray.serve.request_router import PendingRequest, RunningReplica
 
 ROUTE_KEYWORD = "route_to"
 
@@ -54,4 +59,20 @@ class OwnerRouter(PowerOfTwoChoicesRequestRouter):
         return await super().choose_replicas(candidate_replicas, pending_request)
 
     def _fulfill_next_pending_request(self, replica: RunningReplica, request_metadata: Any = None) -> None:
-        RequestRouter._fulfill_next_pending_request(self, replica, request_metadata)  # exact match, not FIFO
+        """Hand `replica` to the waiting call whose routing found it (`request_metadata` is that call's)."""
+        pending = chosen_for(self._pending_requests_to_fulfill, request_metadata)
+        if pending is None:  # cancelled meanwhile, or already handed a replica
+            return
+        self._cancel_routing_task_for_pending_request(pending)
+        self._record_queue_wait_time(pending)
+        pending.future.set_result(replica)
+        if self._pending_requests_by_id.get(request_metadata.internal_request_id) is pending:
+            self._remove_pending_request_from_indices(pending)  # the index holds one call per shared id
+
+
+def chosen_for(waiting: Iterable[PendingRequest], request_metadata: Any) -> PendingRequest | None:
+    """The waiting call, not yet handed a replica, that `request_metadata` belongs to (by identity)."""
+    for pending in waiting:
+        if pending.metadata is request_metadata and not pending.future.done():
+            return pending
+    return None

@@ -63,22 +63,53 @@ def test_the_tcp_ingress_routes_with_it():
     assert config.get_request_router_class() is OwnerRouter
 
 
-def test_a_found_replica_goes_to_the_call_it_was_chosen_for_not_the_oldest_waiting():
-    from collections import deque
+class ServeReplica:
+    """What Serve's routing reads of a running replica: its id, place, capacity and queue length (empty,
+    told after `answer_s`)."""
 
-    from ray.serve._private.request_router.pow_2_router import PowerOfTwoChoicesRequestRouter
+    def __init__(self, unique_id: str, answer_s: float = 0.0) -> None:
+        from ray.serve._private.common import DeploymentID, ReplicaID
 
-    assert issubclass(OwnerRouter, PowerOfTwoChoicesRequestRouter)  # Serve's default routing otherwise
-    loop = asyncio.new_event_loop()
-    older = SimpleNamespace(future=loop.create_future(), id="older")  # another upload's piece, waiting longer
-    chosen_for = SimpleNamespace(future=loop.create_future(), id="mine")
-    router = SimpleNamespace(
-        _pending_requests_to_fulfill=deque([older, chosen_for]),
-        _get_pending_request_matching_internal_request_id=lambda metadata: chosen_for if metadata == "mine" else None,
-        _cancel_routing_task_for_pending_request=lambda pending: None,
-        _record_queue_wait_time=lambda pending: None,
-        _remove_pending_request_from_indices=lambda pending: None,
-    )
-    OwnerRouter._fulfill_next_pending_request(router, REPLICAS[1], "mine")
-    assert chosen_for.future.result() is REPLICAS[1] and not older.future.done()
-    loop.close()
+        self.replica_id = ReplicaID(unique_id, DeploymentID("TCPIngress", "app"))
+        self.node_id, self.availability_zone, self.actor_id = "node", None, None
+        self.multiplexed_model_ids, self.routing_stats, self.max_ongoing_requests = set(), {}, 64
+        self.answer_s = answer_s
+
+    async def get_queue_len(self, *, deadline_s: float) -> int:
+        await asyncio.sleep(self.answer_s)
+        return 0
+
+
+def route_together(calls: list[tuple[str, dict, str]]) -> list[str]:
+    """The replica a real `OwnerRouter` hands each of `calls` (method, kwargs, internal request id), all
+    waiting at once, among replicas aaaa and bbbb (the slower to tell its queue length); fails if any
+    is left waiting for 5 s."""
+    from ray.serve._private.common import DeploymentHandleSource, DeploymentID, RequestMetadata
+    from ray.serve._private.request_router.common import PendingRequest
+
+    async def main() -> list[str]:
+        router = OwnerRouter(
+            deployment_id=DeploymentID("TCPIngress", "app"), handle_source=DeploymentHandleSource.UNKNOWN
+        )
+        router.update_replicas([ServeReplica("aaaa"), ServeReplica("bbbb", answer_s=0.02)])
+        pending = [
+            PendingRequest(args=[method], kwargs=kwargs, metadata=RequestMetadata("r", internal_id, method))
+            for method, kwargs, internal_id in calls
+        ]
+        chosen = await asyncio.wait_for(asyncio.gather(*map(router._choose_replica_for_request, pending)), 5)
+        return [replica.replica_id.unique_id for replica in chosen]
+
+    return asyncio.run(main())
+
+
+def test_calls_made_while_one_request_is_handled_are_all_routed():
+    """Such calls share Serve's internal request id (/readyz asks the ingress two things at once)."""
+    chosen = route_together([("listening", {}, "same"), ("model_status", {}, "same"), ("status", {}, "same")])
+    assert len(chosen) == 3 and set(chosen) <= {"aaaa", "bbbb"}
+
+
+def test_pieces_waiting_together_each_reach_their_own_replica_not_the_oldest_waiting():
+    owners = ["bbbb", "aaaa", "bbbb", "aaaa", "aaaa", "bbbb"]
+    for shared in (False, True):  # uploads of different requests, and calls of one request
+        calls = [("upload_write", {ROUTE_KEYWORD: owner}, "same" if shared else f"id{n}") for n, owner in enumerate(owners)]
+        assert route_together(calls) == owners

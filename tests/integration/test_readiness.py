@@ -84,6 +84,7 @@ def wait_for_status(url: str, status: int, within_s: float) -> tuple[float, dict
     start = time.monotonic()
     while True:
         code, body = get(url)
+        print(f"{time.monotonic() - start:6.2f} s: {code} {json.dumps(body)}")  # shown when the test fails
         if code == status:
             return time.monotonic() - start, body
         if time.monotonic() - start > within_s:
@@ -102,7 +103,7 @@ def test_readyz_follows_the_database_going_away_and_coming_back(ready_app, own_p
     try:
         down_s, body = wait_for_status(f"{ready_app}/readyz", 503, within_s=60)
         print(f"/readyz turned 503 {down_s:.2f} s after the database stopped")
-        assert body["ready"] is False and body["failing"] == ["database"]
+        assert body["ready"] is False and body["failing"] == ["database"], body
         assert body["checks"]["tcp_listener"]["ok"] and body["checks"]["storage_root"]["ok"]
         assert get(f"{ready_app}/healthz") == (200, {"ok": True})  # alive, only not ready
     finally:
