@@ -52,7 +52,8 @@ from tcp_proxy.errors import HashNotFoundError, InvalidHashError
 FORMAT_VERSION = 1
 DEFLATE_LEVEL = 1  # zlib level: level 6 (np.savez_compressed's) took 1.3x as long for 0.1 % less
 DEFLATE_WORTH = 0.8  # a member is deflated when its sample deflates to at most this share of its size
-SAMPLE_BYTES = 1 << 20  # bytes from the middle of a member that decide whether it is deflated
+SAMPLE_BYTES = 1 << 16  # bytes from the middle of a member that decide whether it is deflated (64 KiB: as telling
+# as 1 MiB on model outputs, a sixteenth of the cost; a small member was deflated twice at 1 MiB)
 HALF_PROBE = 4096  # values looked at first when checking whether float16 holds an array exactly
 # what each point source reads besides `extrinsic` and `colors` (pointmap falls back to depth without world_points)
 SOURCE_KEYS = {

@@ -36,3 +36,38 @@ def mapped_blocks_added(mode: str) -> str:
 def test_a_few_mib_block_gets_its_own_mapping_after_a_bigger_one_was_freed():
     assert mapped_blocks_added("plain") == ["None", "0"]  # glibc's default: from the heap, its holes kept
     assert mapped_blocks_added("tuned") == ["True", "1"]  # tuned: its own mapping, given back when freed
+
+
+DEPLOYMENT_PROBE = """
+import ctypes, sys
+import numpy as np
+from serve_app.config import AppSettings
+from serve_app.deployments import STAGE_DEPLOYMENT_CLASSES, StageDeployment
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+class NoStage:
+    def __init__(self, settings): pass
+
+deployment = {cls.__name__: cls for cls in STAGE_DEPLOYMENT_CLASSES.values()}[sys.argv[1]]
+probe = type("Probe", (deployment,), {"stage_class": NoStage})  # the deployment's class, no model
+StageDeployment.__init__(probe.__new__(probe), AppSettings())  # what every stage replica runs as it starts
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+big = np.ones(16 << 20, np.uint8)
+del big
+before = libc.mallinfo2().hblks
+block = np.ones(4 << 20, np.uint8)
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+@pytest.mark.parametrize("deployment, tuned", [("FrameExtractor", True), ("GlbExporter", True), ("VGGTInference", False)])
+def test_each_stage_replica_tunes_malloc_as_its_class_says(deployment, tuned):
+    """The inference replica keeps glibc's defaults: tuned, its forward pass on CPU was 45 % slower."""
+    out = subprocess.run([sys.executable, "-c", DEPLOYMENT_PROBE, deployment], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == ("1" if tuned else "0")
