@@ -28,14 +28,10 @@ class StageDeployment:
     stage_class: ClassVar[type[Stage]]
     # Keyword arguments of `serve.deployment` (each states its CPU share: see the package docstring).
     serve_options: ClassVar[dict[str, Any]]
-    # glibc tuned against a fragmented heap (`tune_malloc`); a deployment whose speed it costs more than
-    # its memory gains sets False
-    tunes_malloc: ClassVar[bool] = True
 
     def __init__(self, settings: AppSettings) -> None:
         use_serve_logging()
-        if self.tunes_malloc:
-            tune_malloc()
+        tune_malloc()
         self.stage = self.stage_class(settings)
         self.metrics = service_metrics()
 

@@ -56,10 +56,6 @@ class VGGTInference(StageDeployment):
         "health_check_period_s": 10,
         "health_check_timeout_s": 30,
     }
-    # A forward pass on CPU allocates many temporaries of a few MiB: with `tune_malloc` each is a fresh
-    # mapping, its pages faulted in anew (the tiny model's pass on 3 frames: 852 -> 1240 ms). Untuned,
-    # this replica's memory stayed flat through the 60-minute soak (docs/BENCHMARKS.md).
-    tunes_malloc = False
     stage: InferenceStage
 
     def __init__(self, settings: AppSettings) -> None:

@@ -65,9 +65,10 @@ print(libc.mallinfo2().hblks - before)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-@pytest.mark.parametrize("deployment, tuned", [("FrameExtractor", True), ("GlbExporter", True), ("VGGTInference", False)])
-def test_each_stage_replica_tunes_malloc_as_its_class_says(deployment, tuned):
-    """The inference replica keeps glibc's defaults: tuned, its forward pass on CPU was 45 % slower."""
+@pytest.mark.parametrize("deployment", ["FrameExtractor", "VGGTInference", "GlbExporter"])
+def test_every_stage_replica_tunes_malloc_as_it_starts(deployment):
+    """The inference replica too: its CPU forward pass pays for it (`scripts/bench_malloc.py`), and untuned
+    its memory swung by ~240 MiB between minutes of a soak, judged growing (docs/BENCHMARKS.md)."""
     out = subprocess.run([sys.executable, "-c", DEPLOYMENT_PROBE, deployment], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == ("1" if tuned else "0")
+    assert out.stdout.split()[-1] == "1"  # the 4 MiB block got its own mapping
