@@ -62,7 +62,7 @@ def measure(setting: str, photos: int, repeats: int, torch_threads: int) -> dict
 
 def in_fresh_process(setting: str, photos: int, repeats: int, torch_threads: int) -> dict[str, float]:
     code = (
-        "import json, sys\nfrom devkit.malloc_bench import measure\n"
+        "import json\nfrom devkit.malloc_bench import measure\n"
         f"print(json.dumps(measure({setting!r}, {photos}, {repeats}, {torch_threads})))"
     )
     root = Path(__file__).resolve().parents[1]

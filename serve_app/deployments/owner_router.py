@@ -9,9 +9,7 @@ replica. Any other call, or one whose replica is gone, is routed as Serve
 routes by default (its power-of-two-choices router, which this one
 extends: it keeps that router's cached queue lengths and locality for the
 health and status calls); a replica that does not hold the upload answers
-`ERROR_INCOMPLETE_REQUEST`, never a hang. (A router built on the bare base
-class instead probed every replica for each call and, in a test, left the
-readiness check's calls unanswered for seconds.)
+`ERROR_INCOMPLETE_REQUEST`, never a hang.
 
 Serve's default router hands a replica it found to the oldest waiting call
 (FIFO), not necessarily the call it was chosen for: that would send one
