@@ -21,12 +21,29 @@ reconstruction, and their number per second of the burst, IMAGE latency,
 ERROR_BUSY, dropped, the most VGGTInference replica processes seen; requests
 count each client's first LOGIN), how long
 the autoscaled one took to be back at one replica after the burst, and the
-throughput ratio autoscaling / fixed. Exit status 1 if a request was dropped.
+throughput ratio autoscaling / fixed. `--rounds N` runs N such pairs one
+after the other, the fixed service first in odd rounds and second in even
+ones (a drift of the machine's pace then favours each side alike), and ends
+with every round's ratio and their median: on a shared machine the pace of
+the same service changed by up to 40 % from one burst to the next, so one
+pair can be off by that much either way. Exit status 1 if a request was
+dropped.
+
+What limits the ratio: each burst also prints the CPU seconds per GLB of the
+service's processes by kind (`devkit.cpu_time`: each replica's deployment,
+the Serve controller, Ray's other processes; the clients, in this process,
+apart). With one torch thread per replica, I the inference replica's CPU per
+GLB and O everyone else's, one replica answers at most 1/I a second and two
+at most min(2/I, C/(I+O)) on C cores, so the fixed service's figures give the
+most autoscaling can gain here: min(2, C*I/(I+O)) (1.0 when one replica already
+keeps every core busy).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +54,7 @@ from pathlib import Path
 import yaml
 
 from devkit import load
+from devkit.cpu_time import CpuMeter
 from devkit.dev_service import DevService, run_with_dev_service
 from devkit.memory import PeakSampler
 from devkit.processes import replica_processes
@@ -88,6 +106,8 @@ class Burst:
     scaling: str
     result: load.RoundResult
     replicas_peak: int
+    cpu_s: Counter  # CPU seconds over the burst by process kind (devkit.cpu_time)
+    clients_cpu_s: float  # this process's (the load's clients)
     back_to_one_s: float | None = None  # after the burst; None if not watched or not seen
 
     @property
@@ -102,6 +122,16 @@ class Burst:
     def per_s(self) -> float:
         """Reconstructions answered OK per second of the burst: the throughput compared."""
         return self.reconstructions / self.result.seconds
+
+    def cpu_per_glb(self, kinds: list[str] | None = None) -> float:
+        """CPU seconds per reconstruction of `kinds` (every kind when None), the clients excepted."""
+        spent = sum(s for kind, s in self.cpu_s.items() if kinds is None or kind in kinds)
+        return spent / max(self.reconstructions, 1)
+
+    def ceiling(self, cores: int) -> float:
+        """The most a second single-threaded inference replica can gain on `cores` cores: min(2, C*I/(I+O))."""
+        inference, everything = self.cpu_per_glb([INFERENCE]), self.cpu_per_glb()
+        return max(1.0, min(2.0, cores * inference / everything)) if everything else 1.0
 
 
 def watch_scale_down(root: int, timeout_s: float = SCALE_DOWN_S) -> float | None:
@@ -124,9 +154,10 @@ def run_burst(args: argparse.Namespace, scaling: str, usernames: list[str], phot
             requests=args.requests or DEFAULT_REQUESTS,
         )  # fmt: skip
         root = service.process.pid
-        with PeakSampler(lambda: inference_replicas(root), every_s=0.5) as replicas:
+        clients_start = time.process_time()
+        with PeakSampler(lambda: inference_replicas(root), every_s=0.5) as replicas, CpuMeter(root) as cpu:
             result = load.run_round(work, usernames)
-        done = Burst(scaling, result, replicas.peak or 0)
+        done = Burst(scaling, result, replicas.peak or 0, cpu.by_kind, time.process_time() - clients_start)
         if scaling == "autoscaling":
             done.back_to_one_s = watch_scale_down(root)
         return done
@@ -150,23 +181,60 @@ def row(burst: Burst) -> str:
     return "| " + " | ".join(map(str, cells)) + " |"
 
 
+def cpu_line(burst: Burst) -> str:
+    """CPU seconds per GLB by process kind, the biggest first, and the cores kept busy."""
+    glbs = max(burst.reconstructions, 1)
+    shares = ", ".join(f"{kind} {s / glbs:.3f}" for kind, s in burst.cpu_s.most_common())
+    busy = sum(burst.cpu_s.values()) / burst.result.seconds
+    return (
+        f"{burst.scaling}: CPU s per GLB {burst.cpu_per_glb():.2f} ({shares}; the clients {burst.clients_cpu_s / glbs:.3f}), "
+        f"{busy:.2f} cores busy"
+    )
+
+
+def report(fixed: Burst, scaled: Burst, torch_threads: int) -> float:
+    """One round's table, notes, CPU shares and scale-down time; its throughput ratio autoscaling / fixed."""
+    print("| " + " | ".join(COLUMNS) + " |\n|" + " --- |" * len(COLUMNS))
+    for burst in (fixed, scaled):
+        print(row(burst))
+    for burst in (fixed, scaled):
+        for line in load.notes(burst.result):
+            print(f"{burst.scaling}: {line}")
+    for burst in (fixed, scaled):
+        print(cpu_line(burst))
+    if torch_threads == 1:
+        cores = os.cpu_count() or 1
+        print(
+            f"most a second replica can gain here, from the fixed service's CPU per GLB: "
+            f"min(2, {cores} * I / (I + O)) = {fixed.ceiling(cores):.2f}x"
+        )
+    back = f"not within {SCALE_DOWN_S:.0f} s" if scaled.back_to_one_s is None else f"{scaled.back_to_one_s:.0f} s"
+    print(f"autoscaling: back to 1 VGGTInference replica {back} after the burst")
+    ratio = scaled.per_s / fixed.per_s
+    print(f"throughput (GLBs/s) autoscaling / fixed: {ratio:.2f}x", flush=True)
+    return ratio
+
+
 def run(args: argparse.Namespace) -> int:
-    """Both bursts, the table, the scale-down time and the ratio; 1 if any request was dropped."""
+    """`args.rounds` rounds of both bursts, each reported as it ends, then every round's ratio and their
+    median; 1 if any request was dropped. Odd rounds run the fixed service first, even ones the autoscaled."""
     usernames = [f"{args.users_prefix}{i}" for i in range(max(args.clients))]
     with tempfile.TemporaryDirectory(prefix="bench_autoscale_") as folder:
         photos, _ = load.make_media(args.photos, Path(folder))
-    bursts = [run_burst(args, scaling, usernames, photos) for scaling in SCALINGS]
-    print("| " + " | ".join(COLUMNS) + " |\n|" + " --- |" * len(COLUMNS))
-    for burst in bursts:
-        print(row(burst))
-    fixed, scaled = bursts
-    for burst in bursts:
-        for line in load.notes(burst.result):
-            print(f"{burst.scaling}: {line}")
-    back = f"not within {SCALE_DOWN_S:.0f} s" if scaled.back_to_one_s is None else f"{scaled.back_to_one_s:.0f} s"
-    print(f"autoscaling: back to 1 VGGTInference replica {back} after the burst")
-    print(f"throughput (GLBs/s) autoscaling / fixed: {scaled.per_s / fixed.per_s:.2f}x")
-    dropped = sum(b.counts[load.DROPPED] for b in bursts)
+    ratios, dropped = [], 0
+    for number in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f"\nround {number} of {args.rounds}")
+        order = list(SCALINGS) if number % 2 else list(reversed(SCALINGS))  # fixed first, then autoscaling first
+        bursts = {scaling: run_burst(args, scaling, usernames, photos) for scaling in order}
+        fixed, scaled = bursts["fixed"], bursts["autoscaling"]
+        ratios.append(report(fixed, scaled, args.torch_threads))
+        dropped += fixed.counts[load.DROPPED] + scaled.counts[load.DROPPED]
+    if args.rounds > 1:
+        print(
+            f"\nratios by round: {', '.join(f'{r:.2f}x' for r in ratios)}; "
+            f"median {statistics.median(ratios):.2f}x, least {min(ratios):.2f}x"
+        )
     if dropped:
         print(f"FAILED: {dropped} request(s) dropped (no reply)", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench_load.py --host 127.0.0.1 --port 4567 --clients 1,5,20,50 --requests 20 \\
         --create-users --config config/serve.yaml          # users bench0..bench49 in the service's database
     .venv/bin/python scripts/bench_load.py --autoscale --clients 6 --requests 8   # 1 VGGTInference replica vs autoscaling 1-2
+    .venv/bin/python scripts/bench_load.py --autoscale --clients 6 --requests 8 --torch-threads 1 --rounds 3
 
 What each round sends and measures: devkit/load.py; --autoscale:
 devkit/autoscale_bench.py. Exit status: 0, or 1 if any request was dropped,
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--torch-threads", type=int, default=0, help="--autoscale: model.torch_threads of both services (0: every core)"
     )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="--autoscale: pairs of bursts (fixed, autoscaling) run one after the other"
+    )
     add_location_options(p)
     return p
 
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.autoscale:
         if args.duration is not None:
             parser.error("--autoscale runs a burst of --requests per client, not --duration")
+        if args.rounds < 1:
+            parser.error("--rounds must be at least 1")
         return autoscale_bench.run(args)
     return load.run(args)
 

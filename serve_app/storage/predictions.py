@@ -22,9 +22,13 @@ from the originals, for every option.
 
 The file is a standard npz (a zip of .npy members; `np.load` reads it),
 each member deflated (zlib level 1) when a sample of it shrinks to at most
-DEFLATE_WORTH of its size, else stored as is: the low bytes of float32
-outputs are noise, and deflating them costs seconds per export and per
-re-export for a few percent of their size (`scripts/bench_reexport.py`). Predictions live `storage.predictions_ttl_s`;
+DEFLATE_WORTH (half) of its size, else stored as is. The low bytes of
+float32 outputs are noise: the maps of 20 frames deflate by a few percent
+for seconds of CPU (`scripts/bench_reexport.py`), and those of the tiny
+model by a third at ~35 MB per CPU second, which was ~0.25 s of the export
+replica's ~0.5 CPU s per request. That replica's CPU per request bounds how
+many requests a GPU can be fed, while the file is kept only
+`storage.predictions_ttl_s`, so only a member that halves is deflated. Predictions live `storage.predictions_ttl_s`;
 `expire` then deletes them the way deletions go (row first, the file queued in
 `glb_deletions` in the same transaction, then the file), keeping the GLB.
 """
@@ -51,7 +55,7 @@ from tcp_proxy.errors import HashNotFoundError, InvalidHashError
 
 FORMAT_VERSION = 1
 DEFLATE_LEVEL = 1  # zlib level: level 6 (np.savez_compressed's) took 1.3x as long for 0.1 % less
-DEFLATE_WORTH = 0.8  # a member is deflated when its sample deflates to at most this share of its size
+DEFLATE_WORTH = 0.5  # a member is deflated when its sample deflates to at most this share of its size
 SAMPLE_BYTES = 1 << 16  # bytes from the middle of a member that decide whether it is deflated (64 KiB: as telling
 # as 1 MiB on model outputs, a sixteenth of the cost; a small member was deflated twice at 1 MiB)
 HALF_PROBE = 4096  # values looked at first when checking whether float16 holds an array exactly
