@@ -11,25 +11,12 @@ share). A process that ended before the meter stopped is not counted.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
 
-from devkit.processes import REPLICA_MARKER, command_line, descendants
+from devkit.processes import REPLICA_MARKER, command_text, cpu_seconds, descendants
 
-TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 CONTROLLER = "ServeController"
 OTHERS = "Ray's other processes"  # GCS, raylet, dashboard, proxy, log monitor, `serve run` itself
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of `pid` so far (its threads included); None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # from the state on: utime and stime are the 12th and 13th
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def process_kind(cmdline: str) -> str:
@@ -62,7 +49,6 @@ class CpuMeter:
 
     def __exit__(self, *exc) -> None:
         for pid, seconds in self._now().items():
-            raw = command_line(pid)
-            if raw is not None:
-                kind = process_kind(raw.replace(b"\0", b" ").decode(errors="replace"))
-                self.by_kind[kind] += seconds - self._start.get(pid, 0.0)
+            cmdline = command_text(pid)
+            if cmdline is not None:
+                self.by_kind[process_kind(cmdline)] += seconds - self._start.get(pid, 0.0)

@@ -7,21 +7,35 @@ import signal
 from pathlib import Path
 
 REPLICA_MARKER = "ServeReplica:"  # on the command line of every Ray Serve replica process
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")  # the unit of /proc's CPU times
 
 
 def _pids() -> list[int]:
     return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, the state first (`man 5 proc`: field 3 on);
+    None when `pid` is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of `pid` so far (its threads included); None when it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for pid in _pids():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(pid)
+        fields = stat_fields(pid)
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(pid)  # by the parent's pid
     return children
 
 
@@ -44,6 +58,12 @@ def command_line(pid: int) -> bytes | None:
         return None
 
 
+def command_text(pid: int) -> str | None:
+    """The command line of `pid` as one string (arguments separated by spaces), None when it is gone."""
+    raw = command_line(pid)
+    return None if raw is None else raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def pids_naming(marker: bytes) -> list[int]:
     """The processes whose command line holds `marker`, this one excepted."""
     return [pid for pid in _pids() if pid != os.getpid() and marker in (command_line(pid) or b"")]
@@ -53,11 +73,8 @@ def replica_processes(root: int | None = None) -> dict[int, str]:
     """pid -> command line of the Serve replica processes (under `root` when given)."""
     found = {}
     for pid in descendants(root) if root else _pids():
-        raw = command_line(pid)
-        if raw is None:
-            continue
-        cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
-        if REPLICA_MARKER in cmdline:
+        cmdline = command_text(pid)
+        if cmdline is not None and REPLICA_MARKER in cmdline:
             found[pid] = cmdline.strip()
     return found
 
@@ -75,11 +92,8 @@ def rss_bytes(pid: int) -> int:
 
 def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 def kill(pid: int) -> None:

@@ -28,9 +28,11 @@ for seconds of CPU (`scripts/bench_reexport.py`), and those of the tiny
 model by a third at ~35 MB per CPU second, which was ~0.25 s of the export
 replica's ~0.5 CPU s per request. That replica's CPU per request bounds how
 many requests a GPU can be fed, while the file is kept only
-`storage.predictions_ttl_s`, so only a member that halves is deflated. Predictions live `storage.predictions_ttl_s`;
-`expire` then deletes them the way deletions go (row first, the file queued in
-`glb_deletions` in the same transaction, then the file), keeping the GLB.
+`storage.predictions_ttl_s`, so only a member that halves is deflated.
+
+Predictions live `storage.predictions_ttl_s`; `expire` then deletes them
+the way deletions go (row first, the file queued in `glb_deletions` in the
+same transaction, then the file), keeping the GLB.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from devkit.cpu_time import CONTROLLER, OTHERS, CpuMeter, cpu_seconds, process_kind
+from devkit.cpu_time import CONTROLLER, OTHERS, CpuMeter, process_kind
+from devkit.processes import cpu_seconds
 
 # burns CPU for the seconds given on each line of its stdin, answering "done" after each
 BURNER = """
