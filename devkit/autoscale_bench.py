@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -109,6 +109,8 @@ class Burst:
     cpu_s: Counter  # CPU seconds over the burst by process kind (devkit.cpu_time)
     clients_cpu_s: float  # this process's (the load's clients)
     back_to_one_s: float | None = None  # after the burst; None if not watched or not seen
+    kernel_s: Counter = field(default_factory=Counter)  # the kernel's share of cpu_s, by process kind
+    faults: Counter = field(default_factory=Counter)  # minor page faults over the burst, by process kind
 
     @property
     def counts(self) -> Counter:
@@ -157,7 +159,10 @@ def run_burst(args: argparse.Namespace, scaling: str, usernames: list[str], phot
         clients_start = time.process_time()
         with PeakSampler(lambda: inference_replicas(root), every_s=0.5) as replicas, CpuMeter(root) as cpu:
             result = load.run_round(work, usernames)
-        done = Burst(scaling, result, replicas.peak or 0, cpu.by_kind, time.process_time() - clients_start)
+        done = Burst(
+            scaling, result, replicas.peak or 0, cpu.by_kind, time.process_time() - clients_start,
+            kernel_s=cpu.kernel_by_kind, faults=cpu.faults_by_kind,
+        )  # fmt: skip
         if scaling == "autoscaling":
             done.back_to_one_s = watch_scale_down(root)
         return done
@@ -192,6 +197,18 @@ def cpu_line(burst: Burst) -> str:
     )
 
 
+def kernel_line(burst: Burst) -> str:
+    """The kernel's share of each kind's CPU seconds per GLB, and its minor page faults per GLB (thousands),
+    the biggest share first: zero-filling fresh pages for big temporaries shows here, not in a profile."""
+    glbs = max(burst.reconstructions, 1)
+    shares = ", ".join(
+        f"{kind} {s / glbs:.3f} ({burst.faults[kind] / glbs / 1000:.0f}k faults)"
+        for kind, s in burst.kernel_s.most_common()
+        if s / glbs >= 0.005
+    )
+    return f"{burst.scaling}: of it in the kernel, per GLB: {shares or 'nothing of note'}"
+
+
 def report(fixed: Burst, scaled: Burst, torch_threads: int) -> float:
     """One round's table, notes, CPU shares and scale-down time; its throughput ratio autoscaling / fixed."""
     print("| " + " | ".join(COLUMNS) + " |\n|" + " --- |" * len(COLUMNS))
@@ -202,6 +219,8 @@ def report(fixed: Burst, scaled: Burst, torch_threads: int) -> float:
             print(f"{burst.scaling}: {line}")
     for burst in (fixed, scaled):
         print(cpu_line(burst))
+    for burst in (fixed, scaled):
+        print(kernel_line(burst))
     if torch_threads == 1:
         cores = os.cpu_count() or 1
         print(

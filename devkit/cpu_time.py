@@ -3,6 +3,7 @@
     with CpuMeter(service.process.pid) as meter:
         ...                                    # the load
     meter.by_kind                              # {"VGGTInference": 58.9, "GlbExporter": 23.3, ...}
+    meter.kernel_by_kind, meter.faults_by_kind # of it in the kernel, and the minor page faults
 
 A process counts from the meter's start, or from its own start when it
 started later (a replica added by the autoscaler: its start is in its
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from devkit.processes import REPLICA_MARKER, command_text, cpu_seconds, descendants
+from devkit.processes import REPLICA_MARKER, CpuTimes, command_text, cpu_times, descendants
 
 CONTROLLER = "ServeController"
 OTHERS = "Ray's other processes"  # GCS, raylet, dashboard, proxy, log monitor, `serve run` itself
@@ -28,19 +29,22 @@ def process_kind(cmdline: str) -> str:
 
 
 class CpuMeter:
-    """CPU seconds spent by `root` and every process below it while the `with` block ran, by process kind."""
+    """CPU seconds spent by `root` and every process below it while the `with` block ran, by process kind:
+    in all (`by_kind`), the kernel's share (`kernel_by_kind`), and the minor page faults (`faults_by_kind`)."""
 
     def __init__(self, root: int) -> None:
         self.root = root
         self.by_kind: Counter[str] = Counter()
-        self._start: dict[int, float] = {}
+        self.kernel_by_kind: Counter[str] = Counter()
+        self.faults_by_kind: Counter[str] = Counter()
+        self._start: dict[int, CpuTimes] = {}
 
-    def _now(self) -> dict[int, float]:
+    def _now(self) -> dict[int, CpuTimes]:
         found = {}
         for pid in {self.root, *descendants(self.root)}:
-            seconds = cpu_seconds(pid)
-            if seconds is not None:
-                found[pid] = seconds
+            times = cpu_times(pid)
+            if times is not None:
+                found[pid] = times
         return found
 
     def __enter__(self) -> "CpuMeter":
@@ -48,7 +52,11 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc) -> None:
-        for pid, seconds in self._now().items():
+        for pid, times in self._now().items():
             cmdline = command_text(pid)
-            if cmdline is not None:
-                self.by_kind[process_kind(cmdline)] += seconds - self._start.get(pid, 0.0)
+            if cmdline is None:
+                continue
+            kind, start = process_kind(cmdline), self._start.get(pid, CpuTimes(0.0, 0.0, 0))
+            self.by_kind[kind] += times.total_s - start.total_s
+            self.kernel_by_kind[kind] += times.system_s - start.system_s
+            self.faults_by_kind[kind] += times.minor_faults - start.minor_faults

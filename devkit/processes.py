@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 REPLICA_MARKER = "ServeReplica:"  # on the command line of every Ray Serve replica process
@@ -24,10 +25,31 @@ def stat_fields(pid: int) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()  # the command name, in parentheses, may hold spaces
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """What /proc/<pid>/stat says a process has spent so far (its threads included)."""
+
+    user_s: float
+    system_s: float  # in the kernel on its behalf: system calls, and page faults (zero-filling fresh pages)
+    minor_faults: int  # page faults served without reading the disk (a fresh page, or one already cached)
+
+    @property
+    def total_s(self) -> float:
+        return self.user_s + self.system_s
+
+
+def cpu_times(pid: int) -> CpuTimes | None:
+    """`pid`'s CPU times and minor page faults so far; None when it is gone."""
+    fields = stat_fields(pid)
+    if fields is None:
+        return None
+    return CpuTimes(int(fields[11]) / TICKS_PER_S, int(fields[12]) / TICKS_PER_S, int(fields[7]))  # utime, stime, minflt
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of `pid` so far (its threads included); None when it is gone."""
-    fields = stat_fields(pid)
-    return None if fields is None else (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+    times = cpu_times(pid)
+    return None if times is None else times.total_s
 
 
 def _children_map() -> dict[int, list[int]]:

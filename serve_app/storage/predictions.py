@@ -21,14 +21,14 @@ from the originals, for every option.
   same floats.
 
 The file is a standard npz (a zip of .npy members; `np.load` reads it),
-each member deflated (zlib level 1) when a sample of it shrinks to at most
-DEFLATE_WORTH (half) of its size, else stored as is. The low bytes of
-float32 outputs are noise: the maps of 20 frames deflate by a few percent
-for seconds of CPU (`scripts/bench_reexport.py`), and those of the tiny
-model by a third at ~35 MB per CPU second, which was ~0.25 s of the export
-replica's ~0.5 CPU s per request. That replica's CPU per request bounds how
-many requests a GPU can be fed, while the file is kept only
-`storage.predictions_ttl_s`, so only a member that halves is deflated.
+every member stored as is, not deflated. The file is a cache kept only
+`storage.predictions_ttl_s`, and deflating it was not worth its CPU: the
+low bytes of float32 outputs are noise (the maps of 20 frames deflate by a
+few percent for seconds of CPU, `scripts/bench_reexport.py`), and the
+colours are a ninth of the bytes, so deflating even colours that halve (at
+zlib level 1) saved ~6 % of a 20-frame file for ~0.1 CPU s, a fifth of the
+export replica's CPU per stored export, and that replica's CPU per request
+bounds how many requests a GPU can be fed.
 
 Predictions live `storage.predictions_ttl_s`; `expire` then deletes them
 the way deletions go (row first, the file queued in `glb_deletions` in the
@@ -40,7 +40,6 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,10 +55,6 @@ from serve_app.storage.models import GlbDeletion, GlbFile, utcnow
 from tcp_proxy.errors import HashNotFoundError, InvalidHashError
 
 FORMAT_VERSION = 1
-DEFLATE_LEVEL = 1  # zlib level: level 6 (np.savez_compressed's) took 1.3x as long for 0.1 % less
-DEFLATE_WORTH = 0.5  # a member is deflated when its sample deflates to at most this share of its size
-SAMPLE_BYTES = 1 << 16  # bytes from the middle of a member that decide whether it is deflated (64 KiB: as telling
-# as 1 MiB on model outputs, a sixteenth of the cost; a small member was deflated twice at 1 MiB)
 HALF_PROBE = 4096  # values looked at first when checking whether float16 holds an array exactly
 # what each point source reads besides `extrinsic` and `colors` (pointmap falls back to depth without world_points)
 SOURCE_KEYS = {
@@ -131,24 +126,13 @@ def _smallest_exact(array: np.ndarray) -> np.ndarray:
 
 
 def _npz(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """An npz archive of `arrays`, each member deflated at DEFLATE_LEVEL when that pays (`_deflates`)."""
+    """An npz archive of `arrays`, every member stored (not deflated)."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
         for key, array in arrays.items():
-            array = np.ascontiguousarray(array)
-            name = f"{key}.npy"
-            member_info = name if _deflates(array) else zipfile.ZipInfo(name, time.localtime()[:6])
-            with archive.open(member_info, "w", force_zip64=True) as member:  # a ZipInfo: stored as is
-                np.lib.format.write_array(member, array, allow_pickle=False)
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
     return out.getvalue()
-
-
-def _deflates(array: np.ndarray) -> bool:
-    """Whether SAMPLE_BYTES from the middle of `array` deflate to at most DEFLATE_WORTH of their size."""
-    raw = memoryview(array).cast("B")
-    start = max(0, (len(raw) - SAMPLE_BYTES) // 2)
-    sample = raw[start : start + SAMPLE_BYTES]
-    return len(sample) > 0 and len(zlib.compress(sample, DEFLATE_LEVEL)) <= DEFLATE_WORTH * len(sample)
 
 
 @dataclass(frozen=True)

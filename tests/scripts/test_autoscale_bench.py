@@ -64,6 +64,15 @@ def test_cpu_per_glb_and_what_a_second_replica_can_gain():
     assert line.endswith("1.50 cores busy")
 
 
+def test_the_kernels_share_and_page_faults_per_glb():
+    burst = burst_spending(10, VGGTInference=12.0, GlbExporter=2.0, FrameExtractor=0.2)
+    burst.kernel_s = Counter(VGGTInference=3.7, GlbExporter=0.9, FrameExtractor=0.04)  # 0.004 per GLB: left out
+    burst.faults = Counter(VGGTInference=1_860_000, GlbExporter=350_000, FrameExtractor=3_000)
+    line = autoscale_bench.kernel_line(burst)
+    assert line == "fixed: of it in the kernel, per GLB: VGGTInference 0.370 (186k faults), GlbExporter 0.090 (35k faults)"
+    assert autoscale_bench.kernel_line(burst_spending(10, VGGTInference=10.0)).endswith("nothing of note")
+
+
 def test_a_rounds_report_gives_its_ratio_and_names_the_limit(capsys):
     fixed = burst_spending(10, VGGTInference=10.0, GlbExporter=5.0)  # 1 GLB/s, I = 1, O = 0.5
     scaled = burst_spending(13, VGGTInference=13.0, GlbExporter=6.5)

@@ -84,3 +84,47 @@ def test_a_process_started_inside_the_block_counts_from_its_start():
     finally:
         spawner.kill()
         spawner.wait()
+
+
+# writes `megabytes` of fresh memory (each page zero-filled by the kernel on its first write), then waits
+TOUCHER = """
+import sys
+sys.stdin.readline()
+block = bytearray(b"\\x01") * (int(sys.argv[1]) << 20)
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_fresh_pages_show_as_page_faults_and_kernel_time():
+    toucher = subprocess.Popen(
+        [sys.executable, "-c", TOUCHER, "256"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        with CpuMeter(toucher.pid) as meter:
+            toucher.stdin.write("go\n")
+            toucher.stdin.flush()
+            assert toucher.stdout.readline().strip() == "done"
+        pages = (256 << 20) // 4096
+        assert pages * 0.9 <= meter.faults_by_kind[OTHERS] < pages * 3, meter.faults_by_kind
+        assert 0 < meter.kernel_by_kind[OTHERS] <= meter.by_kind[OTHERS], (meter.kernel_by_kind, meter.by_kind)
+    finally:
+        toucher.kill()
+        toucher.wait()
+
+
+def test_a_process_that_only_computes_faults_little():
+    burner = subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        burner.stdin.write("0.01\n")  # its start, imports and first allocations: before the meter
+        burner.stdin.flush()
+        assert burner.stdout.readline().strip() == "done"
+        with CpuMeter(burner.pid) as meter:
+            burner.stdin.write("0.3\n")
+            burner.stdin.flush()
+            assert burner.stdout.readline().strip() == "done"
+        assert meter.faults_by_kind[OTHERS] < 1000, meter.faults_by_kind  # (its clock reads are system calls)
+        assert meter.by_kind[OTHERS] >= 0.25
+    finally:
+        burner.kill()
+        burner.wait()

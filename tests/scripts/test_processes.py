@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
 
-from devkit.processes import alive, command_text, cpu_seconds, descendants, stat_fields
+from devkit.processes import alive, command_text, cpu_seconds, cpu_times, descendants, stat_fields
 
 
 def test_a_childs_parent_state_and_command_line_are_read():
@@ -49,3 +50,14 @@ def test_a_parenthesis_in_the_process_name_does_not_shift_the_fields():
     finally:
         child.kill()
         child.wait()
+
+
+def test_cpu_times_are_this_processs_own_not_its_childrens():
+    subprocess.run([sys.executable, "-c", "bytearray(b'x') * (64 << 20)"], check=True)  # children's faults and CPU
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    times = cpu_times(os.getpid())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    assert before.ru_minflt <= times.minor_faults <= after.ru_minflt
+    assert before.ru_utime - 0.02 <= times.user_s <= after.ru_utime + 0.02  # /proc counts in ticks
+    assert before.ru_stime - 0.02 <= times.system_s <= after.ru_stime + 0.02
+    assert times.total_s == times.user_s + times.system_s

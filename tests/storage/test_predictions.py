@@ -7,7 +7,6 @@ import io
 import os
 import time
 import zipfile
-import zlib
 from datetime import timedelta
 
 import numpy as np
@@ -90,47 +89,19 @@ def test_an_array_inexact_in_float16_only_past_its_first_values_stays_float32():
         assert npz["world_points_conf"].dtype == np.float32 and np.array_equal(npz["world_points_conf"], conf)
 
 
-def test_members_are_deflated_only_where_it_pays(arrays):
-    noisy = dict(arrays, images=np.zeros_like(arrays["images"]))  # flat colours deflate, float32 noise does not
-    with zipfile.ZipFile(io.BytesIO(stored.pack(noisy))) as archive:
-        kinds = {info.filename: info.compress_type for info in archive.infolist()}
-    assert kinds["colors.npy"] == zipfile.ZIP_DEFLATED and kinds["world_points_conf.npy"] == zipfile.ZIP_STORED
-
-
-def sample_ratio(array: np.ndarray) -> float:
-    """What the rule reads: the middle SAMPLE_BYTES deflated at DEFLATE_LEVEL, over their size."""
-    raw = array.tobytes()
-    start = (len(raw) - stored.SAMPLE_BYTES) // 2
-    sample = raw[start : start + stored.SAMPLE_BYTES]
-    return len(zlib.compress(sample, stored.DEFLATE_LEVEL)) / len(sample)
-
-
-def member_kinds(arrays) -> dict[str, int]:
-    with zipfile.ZipFile(io.BytesIO(stored.pack(arrays))) as archive:
-        return {info.filename: info.compress_type for info in archive.infolist()}
-
-
-def colours_of_bits(bits: int, seed: int = 0) -> np.ndarray:
-    """images [1,3,256,256] whose bytes are random in [0, 2**bits): deflate shrinks them to ~bits/8."""
-    values = np.random.default_rng(seed).integers(0, 1 << bits, (1, 3, 256, 256), dtype=np.uint8)
-    return (values.astype(np.float32) + 0.5) / 255
-
-
-def test_a_member_is_deflated_only_when_its_sample_halves():
-    kinds = {}
-    for bits in (3, 4, 5):  # their samples deflate to 0.46, 0.59 and 0.68 of their size
-        images = colours_of_bits(bits)
-        kinds[bits] = member_kinds({"images": images})["colors.npy"]
-        assert (kinds[bits] == zipfile.ZIP_DEFLATED) == (sample_ratio(stored.colors_of(images)) <= 0.5), bits
-    assert kinds == {3: zipfile.ZIP_DEFLATED, 4: zipfile.ZIP_STORED, 5: zipfile.ZIP_STORED}
-
-
-def test_float_maps_that_deflate_by_under_half_are_stored(arrays):
-    """Like the tiny model's confidence and depth maps (0.65-0.68 at level 1, ~0.07 CPU s each): these deflate
-    to 0.53 of their size, which the rule found worth it when it asked for 0.8."""
-    conf = np.round(np.random.default_rng(1).gamma(2.0, 1.0, (3, 96, 128)), 2).astype(np.float32)
-    assert 0.5 < sample_ratio(conf) < 0.8
-    assert member_kinds(dict(arrays, depth_conf=conf))["depth_conf.npy"] == zipfile.ZIP_STORED
+def test_every_member_is_stored_not_deflated(arrays):
+    """Even flat colours, which deflate to almost nothing: the file is a short-lived cache and the export
+    replica's CPU is what a request costs (see the module docstring)."""
+    flat = dict(arrays, images=np.zeros_like(arrays["images"]))
+    packed = stored.pack(flat)
+    with zipfile.ZipFile(io.BytesIO(packed)) as archive:
+        members = archive.infolist()
+        assert archive.testzip() is None  # every member's CRC checks
+    assert {info.compress_type for info in members} == {zipfile.ZIP_STORED}
+    assert all(info.compress_size == info.file_size for info in members)
+    assert len(packed) > sum(info.file_size for info in members)  # the members' bytes are all there, as is
+    with np.load(io.BytesIO(packed)) as npz:
+        assert np.array_equal(npz["colors"], stored.colors_of(flat["images"]))
 
 
 # saved, found
