@@ -36,7 +36,10 @@ apart). With one torch thread per replica, I the inference replica's CPU per
 GLB and O everyone else's, one replica answers at most 1/I a second and two
 at most min(2/I, C/(I+O)) on C cores, so the fixed service's figures give the
 most autoscaling can gain here: min(2, C*I/(I+O)) (1.0 when one replica already
-keeps every core busy).
+keeps every core busy). A second line per burst gives the kernel's share of
+each kind's CPU per GLB and its minor page faults: a replica whose big
+temporaries get fresh pages each request (see `tune_malloc` in
+serve_app/deployments/stage_deployment.py) pays for zero-filling them there.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""What glibc's tuning against heap fragmentation (`tune_malloc`) costs each stage's CPU time, in one run.
+"""What glibc's tuning against heap fragmentation (`tune_malloc`) costs each stage, with and without huge pages.
 
     .venv/bin/python scripts/bench_malloc.py [--photos 3] [--repeats 5] [--rounds 2] [--torch-threads 1]
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=3, help="photos per request (the load benchmarks send 3)")
     parser.add_argument("--repeats", type=int, default=5, help="requests per process after one warm-up")
-    parser.add_argument("--rounds", type=int, default=2, help="turns of the two settings, each a fresh process")
+    parser.add_argument("--rounds", type=int, default=2, help="turns of the three settings, each a fresh process")
     parser.add_argument("--torch-threads", type=int, default=1, help="model.torch_threads (1: one core)")
     return parser
 
